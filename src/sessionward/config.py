@@ -1,0 +1,408 @@
+"""The session policy: one frozen, validated configuration object.
+
+Every setting is checked when the object is built, so a bad or insecure configuration
+stops start-up with a :class:`~sessionward.errors.ConfigError` naming the setting, instead
+of surfacing as odd behaviour per request. :meth:`SessionPolicy.from_env` reads the
+``SESSIONWARD_*`` variables of SPEC §6 and names the variable at fault.
+
+Times are seconds (``*_s``) as floats or ints; ``0`` disables renewal and elevation
+timeouts where stated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Literal, Self
+
+from sessionward.errors import ConfigError
+from sessionward.ids import DEFAULT_ID_BITS, MAX_ID_BITS, MIN_ID_BITS
+
+SameSite = Literal["lax", "strict", "none"]
+
+# Characters a cookie name may hold (RFC 6265 token) and a path/domain may not.
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_FORBIDDEN_ATTR_CHARS = frozenset(';,\r\n\x00 "\\')
+
+
+class Fixation(StrEnum):
+    """What happens to the session ID at login (F6), as Spring Security names it."""
+
+    CHANGE_ID = "change_id"
+    """New ID; same data and creation time (default)."""
+    MIGRATE = "migrate"
+    """New session; the data is copied into it."""
+    NEW_SESSION = "new_session"
+    """New session; the data is dropped."""
+    NONE = "none"
+    """The ID is kept: open to fixation, warned about at start-up."""
+
+
+class Creation(StrEnum):
+    """When a session is created (F9), with Spring Security's meanings."""
+
+    ALWAYS = "always"
+    """Every request without a session gets one."""
+    IF_REQUIRED = "if_required"
+    """A session is created when data is first written or a user logs in (default)."""
+    NEVER = "never"
+    """Never created implicitly; an existing one is used, and login creates one."""
+    STATELESS = "stateless"
+    """Sessions are neither read nor written."""
+
+
+class BindingMismatch(StrEnum):
+    """What a binding mismatch does (F13)."""
+
+    END = "end"
+    REPORT = "report"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CookiePolicy:
+    """Attributes of the session cookie (F3).
+
+    Attributes:
+        name: Cookie name; ``None`` picks ``__Host-sid`` when secure, else ``sid``.
+        secure: Send only over HTTPS (browsers also accept it on http://localhost).
+        http_only: Hide the cookie from JavaScript.
+        same_site: ``lax``, ``strict`` or ``none`` (``none`` requires ``secure``).
+        path: Cookie path; ``__Host-`` names require ``/``.
+        domain: Cookie domain; ``None`` (default) restricts it to the origin host.
+        max_age_s: ``None`` for a browser-session cookie; never above the absolute timeout.
+    """
+
+    name: str | None = None
+    secure: bool = True
+    http_only: bool = True
+    same_site: SameSite = "lax"
+    path: str = "/"
+    domain: str | None = None
+    max_age_s: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.same_site not in ("lax", "strict", "none"):
+            raise ConfigError("cookie.same_site", f"{self.same_site!r} is not one of lax, strict, none")
+        if self.same_site == "none" and not self.secure:
+            raise ConfigError("cookie.same_site", "SameSite=None requires secure=True (browsers reject it otherwise)")
+        name = self.cookie_name
+        if not name or any(c not in _TOKEN_CHARS for c in name):
+            raise ConfigError("cookie.name", f"{name!r} is not a valid cookie name (RFC 6265 token characters only)")
+        if name.startswith("__Host-"):
+            if not self.secure:
+                raise ConfigError("cookie.name", "a __Host- cookie requires secure=True")
+            if self.domain is not None:
+                raise ConfigError("cookie.domain", "a __Host- cookie must not have a Domain")
+            if self.path != "/":
+                raise ConfigError("cookie.path", "a __Host- cookie requires path='/'")
+        if name.startswith("__Secure-") and not self.secure:
+            raise ConfigError("cookie.name", "a __Secure- cookie requires secure=True")
+        if not self.path.startswith("/") or any(c in _FORBIDDEN_ATTR_CHARS for c in self.path):
+            raise ConfigError(
+                "cookie.path",
+                f"{self.path!r} must start with '/' and hold no ';', ',', quote, space or control character",
+            )
+        if self.domain is not None and (not self.domain or any(c in _FORBIDDEN_ATTR_CHARS for c in self.domain)):
+            raise ConfigError("cookie.domain", f"{self.domain!r} is not a valid cookie domain")
+        if self.max_age_s is not None and self.max_age_s <= 0:
+            raise ConfigError("cookie.max_age_s", "must be a positive number of seconds or None")
+
+    @property
+    def cookie_name(self) -> str:
+        """The effective cookie name."""
+        if self.name is not None:
+            return self.name
+        return "__Host-sid" if self.secure else "sid"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutPolicy:
+    """Idle, absolute and renewal timeouts (F8).
+
+    Attributes:
+        idle_timeout_s: End a session this long after its last request.
+        absolute_timeout_s: End a session this long after it was created, however active.
+        renewal_interval_s: Rotate the ID this often while the session is in use; 0 disables.
+        rotation_grace_s: How long a renewed-away ID still works, for requests in flight.
+        touch_interval_s: Write the idle clock at most this often; ``None`` picks
+            the smaller of 60 s and a tenth of the idle timeout. It is capped at a tenth
+            of the idle timeout so that an active user is never timed out.
+    """
+
+    idle_timeout_s: float = 1800
+    absolute_timeout_s: float = 8 * 3600
+    renewal_interval_s: float = 3600
+    rotation_grace_s: float = 5
+    touch_interval_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.idle_timeout_s > 0:
+            raise ConfigError("timeouts.idle_timeout_s", "must be a positive number of seconds")
+        if not self.absolute_timeout_s > 0:
+            raise ConfigError("timeouts.absolute_timeout_s", "must be a positive number of seconds")
+        if self.idle_timeout_s > self.absolute_timeout_s:
+            raise ConfigError("timeouts.idle_timeout_s", "must not exceed absolute_timeout_s")
+        if self.renewal_interval_s < 0:
+            raise ConfigError("timeouts.renewal_interval_s", "must be 0 (off) or a positive number of seconds")
+        if not 0 <= self.rotation_grace_s <= 60:
+            raise ConfigError("timeouts.rotation_grace_s", "must be between 0 and 60 seconds")
+        if self.touch_interval_s is not None and self.touch_interval_s < 0:
+            raise ConfigError("timeouts.touch_interval_s", "must be 0 or a positive number of seconds")
+
+    @property
+    def effective_touch_interval_s(self) -> float:
+        """The touch interval in force, capped at a tenth of the idle timeout."""
+        cap = self.idle_timeout_s / 10
+        if self.touch_interval_s is None:
+            return min(60.0, cap)
+        return min(self.touch_interval_s, cap)
+
+    @classmethod
+    def preset(cls, name: str) -> TimeoutPolicy:
+        """Return the timeouts of a preset from seed 000's table.
+
+        ``banking`` (5 min idle, 30 min absolute), ``medical`` (10 min, 2 h),
+        ``web`` (30 min, 8 h) and ``admin`` (15 min, 2 h); the upper end of each of the
+        seed's ranges, renewal every quarter of the absolute timeout at most hourly.
+        """
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise ConfigError("preset", f"{name!r} is not one of {', '.join(PRESETS)}") from None
+
+
+PRESETS: Mapping[str, TimeoutPolicy] = {
+    "banking": TimeoutPolicy(idle_timeout_s=300, absolute_timeout_s=1800, renewal_interval_s=450),
+    "medical": TimeoutPolicy(idle_timeout_s=600, absolute_timeout_s=7200, renewal_interval_s=1800),
+    "web": TimeoutPolicy(idle_timeout_s=1800, absolute_timeout_s=28800, renewal_interval_s=3600),
+    "admin": TimeoutPolicy(idle_timeout_s=900, absolute_timeout_s=7200, renewal_interval_s=1800),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginPolicy:
+    """What login, elevation and multiple-login control do (F6, F7, F11, F12).
+
+    Attributes:
+        fixation: The fixation-protection strategy applied at login.
+        max_sessions: Most concurrent sessions per user; 0 means unlimited.
+        prevent_login: When over ``max_sessions``: refuse the new login ("first wins")
+            if true, else end the oldest sessions ("last wins").
+        reauth_window_s: How long a login or re-entered password counts as recent.
+        elevation_timeout_s: How long an elevation lasts before it lapses by itself.
+    """
+
+    fixation: Fixation = Fixation.CHANGE_ID
+    max_sessions: int = 0
+    prevent_login: bool = False
+    reauth_window_s: float = 900
+    elevation_timeout_s: float = 600
+
+    def __post_init__(self) -> None:
+        if self.fixation not in Fixation.__members__.values():
+            raise ConfigError("login.fixation", f"{self.fixation!r} is not one of {_choices(Fixation)}")
+        if self.max_sessions < 0:
+            raise ConfigError("login.max_sessions", "must be 0 (unlimited) or a positive count")
+        if self.reauth_window_s <= 0:
+            raise ConfigError("login.reauth_window_s", "must be a positive number of seconds")
+        if self.elevation_timeout_s <= 0:
+            raise ConfigError("login.elevation_timeout_s", "must be a positive number of seconds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvalidSessionPolicy:
+    """How a request with an unknown, expired or ended session is answered (F10).
+
+    Attributes:
+        redirect_url: Where HTML requests go (``?reason=…`` is appended); ``None``
+            lets them through as anonymous.
+        api_prefixes: Paths answered with 401 JSON instead of a redirect.
+        excluded_paths: Paths (exact, or prefixes when ending in ``/``) where no check is
+            made and the request proceeds as anonymous.
+        tombstone_ttl_s: How long the reason a session ended is remembered.
+    """
+
+    redirect_url: str | None = None
+    api_prefixes: tuple[str, ...] = ("/api/",)
+    excluded_paths: tuple[str, ...] = ()
+    tombstone_ttl_s: float = 24 * 3600
+
+    def __post_init__(self) -> None:
+        if self.redirect_url is not None and (
+            not self.redirect_url.startswith("/")
+            or self.redirect_url.startswith("//")
+            or any(c in "\r\n\x00" for c in self.redirect_url)
+        ):
+            raise ConfigError("invalid_session.redirect_url", "must be a local path starting with a single '/'")
+        for path in (*self.api_prefixes, *self.excluded_paths):
+            if not path.startswith("/"):
+                raise ConfigError("invalid_session.excluded_paths", f"{path!r} must start with '/'")
+        if self.tombstone_ttl_s < 0:
+            raise ConfigError("invalid_session.tombstone_ttl_s", "must be 0 or a positive number of seconds")
+
+    def is_excluded(self, path: str) -> bool:
+        """Tell whether ``path`` is exempt from invalid-session detection."""
+        return _path_matches(path, self.excluded_paths)
+
+    def is_api(self, path: str) -> bool:
+        """Tell whether ``path`` gets JSON answers rather than redirects."""
+        return any(path.startswith(prefix) for prefix in self.api_prefixes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindingPolicy:
+    """Binding of a session to its client (F13).
+
+    Attributes:
+        user_agent: Bind to the User-Agent header.
+        ip: Bind to the exact client IP.
+        ip_prefix: Bind to the client's network (``ipv4_prefix`` / ``ipv6_prefix``).
+        on_mismatch: ``end`` the session (401 / redirect) or only ``report`` an event.
+    """
+
+    user_agent: bool = False
+    ip: bool = False
+    ip_prefix: bool = False
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 64
+    on_mismatch: BindingMismatch = BindingMismatch.END
+
+    def __post_init__(self) -> None:
+        if self.ip and self.ip_prefix:
+            raise ConfigError("binding", "choose either ip or ip_prefix, not both")
+        if not 8 <= self.ipv4_prefix <= 32:
+            raise ConfigError("binding.ipv4_prefix", "must be between 8 and 32")
+        if not 16 <= self.ipv6_prefix <= 128:
+            raise ConfigError("binding.ipv6_prefix", "must be between 16 and 128")
+        if self.on_mismatch not in BindingMismatch.__members__.values():
+            raise ConfigError("binding.on_mismatch", f"{self.on_mismatch!r} is not one of {_choices(BindingMismatch)}")
+
+    @property
+    def enabled(self) -> bool:
+        """Tell whether any binding is on."""
+        return self.user_agent or self.ip or self.ip_prefix
+
+    @classmethod
+    def parse(cls, text: str, setting: str = "binding") -> BindingPolicy:
+        """Parse ``none``, ``ua``, ``ip``, ``ip_prefix`` or a ``+``-joined combination."""
+        parts = {p.strip() for p in text.lower().split("+") if p.strip()}
+        known = {"none", "ua", "ip", "ip_prefix"}
+        if not parts or not parts <= known or ("none" in parts and len(parts) > 1):
+            raise ConfigError(
+                setting, f"{text!r} is not none, ua, ip, ip_prefix or a '+' combination such as ua+ip_prefix"
+            )
+        return cls(user_agent="ua" in parts, ip="ip" in parts, ip_prefix="ip_prefix" in parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirewallPolicy:
+    """Request-target rules applied before anything else (F5), after Spring's StrictHttpFirewall.
+
+    Attributes:
+        enabled: Apply the rules at all.
+        allowed_methods: Methods let through; others get 405.
+        allow_semicolon: Let ``;`` through in paths (opens URL-rewritten session IDs).
+        allow_encoded_slash: Let ``%2F`` through.
+        allow_backslash: Let ``\\`` and ``%5C`` through.
+        allow_encoded_percent: Let ``%25`` through.
+        allow_encoded_period: Let ``%2E`` through.
+        allow_double_slash: Let ``//`` through.
+        max_path_length: Longest request target accepted, in bytes.
+    """
+
+    enabled: bool = True
+    allowed_methods: frozenset[str] = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+    allow_semicolon: bool = False
+    allow_encoded_slash: bool = False
+    allow_backslash: bool = False
+    allow_encoded_percent: bool = False
+    allow_encoded_period: bool = False
+    allow_double_slash: bool = False
+    max_path_length: int = 8192
+
+    def __post_init__(self) -> None:
+        if "TRACE" in self.allowed_methods:
+            raise ConfigError("firewall.allowed_methods", "TRACE is never allowed (cross-site tracing)")
+        if self.max_path_length < 16:
+            raise ConfigError("firewall.max_path_length", "must be at least 16 bytes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionPolicy:
+    """Everything sessionward needs to know to decide; frozen and validated.
+
+    Attributes:
+        cookie: Cookie attributes (F3).
+        timeouts: Idle, absolute, renewal (F8).
+        login: Fixation, multiple-login control, re-authentication (F6, F11, F12).
+        creation: Creation policy (F9).
+        invalid_session: Invalid-session handling (F10).
+        binding: Client binding (F13).
+        firewall: Request firewall (F5).
+        id_bits: Entropy of new IDs; at least 128 (F1).
+        max_data_bytes: Largest serialized session data accepted (F17).
+        passive_paths: Requests here read the session without counting as activity,
+            e.g. a status endpoint that a page polls for its countdown.
+        trusted_proxies: Networks whose ``X-Forwarded-For``/``Forwarded`` are believed.
+    """
+
+    cookie: CookiePolicy = field(default_factory=CookiePolicy)
+    timeouts: TimeoutPolicy = field(default_factory=TimeoutPolicy)
+    login: LoginPolicy = field(default_factory=LoginPolicy)
+    creation: Creation = Creation.IF_REQUIRED
+    invalid_session: InvalidSessionPolicy = field(default_factory=InvalidSessionPolicy)
+    binding: BindingPolicy = field(default_factory=BindingPolicy)
+    firewall: FirewallPolicy = field(default_factory=FirewallPolicy)
+    id_bits: int = DEFAULT_ID_BITS
+    max_data_bytes: int = 64 * 1024
+    passive_paths: tuple[str, ...] = ()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.id_bits < MIN_ID_BITS:
+            raise ConfigError("id_bits", f"{self.id_bits} bits is too weak; at least {MIN_ID_BITS} are required")
+        if self.id_bits > MAX_ID_BITS or self.id_bits % 8:
+            raise ConfigError("id_bits", f"must be a multiple of 8 from {MIN_ID_BITS} to {MAX_ID_BITS}")
+        if self.creation not in Creation.__members__.values():
+            raise ConfigError("creation", f"{self.creation!r} is not one of {_choices(Creation)}")
+        if not 256 <= self.max_data_bytes <= 16 * 1024 * 1024:
+            raise ConfigError("max_data_bytes", "must be between 256 bytes and 16 MiB")
+        max_age = self.cookie.max_age_s
+        if max_age is not None and max_age > self.timeouts.absolute_timeout_s:
+            raise ConfigError("cookie.max_age_s", "must not exceed the absolute timeout")
+
+    def with_(self, **changes: object) -> Self:
+        """Return a copy with ``changes`` applied and validated again."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def is_passive(self, path: str) -> bool:
+        """Tell whether a request to ``path`` leaves the idle clock alone."""
+        return _path_matches(path, self.passive_paths)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, base: SessionPolicy | None = None) -> SessionPolicy:
+        """Build a policy from ``SESSIONWARD_*`` variables on top of ``base``.
+
+        Raises:
+            ConfigError: naming the variable whose value is malformed or insecure.
+        """
+        from sessionward._env import policy_from_env
+
+        return policy_from_env(os.environ if environ is None else environ, base or cls())
+
+
+def _path_matches(path: str, patterns: tuple[str, ...]) -> bool:
+    for pattern in patterns:
+        if pattern.endswith("/") and len(pattern) > 1:
+            if path.startswith(pattern):
+                return True
+        elif path == pattern:
+            return True
+    return False
+
+
+def _choices(enum: type[StrEnum]) -> str:
+    return ", ".join(member.value for member in enum)

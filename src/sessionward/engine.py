@@ -1,0 +1,425 @@
+"""The sans-I/O decisions: what a cookie and a stored entry mean at a given time.
+
+Theory of operation. An adapter (ASGI, WSGI) does the I/O around these steps:
+
+1. :meth:`SessionEngine.read_cookie` turns the ``Cookie`` headers into a well-formed ID
+   and its storage key, or says why there is none. Nothing malformed reaches a store.
+2. The adapter loads the entry for the key; :meth:`SessionEngine.assess` says whether
+   it is valid (and whether its ID is due for renewal and its idle clock for a touch),
+   in its post-renewal grace period, ended (with the reason and the tombstone to write
+   when it ends just now), or unknown.
+3. Handlers change data and call verbs; the ``plan_*`` methods return the records,
+   tombstones and updates the adapter must write.
+4. :meth:`SessionEngine.plan_update` folds the request's changes into one write, or
+   none when nothing changed and no touch is due (F18).
+
+The engine never reads a clock or a socket: ``now`` and the client's attributes come in
+as arguments, so every timeout is testable without sleeping.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from sessionward import ids
+from sessionward.config import Creation, Fixation, SessionPolicy
+from sessionward.cookies import session_cookie_values
+from sessionward.records import (
+    EndReason,
+    Entry,
+    JSONValue,
+    SessionMeta,
+    SessionRecord,
+    Tombstone,
+    Update,
+)
+
+MAX_USER_AGENT_CHARS = 256
+
+
+class CookieProblem(StrEnum):
+    """Why a session cookie that was sent cannot be used."""
+
+    MALFORMED = "malformed"
+    CONFLICT = "conflicting_cookies"
+
+
+@dataclass(frozen=True, slots=True)
+class CookieRead:
+    """What the request's cookies say about its session.
+
+    Attributes:
+        raw_id: The well-formed session ID sent, if any.
+        key: Its storage key.
+        problem: Why a session cookie was sent but cannot be used.
+    """
+
+    raw_id: str | None = None
+    key: str | None = None
+    problem: CookieProblem | None = None
+
+    @property
+    def sent(self) -> bool:
+        """Tell whether the request carried a session cookie at all."""
+        return self.raw_id is not None or self.problem is not None
+
+
+class Verdict(StrEnum):
+    """What a loaded entry means."""
+
+    VALID = "valid"
+    GRACE = "grace"
+    ENDED = "ended"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The verdict on a presented session.
+
+    Attributes:
+        verdict: Valid, in renewal grace, ended, or unknown.
+        record: The live record (VALID).
+        reason: Why it cannot be used (ENDED, UNKNOWN).
+        end: A tombstone to write because the session ends now (idle/absolute expiry).
+        rotate: The ID is due for periodic renewal (VALID).
+        touch: The idle clock is due to be written (VALID).
+        successor_key: Where the session moved (GRACE).
+        successor_id: The new ID to hand back to this client (GRACE).
+    """
+
+    verdict: Verdict
+    record: SessionRecord | None = None
+    reason: str | None = None
+    end: Tombstone | None = None
+    rotate: bool = False
+    touch: bool = False
+    successor_key: str | None = None
+    successor_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """What the adapter knows of the client of a request."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A move of a session to a new ID (login, rotation) or a new record.
+
+    Attributes:
+        raw_id: The new ID for the cookie.
+        record: The new record to write.
+        retired: The tombstone to write over the old key, if there was one.
+    """
+
+    raw_id: str
+    record: SessionRecord
+    retired: Tombstone | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimit:
+    """Multiple-login control as a store enforces it, atomically (F11)."""
+
+    max_sessions: int
+    prevent_login: bool
+    now: float
+    tombstone_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    """The figures of F20 and the demo's status endpoint."""
+
+    authenticated: bool
+    user: str | None
+    elevated: bool
+    session_age_s: float | None
+    idle_s: float | None
+    remaining_idle_s: float | None
+    remaining_absolute_s: float | None
+    next_rotation_s: float | None
+
+    def as_dict(self) -> dict[str, JSONValue]:
+        """Return the status as the JSON object of SPEC §4."""
+        return {
+            "authenticated": self.authenticated,
+            "user": self.user,
+            "elevated": self.elevated,
+            "session_age_s": self.session_age_s,
+            "idle_s": self.idle_s,
+            "remaining_idle_s": self.remaining_idle_s,
+            "remaining_absolute_s": self.remaining_absolute_s,
+            "next_rotation_s": self.next_rotation_s,
+        }
+
+
+class SessionEngine:
+    """Decides about sessions under one :class:`SessionPolicy`; does no I/O."""
+
+    __slots__ = ("cookie_name", "policy")
+
+    def __init__(self, policy: SessionPolicy) -> None:
+        self.policy = policy
+        self.cookie_name = policy.cookie.cookie_name
+
+    # -- reading the request --------------------------------------------------------------
+
+    def read_cookie(self, cookie_headers: Iterable[bytes]) -> CookieRead:
+        """Find the session ID among the request's ``Cookie`` header values (F4)."""
+        if self.policy.creation is Creation.STATELESS:
+            return CookieRead()
+        values = session_cookie_values(cookie_headers, self.cookie_name)
+        if not values:
+            return CookieRead()
+        if any(value != values[0] for value in values):
+            # Two different session cookies: an attacker may have planted one from a
+            # sibling domain; choosing either would be a guess, so fail closed.
+            return CookieRead(problem=CookieProblem.CONFLICT)
+        try:
+            raw = values[0].decode("ascii")
+        except UnicodeDecodeError:
+            return CookieRead(problem=CookieProblem.MALFORMED)
+        if not ids.is_well_formed(raw):
+            return CookieRead(problem=CookieProblem.MALFORMED)
+        return CookieRead(raw_id=raw, key=ids.storage_key(raw))
+
+    def assess(self, raw_id: str, entry: Entry | None, now: float, *, passive: bool = False) -> Assessment:
+        """Judge the entry loaded for ``raw_id`` at time ``now``.
+
+        Args:
+            raw_id: The ID the client sent (needed to open a renewal's sealed successor).
+            entry: What the store holds under the ID's key.
+            now: The current time.
+            passive: The request must not count as activity (a polled status endpoint).
+        """
+        if entry is None:
+            # OWASP "strict" mode: an unknown ID is never adopted.
+            return Assessment(Verdict.UNKNOWN, reason="unknown")
+        if isinstance(entry, Tombstone):
+            if entry.successor_key and entry.sealed_successor and entry.grace_until and now <= entry.grace_until:
+                successor = ids.open_successor(raw_id, entry.sealed_successor)
+                if successor is not None and ids.storage_key(successor) == entry.successor_key:
+                    return Assessment(Verdict.GRACE, successor_key=entry.successor_key, successor_id=successor)
+            return Assessment(Verdict.ENDED, reason=entry.reason.value)
+        meta = entry.meta
+        timeouts = self.policy.timeouts
+        if now >= meta.absolute_deadline:
+            return self._ended(entry, EndReason.ABSOLUTE_TIMEOUT, now)
+        if now - meta.last_access_at >= timeouts.idle_timeout_s:
+            return self._ended(entry, EndReason.IDLE_TIMEOUT, now)
+        rotate = timeouts.renewal_interval_s > 0 and now - meta.rotated_at >= timeouts.renewal_interval_s
+        touch = not passive and now - meta.last_access_at >= timeouts.effective_touch_interval_s
+        return Assessment(Verdict.VALID, record=entry, rotate=rotate and not passive, touch=touch)
+
+    def _ended(self, record: SessionRecord, reason: EndReason, now: float) -> Assessment:
+        tomb = self.plan_end(record.key, record.meta.user, reason, now)
+        return Assessment(Verdict.ENDED, record=record, reason=reason.value, end=tomb)
+
+    # -- making and moving sessions ---------------------------------------------------------
+
+    def deadline(self, meta: SessionMeta) -> float:
+        """Return when a session with ``meta`` expires: idle or absolute, whichever is first."""
+        return min(meta.last_access_at + self.policy.timeouts.idle_timeout_s, meta.absolute_deadline)
+
+    def new_record(
+        self, now: float, data: dict[str, JSONValue] | None = None, client: ClientInfo | None = None
+    ) -> tuple[str, SessionRecord]:
+        """Return a new ID and an anonymous record for it."""
+        raw_id = ids.generate_id(self.policy.id_bits)
+        meta = SessionMeta(
+            created_at=now,
+            last_access_at=now,
+            rotated_at=now,
+            absolute_deadline=now + self.policy.timeouts.absolute_timeout_s,
+            ip=client.ip if client else None,
+            user_agent=_clip(client.user_agent) if client else None,
+        )
+        record = SessionRecord(key=ids.storage_key(raw_id), meta=meta, data=dict(data or {}))
+        record.expires_at = self.deadline(meta)
+        return raw_id, record
+
+    def plan_login(
+        self,
+        current: SessionRecord | None,
+        data: dict[str, JSONValue],
+        user: str,
+        now: float,
+        client: ClientInfo | None = None,
+    ) -> Transition:
+        """Plan a login of ``user`` under the policy's fixation strategy (F6).
+
+        Args:
+            current: The session's record before login, or ``None`` if it had none.
+            data: The session's data as the handler sees it (pending changes included).
+            user: Who logs in.
+            now: The current time.
+            client: The client's attributes, kept for the user's device list.
+
+        The absolute deadline restarts at login: a login is a fresh authentication.
+        """
+        fixation = self.policy.login.fixation
+        keep_data = fixation in (Fixation.CHANGE_ID, Fixation.MIGRATE, Fixation.NONE) or current is None
+        raw_id, record = self.new_record(now, data if keep_data else None, client)
+        meta = record.meta
+        meta.user = user
+        meta.auth_at = now
+        meta.csrf_token = secrets.token_urlsafe(32)
+        if current is not None and fixation is Fixation.CHANGE_ID:
+            meta.created_at = current.meta.created_at
+        retired = None
+        if current is not None:
+            if fixation is Fixation.NONE:
+                # The ID survives login: open to fixation, as configured (and warned about).
+                record.key = current.key
+                meta.created_at = current.meta.created_at
+                record.version = current.version
+                return Transition(raw_id=KEEP_ID, record=record, retired=None)
+            retired = self.plan_end(current.key, current.meta.user, EndReason.SUPERSEDED, now)
+        return Transition(raw_id=raw_id, record=record, retired=retired)
+
+    def plan_rotation(
+        self,
+        current: SessionRecord,
+        data: dict[str, JSONValue],
+        now: float,
+        *,
+        old_raw_id: str | None = None,
+    ) -> Transition:
+        """Plan a move of a session to a new ID, keeping its data and metadata.
+
+        Args:
+            current: The record to move.
+            data: Its data as the handler sees it.
+            now: The current time.
+            old_raw_id: For periodic renewal, the ID being retired: the old ID then keeps
+                leading to the new session for the grace period. Privilege changes
+                (F7) pass ``None``: the old, less privileged ID dies at once.
+        """
+        raw_id = ids.generate_id(self.policy.id_bits)
+        meta = replace(current.meta, rotated_at=now)
+        record = SessionRecord(key=ids.storage_key(raw_id), meta=meta, data=dict(data))
+        record.expires_at = self.deadline(meta)
+        if old_raw_id is None:
+            retired = self.plan_end(current.key, meta.user, EndReason.SUPERSEDED, now)
+        else:
+            grace_until = now + self.policy.timeouts.rotation_grace_s
+            retired = Tombstone(
+                key=current.key,
+                reason=EndReason.RENEWED,
+                user=meta.user,
+                ended_at=now,
+                expires_at=max(now + self.policy.invalid_session.tombstone_ttl_s, grace_until),
+                successor_key=record.key,
+                sealed_successor=ids.seal_successor(old_raw_id, raw_id),
+                grace_until=grace_until,
+            )
+        return Transition(raw_id=raw_id, record=record, retired=retired)
+
+    def plan_end(self, key: str, user: str | None, reason: EndReason, now: float) -> Tombstone:
+        """Return the tombstone that remembers why the session under ``key`` ended."""
+        return Tombstone(
+            key=key,
+            reason=reason,
+            user=user,
+            ended_at=now,
+            expires_at=now + self.policy.invalid_session.tombstone_ttl_s,
+        )
+
+    def plan_elevation(self, meta: SessionMeta, now: float) -> SessionMeta:
+        """Return ``meta`` elevated until the elevation timeout, as a recent authentication."""
+        return replace(meta, elevated_until=now + self.policy.login.elevation_timeout_s, auth_at=now)
+
+    def plan_update(
+        self,
+        record: SessionRecord,
+        written: dict[str, JSONValue],
+        deleted: frozenset[str],
+        now: float,
+        *,
+        touch: bool,
+        meta: SessionMeta | None = None,
+    ) -> Update | None:
+        """Fold a request's changes into one write, or ``None`` when there is nothing to write.
+
+        Args:
+            record: The record as loaded.
+            written: Data keys the request set.
+            deleted: Data keys the request removed.
+            now: The current time.
+            touch: Whether the idle clock is due to be written.
+            meta: New metadata, when the request changed it.
+        """
+        if not written and not deleted and not touch and meta is None:
+            return None
+        new_meta = meta if meta is not None else record.meta
+        if touch:
+            new_meta = replace(new_meta, last_access_at=now)
+        return Update(
+            set=written,
+            delete=deleted,
+            meta=new_meta,
+            expires_at=self.deadline(new_meta),
+            base_version=record.version,
+            base_data=record.data,
+        )
+
+    def limit(self, now: float) -> SessionLimit | None:
+        """Return the multiple-login limit stores must enforce at login, if any."""
+        login = self.policy.login
+        if login.max_sessions <= 0:
+            return None
+        return SessionLimit(
+            max_sessions=login.max_sessions,
+            prevent_login=login.prevent_login,
+            now=now,
+            tombstone_expires_at=now + self.policy.invalid_session.tombstone_ttl_s,
+        )
+
+    # -- reading a session ---------------------------------------------------------------
+
+    def is_elevated(self, meta: SessionMeta | None, now: float) -> bool:
+        """Tell whether an elevation is in force (it lapses by itself)."""
+        return meta is not None and meta.elevated_until is not None and now < meta.elevated_until
+
+    def recently_authenticated(self, meta: SessionMeta | None, now: float) -> bool:
+        """Tell whether the user proved who they are within the re-auth window (F12)."""
+        return meta is not None and meta.auth_at is not None and now - meta.auth_at <= self.policy.login.reauth_window_s
+
+    def status(self, record: SessionRecord | None, now: float) -> SessionStatus:
+        """Return the figures of F20 for ``record`` (``None``: no session)."""
+        if record is None:
+            return SessionStatus(False, None, False, None, None, None, None, None)
+        meta = record.meta
+        timeouts = self.policy.timeouts
+        idle = max(0.0, now - meta.last_access_at)
+        next_rotation = None
+        if timeouts.renewal_interval_s > 0:
+            next_rotation = round(max(0.0, meta.rotated_at + timeouts.renewal_interval_s - now), 3)
+        return SessionStatus(
+            authenticated=meta.user is not None,
+            user=meta.user,
+            elevated=self.is_elevated(meta, now),
+            session_age_s=round(max(0.0, now - meta.created_at), 3),
+            idle_s=round(idle, 3),
+            remaining_idle_s=round(max(0.0, timeouts.idle_timeout_s - idle), 3),
+            remaining_absolute_s=round(max(0.0, meta.absolute_deadline - now), 3),
+            next_rotation_s=next_rotation,
+        )
+
+
+KEEP_ID = ""
+"""The ``raw_id`` of a login transition that keeps the old ID (fixation ``none``)."""
+
+
+def _clip(user_agent: str | None) -> str | None:
+    if user_agent is None:
+        return None
+    return user_agent[:MAX_USER_AGENT_CHARS]

@@ -1,0 +1,595 @@
+"""One request's session, from cookie to ``Set-Cookie``: the async I/O around the engine.
+
+This module knows stores and the engine but no web framework; the ASGI middleware feeds
+it a request's method, path, cookies and client, and turns its answers into responses.
+
+Order of work per request:
+
+1. :meth:`Exchange.open` reads the cookie and loads the session: one store round trip
+   when a well-formed cookie is present, none otherwise. An invalid session becomes an
+   :class:`Interruption` (401 JSON or redirect) unless the path is excluded.
+2. The handler uses :class:`RequestSession`; its verbs (``login``, ``logout``,
+   ``rotate_id``, ``elevate``, revocation) write to the store at once, so a refused
+   login reaches the handler as an exception.
+3. :meth:`Exchange.commit` runs before the response starts: it writes the request's data
+   changes and the idle clock in at most one store call (none when nothing changed and
+   no touch is due), renews the ID when due, and returns the headers to add.
+
+Store failures surface as :class:`~sessionward.errors.StoreUnavailableError` from
+``open`` and ``commit``, for the adapter to answer 503 (F19): nobody is logged in or
+out by an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import TypeVar
+
+from sessionward.clock import Clock
+from sessionward.config import Creation, SessionPolicy
+from sessionward.cookies import build_set_cookie
+from sessionward.engine import KEEP_ID, ClientInfo, CookieRead, SessionEngine, SessionStatus, Verdict
+from sessionward.errors import (
+    LoginRefusedError,
+    SessionNotAvailableError,
+    StoreError,
+    StoreUnavailableError,
+)
+from sessionward.events import EventBus, EventName, SessionEvent
+from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
+from sessionward.session import Session
+from sessionward.stores.base import SessionStore
+
+logger = logging.getLogger("sessionward")
+T = TypeVar("T")
+
+
+class CookieAction(Enum):
+    """What the response does with the session cookie."""
+
+    KEEP = "keep"
+    SET = "set"
+    CLEAR = "clear"
+
+
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """An answer given instead of running the application.
+
+    Attributes:
+        status: HTTP status.
+        reason: Reason code (``idle_timeout``, ``unknown``…).
+        location: Redirect target, for HTML requests.
+        clear_cookie: Whether to clear the session cookie.
+    """
+
+    status: int
+    reason: str
+    location: str | None = None
+    clear_cookie: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as the user's device list shows it (F12)."""
+
+    handle: str
+    created_at: float
+    last_seen_at: float
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the JSON object of SPEC §4's ``GET /api/sessions``."""
+        return {
+            "handle": self.handle,
+            "created_at": self.created_at,
+            "last_seen_at": self.last_seen_at,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "current": self.current,
+        }
+
+
+class SessionManager:
+    """What every request of an application shares: policy, engine, store, clock, events."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        policy: SessionPolicy | None = None,
+        *,
+        clock: Clock | None = None,
+        events: EventBus | None = None,
+        store_timeout_s: float = 2.0,
+    ) -> None:
+        from sessionward.clock import system_clock
+
+        self.policy = policy or SessionPolicy()
+        self.engine = SessionEngine(self.policy)
+        self.store = store
+        self.clock = clock or system_clock
+        self.events = events or EventBus()
+        self.store_timeout_s = store_timeout_s
+
+    async def call_store(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one store operation under the store timeout (F19)."""
+        try:
+            async with asyncio.timeout(self.store_timeout_s):
+                return await operation()
+        except TimeoutError:
+            raise StoreUnavailableError(f"the session store did not answer within {self.store_timeout_s} s") from None
+
+    async def emit(
+        self,
+        name: EventName,
+        *,
+        reason: str | None = None,
+        handle: str | None = None,
+        user: str | None = None,
+        client: ClientInfo | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Emit an event, if anyone listens."""
+        if not self.events.has_subscribers:
+            return
+        await self.events.emit(
+            SessionEvent(
+                name=name,
+                at=self.clock(),
+                reason=reason,
+                handle=handle,
+                user=user,
+                ip=client.ip if client else None,
+                user_agent=client.user_agent if client else None,
+                path=path,
+            )
+        )
+
+
+class Exchange:
+    """The session side of one request."""
+
+    __slots__ = (
+        "client",
+        "cookie",
+        "cookie_action",
+        "engine",
+        "excluded",
+        "manager",
+        "meta_dirty",
+        "now",
+        "path",
+        "policy",
+        "raw_id",
+        "rotate_due",
+        "session",
+        "touch_due",
+    )
+
+    def __init__(self, manager: SessionManager, *, path: str, client: ClientInfo) -> None:
+        self.manager = manager
+        self.engine = manager.engine
+        self.policy = manager.policy
+        self.path = path
+        self.client = client
+        self.now = manager.clock()
+        self.raw_id: str | None = None
+        self.cookie = CookieRead()
+        self.session = RequestSession(None, max_bytes=self.policy.max_data_bytes, exchange=self)
+        self.cookie_action = CookieAction.KEEP
+        self.touch_due = False
+        self.rotate_due = False
+        self.meta_dirty: SessionMeta | None = None
+        self.excluded = False
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def open(self, cookie_headers: list[bytes]) -> Interruption | None:
+        """Read the cookie and load the session; return an interruption for invalid ones."""
+        self.cookie = self.engine.read_cookie(cookie_headers)
+        if not self.cookie.sent:
+            return None
+        self.excluded = self.policy.invalid_session.is_excluded(self.path)
+        if self.cookie.problem is not None:
+            return await self._invalid(self.cookie.problem.value)
+        raw_id, key = self.cookie.raw_id, self.cookie.key
+        if raw_id is None or key is None:
+            return None
+        passive = self.policy.is_passive(self.path)
+        try:
+            entry = await self.manager.call_store(lambda: self.manager.store.load(key, self.now))
+        except StoreUnavailableError:
+            raise
+        except StoreError:
+            logger.exception("corrupt session record removed (handle %s)", key[:16])
+            await self.manager.call_store(
+                lambda: self.manager.store.end(self.engine.plan_end(key, None, EndReason.REVOKED, self.now))
+            )
+            return await self._invalid("corrupt")
+        assessment = self.engine.assess(raw_id, entry, self.now, passive=passive)
+        successor_key, successor_id = assessment.successor_key, assessment.successor_id
+        if assessment.verdict is Verdict.GRACE and successor_key is not None and successor_id is not None:
+            entry = await self.manager.call_store(lambda: self.manager.store.load(successor_key, self.now))
+            assessment = self.engine.assess(successor_id, entry, self.now, passive=passive)
+            if assessment.verdict is Verdict.VALID:
+                # A request that was in flight during renewal: hand it the new ID too.
+                raw_id = successor_id
+                self.cookie_action = CookieAction.SET
+        if assessment.verdict is Verdict.VALID:
+            assert assessment.record is not None
+            self.raw_id = raw_id
+            self.session.reset(assessment.record)
+            self.touch_due = assessment.touch
+            self.rotate_due = assessment.rotate
+            return None
+        if assessment.end is not None:
+            tomb = assessment.end
+            await self.manager.call_store(lambda: self.manager.store.end(tomb))
+            await self.manager.emit(
+                EventName.EXPIRED,
+                reason=tomb.reason.value,
+                handle=tomb.handle,
+                user=tomb.user,
+                client=self.client,
+                path=self.path,
+            )
+        return await self._invalid(assessment.reason or "unknown")
+
+    async def _invalid(self, reason: str) -> Interruption | None:
+        if self.excluded:
+            return None
+        self.cookie_action = CookieAction.CLEAR
+        handle = self.cookie.key[:16] if self.cookie.key else None
+        await self.manager.emit(
+            EventName.INVALID_SESSION, reason=reason, handle=handle, client=self.client, path=self.path
+        )
+        settings = self.policy.invalid_session
+        if settings.is_api(self.path):
+            return Interruption(401, reason)
+        if settings.redirect_url is not None:
+            separator = "&" if "?" in settings.redirect_url else "?"
+            return Interruption(303, reason, location=f"{settings.redirect_url}{separator}reason={reason}")
+        return None
+
+    # -- the verbs handlers call -------------------------------------------------------------
+
+    @property
+    def record(self) -> SessionRecord | None:
+        """The live record this request works on, if any."""
+        return self.session.record
+
+    def _require_sessions(self) -> None:
+        if self.policy.creation is Creation.STATELESS:
+            raise SessionNotAvailableError("sessions are disabled (creation policy 'stateless')")
+
+    async def login(self, user: str) -> None:
+        """Log ``user`` in, changing the ID per the fixation strategy (F6) and enforcing F11."""
+        self._require_sessions()
+        if not user:
+            raise ValueError("user must be a non-empty string")
+        now = self.now
+        current = self.record
+        transition = self.engine.plan_login(current, self.session.data_snapshot(), user, now, self.client)
+        limit = self.engine.limit(now)
+        try:
+            established = await self.manager.call_store(
+                lambda: self.manager.store.establish(transition.record, retire=transition.retired, limit=limit)
+            )
+        except LoginRefusedError:
+            await self.manager.emit(
+                EventName.LOGIN_REFUSED, reason="max_sessions", user=user, client=self.client, path=self.path
+            )
+            raise
+        for victim in established.displaced:
+            await self.manager.emit(
+                EventName.DISPLACED, reason=EndReason.DISPLACED.value, handle=victim.handle, user=user, path=self.path
+            )
+        if transition.raw_id != KEEP_ID:
+            self.raw_id = transition.raw_id
+            self.cookie_action = CookieAction.SET
+        self._adopt(transition.record)
+        await self.manager.emit(
+            EventName.LOGIN,
+            reason=self.policy.login.fixation.value,
+            handle=transition.record.handle,
+            user=user,
+            client=self.client,
+            path=self.path,
+        )
+
+    async def logout(self) -> None:
+        """End the session server-side and clear the cookie."""
+        record = self.record
+        if record is not None:
+            tomb = self.engine.plan_end(record.key, record.meta.user, EndReason.LOGGED_OUT, self.now)
+            await self.manager.call_store(lambda: self.manager.store.end(tomb))
+            await self.manager.emit(
+                EventName.LOGOUT,
+                reason=EndReason.LOGGED_OUT.value,
+                handle=record.handle,
+                user=record.meta.user,
+                client=self.client,
+                path=self.path,
+            )
+        self.session.reset(None)
+        self.raw_id = None
+        self.touch_due = self.rotate_due = False
+        self.meta_dirty = None
+        if self.cookie.sent or self.cookie_action is CookieAction.SET:
+            self.cookie_action = CookieAction.CLEAR
+
+    async def rotate_id(self, meta: SessionMeta | None = None, *, reason: str = "privilege_change") -> None:
+        """Move the session to a new ID at once; the old ID dies without grace (F7)."""
+        record = self._live_record("rotate_id")
+        current = replace(record, meta=replace(meta or self.meta_dirty or record.meta, last_access_at=self.now))
+        transition = self.engine.plan_rotation(current, self.session.data_snapshot(), self.now)
+        await self.manager.call_store(
+            lambda: self.manager.store.establish(transition.record, retire=transition.retired)
+        )
+        self.raw_id = transition.raw_id
+        self.cookie_action = CookieAction.SET
+        self._adopt(transition.record)
+        await self.manager.emit(
+            EventName.ROTATED,
+            reason=reason,
+            handle=transition.record.handle,
+            user=transition.record.meta.user,
+            client=self.client,
+            path=self.path,
+        )
+
+    async def elevate(self) -> None:
+        """Elevate the session (sudo mode) until the elevation timeout, rotating the ID (F7)."""
+        record = self._live_record("elevate")
+        if record.meta.user is None:
+            raise SessionNotAvailableError("only an authenticated session can be elevated")
+        await self.rotate_id(self.engine.plan_elevation(record.meta, self.now), reason="elevation")
+        assert self.record is not None
+        await self.manager.emit(
+            EventName.ELEVATED,
+            handle=self.record.handle,
+            user=self.record.meta.user,
+            client=self.client,
+            path=self.path,
+        )
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        """List the current user's live sessions (F12)."""
+        record = self.record
+        if record is None or record.meta.user is None:
+            return []
+        user = record.meta.user
+        records = await self.manager.call_store(lambda: self.manager.store.list_user(user, self.now))
+        return [
+            SessionInfo(
+                handle=r.handle,
+                created_at=r.meta.created_at,
+                last_seen_at=r.meta.last_access_at,
+                ip=r.meta.ip,
+                user_agent=r.meta.user_agent,
+                current=r.key == record.key,
+            )
+            for r in records
+        ]
+
+    async def revoke(self, handle: str, reason: EndReason = EndReason.REVOKED) -> bool:
+        """End one of the current user's sessions by handle; ``False`` if not theirs or unknown."""
+        record = self.record
+        if record is None or record.meta.user is None:
+            return False
+        user = record.meta.user
+        if handle == record.handle:
+            await self.logout()
+            return True
+        expires = self.now + self.policy.invalid_session.tombstone_ttl_s
+        ended = await self.manager.call_store(
+            lambda: self.manager.store.end_handle(handle, reason, self.now, expires, user=user)
+        )
+        if ended is None:
+            return False
+        await self.manager.emit(
+            EventName.REVOKED, reason=reason.value, handle=ended.handle, user=user, client=self.client, path=self.path
+        )
+        return True
+
+    async def revoke_others(self, reason: EndReason = EndReason.REVOKED) -> int:
+        """End every other session of the current user (e.g. on password change)."""
+        record = self._live_record("revoke_others")
+        user = record.meta.user
+        if user is None:
+            return 0
+        expires = self.now + self.policy.invalid_session.tombstone_ttl_s
+        ended = await self.manager.call_store(
+            lambda: self.manager.store.end_user(user, reason, self.now, expires, keep_key=record.key)
+        )
+        for victim in ended:
+            await self.manager.emit(
+                EventName.REVOKED,
+                reason=reason.value,
+                handle=victim.handle,
+                user=user,
+                client=self.client,
+                path=self.path,
+            )
+        return len(ended)
+
+    def update_meta(self, meta: SessionMeta) -> None:
+        """Replace the metadata, written at commit (e.g. a refreshed authentication time)."""
+        self._live_record("update_meta")
+        self.meta_dirty = meta
+
+    def status(self) -> SessionStatus:
+        """Return the figures of F20 for this request's session."""
+        record = self.record
+        if record is not None and self.meta_dirty is not None:
+            record = replace(record, meta=self.meta_dirty)
+        return self.engine.status(record, self.now)
+
+    def _live_record(self, verb: str) -> SessionRecord:
+        record = self.record
+        if record is None:
+            raise SessionNotAvailableError(f"{verb} needs a session; this request has none")
+        return record
+
+    def _adopt(self, record: SessionRecord) -> None:
+        self.session.reset(record)
+        self.touch_due = self.rotate_due = False
+        self.meta_dirty = None
+
+    # -- committing ---------------------------------------------------------------------------
+
+    async def commit(self, status: int) -> list[tuple[bytes, bytes]]:
+        """Write what the request changed and return the headers to add to the response.
+
+        Data changes are not saved when the response is a server error (5xx), as Django
+        does; cookie changes from verbs already written to the store are still sent.
+        """
+        if self.policy.creation is Creation.STATELESS:
+            return []
+        if status < 500:
+            await self._save()
+        headers: list[tuple[bytes, bytes]] = []
+        if self.session.accessed or self.cookie.sent:
+            headers.append((b"vary", b"Cookie"))
+        if self.cookie_action is CookieAction.SET and self.raw_id:
+            headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, self.raw_id).encode("latin-1")))
+        elif self.cookie_action is CookieAction.CLEAR:
+            headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, "", expire=True).encode("latin-1")))
+        return headers
+
+    async def _save(self) -> None:
+        record = self.record
+        if record is None:
+            await self._create_if_required()
+            return
+        written, deleted = self.session.changes()
+        if self.rotate_due and self.raw_id is not None:
+            await self._renew(record)
+            return
+        update = self.engine.plan_update(record, written, deleted, self.now, touch=self.touch_due, meta=self.meta_dirty)
+        if update is None:
+            return
+        key = record.key
+        saved = await self.manager.call_store(lambda: self.manager.store.save(key, update))
+        if not saved:
+            await self._save_to_successor(key, update.set, update.delete)
+
+    async def _save_to_successor(self, key: str, written: dict[str, object], deleted: frozenset[str]) -> None:
+        # The session moved (renewal by a concurrent request) or ended while this request
+        # ran. Follow a renewal so the change is not lost; never resurrect an ended one.
+        if not written and not deleted:
+            return
+        entry = await self.manager.call_store(lambda: self.manager.store.load(key, self.now))
+        if isinstance(entry, Tombstone) and entry.successor_key:
+            successor = await self.manager.call_store(
+                lambda: self.manager.store.load(entry.successor_key or "", self.now)
+            )
+            if isinstance(successor, SessionRecord):
+                update = self.engine.plan_update(successor, dict(written), deleted, self.now, touch=False)
+                if update is not None:
+                    await self.manager.call_store(lambda: self.manager.store.save(successor.key, update))
+
+    async def _renew(self, record: SessionRecord) -> None:
+        assert self.raw_id is not None
+        meta = replace(self.meta_dirty or record.meta, last_access_at=self.now)
+        transition = self.engine.plan_rotation(
+            replace(record, meta=meta), self.session.data_snapshot(), self.now, old_raw_id=self.raw_id
+        )
+        await self.manager.call_store(
+            lambda: self.manager.store.establish(transition.record, retire=transition.retired)
+        )
+        self.raw_id = transition.raw_id
+        self.cookie_action = CookieAction.SET
+        self.session.mark_saved(transition.record)
+        await self.manager.emit(
+            EventName.ROTATED,
+            reason="renewal",
+            handle=transition.record.handle,
+            user=meta.user,
+            client=self.client,
+            path=self.path,
+        )
+
+    async def _create_if_required(self) -> None:
+        creation = self.policy.creation
+        written, _ = self.session.changes()
+        if not written and creation is not Creation.ALWAYS:
+            return
+        if written and creation is Creation.NEVER:
+            raise SessionNotAvailableError("creation policy 'never' forbids creating a session to store data")
+        raw_id, record = self.engine.new_record(self.now, self.session.data_snapshot(), self.client)
+        await self.manager.call_store(lambda: self.manager.store.establish(record))
+        self.raw_id = raw_id
+        self.cookie_action = CookieAction.SET
+        self.session.mark_saved(record)
+        await self.manager.emit(EventName.CREATED, handle=record.handle, client=self.client, path=self.path)
+
+
+class RequestSession(Session):
+    """The session a handler gets: the mapping, plus async verbs that reach the store."""
+
+    __slots__ = ("_exchange",)
+
+    def __init__(self, record: SessionRecord | None, *, max_bytes: int, exchange: Exchange) -> None:
+        super().__init__(record, max_bytes=max_bytes)
+        self._exchange = exchange
+
+    async def login(self, user: str) -> None:
+        """Log ``user`` in; the ID changes per the fixation strategy.
+
+        Raises:
+            LoginRefusedError: multiple-login control refused it ("first wins").
+        """
+        await self._exchange.login(user)
+
+    async def logout(self) -> None:
+        """End this session server-side and clear its cookie."""
+        await self._exchange.logout()
+
+    async def rotate_id(self) -> None:
+        """Give the session a new ID now (call on any privilege change)."""
+        await self._exchange.rotate_id()
+
+    async def elevate(self) -> None:
+        """Elevate (sudo mode) for the configured time; the ID changes."""
+        await self._exchange.elevate()
+
+    def reauthenticated(self) -> None:
+        """Record that the user just re-entered their password (a recent authentication)."""
+        meta = self._exchange.record.meta if self._exchange.record else None
+        if meta is not None:
+            self._exchange.update_meta(replace(self._exchange.meta_dirty or meta, auth_at=self._exchange.now))
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        """The current user's live sessions."""
+        return await self._exchange.list_sessions()
+
+    async def revoke(self, handle: str) -> bool:
+        """End one of the user's sessions by handle."""
+        return await self._exchange.revoke(handle)
+
+    async def revoke_others(self, reason: EndReason = EndReason.REVOKED) -> int:
+        """End all the user's other sessions; return how many."""
+        return await self._exchange.revoke_others(reason)
+
+    @property
+    def is_elevated(self) -> bool:
+        """Whether an elevation is in force."""
+        meta = self._exchange.meta_dirty or self.meta
+        return self._exchange.engine.is_elevated(meta, self._exchange.now)
+
+    @property
+    def recently_authenticated(self) -> bool:
+        """Whether the user proved who they are within the re-auth window."""
+        meta = self._exchange.meta_dirty or self.meta
+        return self._exchange.engine.recently_authenticated(meta, self._exchange.now)
+
+    def status(self) -> SessionStatus:
+        """The figures of F20."""
+        return self._exchange.status()

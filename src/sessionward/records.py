@@ -1,0 +1,212 @@
+"""What a store holds: live session records and tombstones, and their JSON codec.
+
+A :class:`SessionRecord` keeps the user's data apart from the metadata the library
+manages (:class:`SessionMeta`), so no user key can shadow or forge a library field.
+A :class:`Tombstone` stands where a session ended, remembering why (F10) until it
+expires; after a renewal it also points to the successor for the grace period.
+
+Everything is JSON: records are never pickled, because unpickling turns a store
+compromise into code execution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from sessionward.errors import StoreError
+from sessionward.ids import handle_of
+
+JSONValue = Any
+"""A value made only of dict (str keys), list, str, int, float, bool and None."""
+
+# Only plain JSON types pass: dataclasses, datetimes and subclasses are refused, not
+# silently turned into something that reads back as another type.
+JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+class EndReason(StrEnum):
+    """Why a session ended; shown to the user and written to the audit log."""
+
+    LOGGED_OUT = "logged_out"
+    IDLE_TIMEOUT = "idle_timeout"
+    ABSOLUTE_TIMEOUT = "absolute_timeout"
+    DISPLACED = "displaced"
+    REVOKED = "revoked"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason code, not a secret
+    BINDING_MISMATCH = "binding_mismatch"
+    RENEWED = "renewed"
+    """Periodic renewal moved the session to a new ID (grace period applies)."""
+    SUPERSEDED = "superseded"
+    """Login or a privilege change moved the session to a new ID (no grace)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class SessionMeta:
+    """Library-managed facts about a session, apart from the user's data.
+
+    Attributes:
+        created_at: When the session began (kept across ``change_id`` logins).
+        last_access_at: The idle clock: when a request last counted as activity.
+        rotated_at: When the ID last changed.
+        absolute_deadline: When the session ends however active it is.
+        user: The authenticated user, or ``None`` for an anonymous session.
+        auth_at: When the user last proved who they are (login or re-entered password).
+        elevated_until: When an elevation (sudo mode) lapses, or ``None``.
+        ip: Client IP at login, for the user's device list.
+        user_agent: Client User-Agent at login (truncated), for the device list.
+        binding: Hash of the client attributes the session is bound to (F13), if any.
+        csrf_token: The synchronizer token for HTML forms (F15), rotated at login.
+    """
+
+    created_at: float
+    last_access_at: float
+    rotated_at: float
+    absolute_deadline: float
+    user: str | None = None
+    auth_at: float | None = None
+    elevated_until: float | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    binding: str | None = None
+    csrf_token: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class SessionRecord:
+    """A live session as a store keeps it.
+
+    Attributes:
+        key: The storage key (SHA-256 of the ID), never the ID itself.
+        meta: Library-managed metadata.
+        data: The user's JSON-typed data.
+        expires_at: When the store may forget it: the earlier of the idle and the
+            absolute deadline.
+        version: Bumped by each data write; lets SQL stores detect racing writers.
+    """
+
+    key: str
+    meta: SessionMeta
+    data: dict[str, JSONValue] = field(default_factory=dict)
+    expires_at: float = 0.0
+    version: int = 0
+
+    @property
+    def handle(self) -> str:
+        """The public handle naming this session in lists, logs and revocation."""
+        return handle_of(self.key)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tombstone:
+    """Where a session ended: why, for whom, and until when it is remembered.
+
+    Attributes:
+        key: The storage key of the ended session.
+        reason: Why it ended.
+        user: Its user, if it was authenticated.
+        ended_at: When it ended.
+        expires_at: When the store may forget the tombstone.
+        successor_key: After a renewal, the key of the new session.
+        sealed_successor: After a renewal, the new ID sealed under the old one
+            (see :func:`sessionward.ids.seal_successor`).
+        grace_until: Until when the old ID still leads to the successor.
+    """
+
+    key: str
+    reason: EndReason
+    user: str | None
+    ended_at: float
+    expires_at: float
+    successor_key: str | None = None
+    sealed_successor: str | None = None
+    grace_until: float | None = None
+
+    @property
+    def handle(self) -> str:
+        """The public handle of the session that ended here."""
+        return handle_of(self.key)
+
+
+Entry = SessionRecord | Tombstone
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Update:
+    """The writes one request makes to an existing session (F18).
+
+    Attributes:
+        set: Data keys to write, with their new values.
+        delete: Data keys to remove.
+        meta: The new metadata when the request changed it (login, elevation, touch).
+        expires_at: The session's new expiry.
+        base_version: The record's version when the request loaded it; stores that
+            version their writes try that first and re-read only when another writer
+            came in between.
+        base_data: The record's data when loaded, paired with ``base_version``.
+    """
+
+    set: dict[str, JSONValue]
+    delete: frozenset[str]
+    meta: SessionMeta
+    expires_at: float
+    base_version: int = 0
+    base_data: dict[str, JSONValue] | None = None
+
+    @property
+    def touches_data(self) -> bool:
+        """Tell whether any user data changes."""
+        return bool(self.set or self.delete)
+
+
+def dumps(value: JSONValue) -> bytes:
+    """Encode a JSON-typed value; raise :class:`TypeError` for anything else."""
+    return orjson.dumps(value, option=JSON_OPTIONS)
+
+
+def loads(data: bytes | str) -> JSONValue:
+    """Decode JSON produced by :func:`dumps`."""
+    return orjson.loads(data)
+
+
+def meta_to_json(meta: SessionMeta) -> bytes:
+    """Encode metadata for storage."""
+    return orjson.dumps(asdict(meta))
+
+
+def meta_from_json(data: bytes | str) -> SessionMeta:
+    """Decode stored metadata; raise :class:`StoreError` if it is corrupt."""
+    try:
+        fields = orjson.loads(data)
+        return SessionMeta(**fields)
+    except (orjson.JSONDecodeError, TypeError) as error:
+        raise StoreError(f"corrupt session metadata: {error}") from None
+
+
+def data_from_json(data: bytes | str) -> dict[str, JSONValue]:
+    """Decode stored user data; raise :class:`StoreError` if it is corrupt."""
+    try:
+        decoded = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise StoreError(f"corrupt session data: {error}") from None
+    if not isinstance(decoded, dict):
+        raise StoreError("corrupt session data: not a JSON object")
+    return decoded
+
+
+def tombstone_to_json(tomb: Tombstone) -> bytes:
+    """Encode a tombstone for storage."""
+    return orjson.dumps(asdict(tomb))
+
+
+def tombstone_from_json(data: bytes | str) -> Tombstone:
+    """Decode a stored tombstone; raise :class:`StoreError` if it is corrupt."""
+    try:
+        fields = orjson.loads(data)
+        fields["reason"] = EndReason(fields["reason"])
+        return Tombstone(**fields)
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as error:
+        raise StoreError(f"corrupt tombstone: {error}") from None

@@ -1,0 +1,153 @@
+"""The async store contract every backend implements.
+
+A store files entries (live :class:`~sessionward.records.SessionRecord` or
+:class:`~sessionward.records.Tombstone`) under the *storage key* (SHA-256 of the ID);
+it never sees a raw ID. It keeps a per-user index of live sessions (F12) and remembers
+tombstones until they expire (F10). It does not decide: the sans-I/O engine computes
+deadlines and tombstones and passes them in, with ``now``.
+
+Guarantees every store gives (the conformance suite in ``tests/stores`` checks them):
+
+* :meth:`SessionStore.save` applies per-key changes, so concurrent saves that change
+  different keys both keep their change; for the same key the last write wins (F18).
+* :meth:`SessionStore.save` never resurrects: if the key no longer holds a live record
+  (a concurrent logout ended it), nothing is written and it returns ``False``.
+* :meth:`SessionStore.establish` writes a new record, retires the old key and enforces
+  the per-user limit atomically with respect to other logins of the same user (F11).
+* Entries whose ``expires_at`` has passed are never returned by :meth:`load` or listed;
+  :meth:`purge_expired` removes them in bounded batches.
+* Every method either completes or raises :class:`~sessionward.errors.StoreUnavailableError`
+  (after the store's timeout) — never hangs, never half-writes silently.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from sessionward.engine import SessionLimit
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    """The result of :meth:`SessionStore.establish`.
+
+    Attributes:
+        displaced: Sessions of the same user ended to make room ("last wins").
+    """
+
+    displaced: list[SessionRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts a store reports (``sessionward sessions stats``)."""
+
+    live_sessions: int
+    authenticated_sessions: int
+    users: int
+    tombstones: int
+
+
+class SessionStore(ABC):
+    """An async session store. Subclasses keep I/O small and share pure logic."""
+
+    @abstractmethod
+    async def load(self, key: str, now: float) -> Entry | None:
+        """Return the live record or unexpired tombstone under ``key``, else ``None``."""
+
+    @abstractmethod
+    async def save(self, key: str, update: Update) -> bool:
+        """Apply ``update`` to the live record under ``key``.
+
+        Returns:
+            ``False`` (and writes nothing) when ``key`` holds no live record.
+        """
+
+    @abstractmethod
+    async def establish(
+        self,
+        record: SessionRecord,
+        *,
+        retire: Tombstone | None = None,
+        limit: SessionLimit | None = None,
+    ) -> Established:
+        """Write a new record (login, rotation, first save), atomically.
+
+        Args:
+            record: The record to write under ``record.key`` (created or overwritten).
+            retire: A tombstone to write over an old key, which leaves the user index.
+            limit: For a login of ``record.meta.user``: the most live sessions the user
+                may have counting the new one. Sessions other than ``record.key`` and
+                ``retire.key`` count. When over, either refuse (``prevent_login``) or
+                end the oldest by creation time with reason ``displaced``.
+
+        Raises:
+            LoginRefusedError: when ``limit.prevent_login`` and the user is at the limit;
+                nothing is written then.
+        """
+
+    @abstractmethod
+    async def end(self, tombstone: Tombstone) -> SessionRecord | None:
+        """End the session under ``tombstone.key``, leaving the tombstone.
+
+        Returns:
+            The record that was live there, or ``None`` if there was none (then the
+            tombstone is still written, unless a tombstone is already there).
+        """
+
+    @abstractmethod
+    async def list_user(self, user: str, now: float) -> list[SessionRecord]:
+        """Return the user's live sessions, oldest first."""
+
+    @abstractmethod
+    async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
+        """Return the live session whose handle is ``handle``, if any."""
+
+    @abstractmethod
+    async def end_user(
+        self,
+        user: str,
+        reason: EndReason,
+        now: float,
+        tombstone_expires_at: float,
+        *,
+        keep_key: str | None = None,
+    ) -> list[SessionRecord]:
+        """End every live session of ``user`` except ``keep_key``; return those ended."""
+
+    @abstractmethod
+    async def purge_expired(self, now: float, batch_size: int = 500) -> int:
+        """Remove up to ``batch_size`` expired entries; return how many went.
+
+        Call until it returns less than ``batch_size`` to purge everything; the cost of a
+        call is proportional to what it removes (expiry is indexed).
+        """
+
+    @abstractmethod
+    async def stats(self, now: float) -> StoreStats:
+        """Count live sessions, authenticated ones, users and tombstones."""
+
+    async def setup(self) -> None:  # noqa: B027 - optional hook
+        """Create the schema or whatever the backend needs (an explicit step)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def end_handle(
+        self, handle: str, reason: EndReason, now: float, tombstone_expires_at: float, *, user: str | None = None
+    ) -> SessionRecord | None:
+        """End the session named by ``handle``; when ``user`` is given, only if it is theirs.
+
+        Returns:
+            The record ended, or ``None`` if no such live session (of that user) exists.
+        """
+        record = await self.find_handle(handle, now)
+        if record is None or (user is not None and record.meta.user != user):
+            return None
+        return await self.end(
+            Tombstone(
+                key=record.key, reason=reason, user=record.meta.user, ended_at=now, expires_at=tombstone_expires_at
+            )
+        )

@@ -1,0 +1,197 @@
+"""An in-process store, for tests and single-process apps (``memory://``).
+
+Every method runs without awaiting anything, so on one event loop each is atomic; that is
+what makes :meth:`MemoryStore.establish` enforce the per-user limit exactly. Data is kept
+as encoded JSON, so the store behaves like the others (no shared mutable objects) and a
+value that could not be stored elsewhere cannot be stored here either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sessionward.engine import SessionLimit
+from sessionward.errors import LoginRefusedError
+from sessionward.records import (
+    EndReason,
+    Entry,
+    SessionRecord,
+    Tombstone,
+    Update,
+    dumps,
+    loads,
+)
+from sessionward.stores.base import Established, SessionStore, StoreStats
+
+
+@dataclass(slots=True)
+class _Stored:
+    record: SessionRecord
+    data: dict[str, bytes]
+
+
+class MemoryStore(SessionStore):
+    """Sessions in a dict; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._live: dict[str, _Stored] = {}
+        self._tombs: dict[str, Tombstone] = {}
+        self._by_user: dict[str, set[str]] = {}
+
+    async def load(self, key: str, now: float) -> Entry | None:
+        stored = self._live.get(key)
+        if stored is not None:
+            if stored.record.expires_at <= now:
+                return None
+            return self._materialize(stored)
+        tomb = self._tombs.get(key)
+        if tomb is not None and tomb.expires_at > now:
+            return tomb
+        return None
+
+    async def save(self, key: str, update: Update) -> bool:
+        stored = self._live.get(key)
+        if stored is None:
+            return False
+        for name, value in update.set.items():
+            stored.data[name] = dumps(value)
+        for name in update.delete:
+            stored.data.pop(name, None)
+        stored.record = replace(
+            stored.record,
+            meta=replace(update.meta),
+            expires_at=update.expires_at,
+            version=stored.record.version + (1 if update.touches_data else 0),
+        )
+        return True
+
+    async def establish(
+        self,
+        record: SessionRecord,
+        *,
+        retire: Tombstone | None = None,
+        limit: SessionLimit | None = None,
+    ) -> Established:
+        user = record.meta.user
+        displaced: list[SessionRecord] = []
+        if limit is not None and user is not None:
+            excluded = {record.key, retire.key if retire else None}
+            others = [
+                s.record
+                for k in self._by_user.get(user, ())
+                if k not in excluded and (s := self._live[k]).record.expires_at > limit.now
+            ]
+            surplus = len(others) + 1 - limit.max_sessions
+            if surplus > 0:
+                if limit.prevent_login:
+                    raise LoginRefusedError(user, limit.max_sessions)
+                others.sort(key=lambda r: (r.meta.created_at, r.key))
+                for victim in others[:surplus]:
+                    self._end(
+                        Tombstone(
+                            key=victim.key,
+                            reason=EndReason.DISPLACED,
+                            user=user,
+                            ended_at=limit.now,
+                            expires_at=limit.tombstone_expires_at,
+                        )
+                    )
+                    displaced.append(victim)
+        if retire is not None and retire.key != record.key:
+            self._end(retire)
+        previous = self._live.get(record.key)
+        if previous is not None and previous.record.meta.user not in (None, user):
+            self._by_user.get(previous.record.meta.user or "", set()).discard(record.key)
+        self._tombs.pop(record.key, None)
+        self._live[record.key] = _Stored(
+            record=replace(record, data={}, meta=replace(record.meta)),
+            data={name: dumps(value) for name, value in record.data.items()},
+        )
+        if user is not None:
+            self._by_user.setdefault(user, set()).add(record.key)
+        return Established(displaced=displaced)
+
+    async def end(self, tombstone: Tombstone) -> SessionRecord | None:
+        return self._end(tombstone)
+
+    def _end(self, tombstone: Tombstone) -> SessionRecord | None:
+        stored = self._live.pop(tombstone.key, None)
+        if stored is None:
+            self._tombs.setdefault(tombstone.key, tombstone)
+            return None
+        self._tombs[tombstone.key] = tombstone
+        user = stored.record.meta.user
+        if user is not None:
+            keys = self._by_user.get(user)
+            if keys is not None:
+                keys.discard(tombstone.key)
+                if not keys:
+                    del self._by_user[user]
+        return self._materialize(stored)
+
+    async def list_user(self, user: str, now: float) -> list[SessionRecord]:
+        records = [
+            self._materialize(self._live[k])
+            for k in self._by_user.get(user, ())
+            if self._live[k].record.expires_at > now
+        ]
+        return sorted(records, key=lambda r: (r.meta.created_at, r.key))
+
+    async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
+        for key, stored in self._live.items():
+            if key.startswith(handle) and len(handle) >= 16 and stored.record.expires_at > now:
+                return self._materialize(stored)
+        return None
+
+    async def end_user(
+        self,
+        user: str,
+        reason: EndReason,
+        now: float,
+        tombstone_expires_at: float,
+        *,
+        keep_key: str | None = None,
+    ) -> list[SessionRecord]:
+        ended = []
+        for key in list(self._by_user.get(user, ())):
+            if key == keep_key:
+                continue
+            record = self._end(
+                Tombstone(key=key, reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
+            )
+            if record is not None and record.expires_at > now:
+                ended.append(record)
+        return ended
+
+    async def purge_expired(self, now: float, batch_size: int = 500) -> int:
+        removed = 0
+        for key in [k for k, s in self._live.items() if s.record.expires_at <= now][:batch_size]:
+            stored = self._live.pop(key)
+            user = stored.record.meta.user
+            if user is not None and user in self._by_user:
+                self._by_user[user].discard(key)
+                if not self._by_user[user]:
+                    del self._by_user[user]
+            removed += 1
+        for key in [k for k, t in self._tombs.items() if t.expires_at <= now][: batch_size - removed]:
+            del self._tombs[key]
+            removed += 1
+        return removed
+
+    async def stats(self, now: float) -> StoreStats:
+        live = [s.record for s in self._live.values() if s.record.expires_at > now]
+        users = {r.meta.user for r in live if r.meta.user is not None}
+        return StoreStats(
+            live_sessions=len(live),
+            authenticated_sessions=sum(1 for r in live if r.meta.user is not None),
+            users=len(users),
+            tombstones=sum(1 for t in self._tombs.values() if t.expires_at > now),
+        )
+
+    @staticmethod
+    def _materialize(stored: _Stored) -> SessionRecord:
+        return replace(
+            stored.record,
+            meta=replace(stored.record.meta),
+            data={name: loads(value) for name, value in stored.data.items()},
+        )

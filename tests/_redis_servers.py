@@ -1,0 +1,1 @@
+"""Private redis-server processes (standalone and cluster) for the test session."""

@@ -1,0 +1,1 @@
+"""PostgreSQL and MariaDB fixtures: a private database per test run."""
