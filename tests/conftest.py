@@ -13,7 +13,7 @@ import pytest
 from sessionward import ManualClock
 from tests_support import service_missing
 
-pytest_plugins = ["_services", "_redis_servers"]
+pytest_plugins = ["_services", "_redis_servers", "stores_factories"]
 
 __all__ = ["service_missing"]
 

@@ -243,8 +243,16 @@ class SessionEngine:
             user_agent=_clip(client.user_agent) if client else None,
         )
         record = SessionRecord(key=ids.storage_key(raw_id), meta=meta, data=dict(data or {}))
-        record.expires_at = self.deadline(meta)
+        self._set_deadlines(record)
         return raw_id, record
+
+    def _set_deadlines(self, record: SessionRecord) -> None:
+        record.expires_at = self.deadline(record.meta)
+        record.retain_until = self.retention(record.expires_at)
+
+    def retention(self, expires_at: float) -> float:
+        """Return until when an expired record is kept, so its reason can be told (F10)."""
+        return expires_at + self.policy.invalid_session.tombstone_ttl_s
 
     def plan_login(
         self,
@@ -306,7 +314,7 @@ class SessionEngine:
         raw_id = ids.generate_id(self.policy.id_bits)
         meta = replace(current.meta, rotated_at=now)
         record = SessionRecord(key=ids.storage_key(raw_id), meta=meta, data=dict(data))
-        record.expires_at = self.deadline(meta)
+        self._set_deadlines(record)
         if old_raw_id is None:
             retired = self.plan_end(current.key, meta.user, EndReason.SUPERSEDED, now)
         else:
@@ -362,11 +370,13 @@ class SessionEngine:
         new_meta = meta if meta is not None else record.meta
         if touch:
             new_meta = replace(new_meta, last_access_at=now)
+        expires_at = self.deadline(new_meta)
         return Update(
             set=written,
             delete=deleted,
             meta=new_meta,
-            expires_at=self.deadline(new_meta),
+            expires_at=expires_at,
+            retain_until=self.retention(expires_at),
             base_version=record.version,
             base_data=record.data,
         )

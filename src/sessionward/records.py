@@ -83,9 +83,12 @@ class SessionRecord:
         key: The storage key (SHA-256 of the ID), never the ID itself.
         meta: Library-managed metadata.
         data: The user's JSON-typed data.
-        expires_at: When the store may forget it: the earlier of the idle and the
-            absolute deadline.
+        expires_at: When it stops being live: the earlier of the idle and the absolute
+            deadline. Listings, counts and the multiple-login limit use this.
         version: Bumped by each data write; lets SQL stores detect racing writers.
+        retain_until: How long the store keeps it after ``expires_at``: until then
+            ``load`` still returns it, so the engine can tell the returning user *why* it
+            ended (idle or absolute timeout) and bury it. 0 means "same as expires_at".
     """
 
     key: str
@@ -93,6 +96,12 @@ class SessionRecord:
     data: dict[str, JSONValue] = field(default_factory=dict)
     expires_at: float = 0.0
     version: int = 0
+    retain_until: float = 0.0
+
+    @property
+    def kept_until(self) -> float:
+        """When the store may forget the record: ``retain_until``, never before ``expires_at``."""
+        return max(self.retain_until, self.expires_at)
 
     @property
     def handle(self) -> str:
@@ -155,6 +164,12 @@ class Update:
     expires_at: float
     base_version: int = 0
     base_data: dict[str, JSONValue] | None = None
+    retain_until: float = 0.0
+
+    @property
+    def kept_until(self) -> float:
+        """When the store may forget the record after this write (see SessionRecord)."""
+        return max(self.retain_until, self.expires_at)
 
     @property
     def touches_data(self) -> bool:

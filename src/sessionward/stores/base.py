@@ -14,8 +14,11 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   (a concurrent logout ended it), nothing is written and it returns ``False``.
 * :meth:`SessionStore.establish` writes a new record, retires the old key and enforces
   the per-user limit atomically with respect to other logins of the same user (F11).
-* Entries whose ``expires_at`` has passed are never returned by :meth:`load` or listed;
-  :meth:`purge_expired` removes them in bounded batches.
+* Records whose ``expires_at`` has passed are never listed or counted (``list_user``,
+  ``find_handle``, ``stats``, the login limit). :meth:`load` still returns them until
+  ``record.kept_until`` (``retain_until``) so the engine can tell the user why the session
+  ended and bury it; tombstones are returned until their ``expires_at``.
+  :meth:`purge_expired` removes what is past those times in bounded batches.
 * Every method either completes or raises :class:`~sessionward.errors.StoreUnavailableError`
   (after the store's timeout) — never hangs, never half-writes silently.
 """
@@ -55,7 +58,7 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def load(self, key: str, now: float) -> Entry | None:
-        """Return the live record or unexpired tombstone under ``key``, else ``None``."""
+        """Return the record (until ``kept_until``) or unexpired tombstone under ``key``, else ``None``."""
 
     @abstractmethod
     async def save(self, key: str, update: Update) -> bool:

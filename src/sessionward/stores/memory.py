@@ -41,7 +41,8 @@ class MemoryStore(SessionStore):
     async def load(self, key: str, now: float) -> Entry | None:
         stored = self._live.get(key)
         if stored is not None:
-            if stored.record.expires_at <= now:
+            # Past expires_at but within retention: returned, so the engine can say why it ended.
+            if stored.record.kept_until <= now:
                 return None
             return self._materialize(stored)
         tomb = self._tombs.get(key)
@@ -165,7 +166,7 @@ class MemoryStore(SessionStore):
 
     async def purge_expired(self, now: float, batch_size: int = 500) -> int:
         removed = 0
-        for key in [k for k, s in self._live.items() if s.record.expires_at <= now][:batch_size]:
+        for key in [k for k, s in self._live.items() if s.record.kept_until <= now][:batch_size]:
             stored = self._live.pop(key)
             user = stored.record.meta.user
             if user is not None and user in self._by_user:

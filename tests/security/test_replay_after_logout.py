@@ -1,0 +1,34 @@
+"""Replay after logout: a cookie copied before logout is useless afterwards (server-side destroy)."""
+
+from __future__ import annotations
+
+from sessionward import ManualClock
+from sessionward.stores.base import SessionStore
+from tests_support import client_for, make_app, set_cookie_value
+
+
+async def test_cookie_replayed_after_logout_is_refused(local_store: SessionStore, clock: ManualClock) -> None:
+    app, _ = make_app(local_store, clock=clock)
+    async with client_for(app) as client:
+        await client.post("/login")
+        stolen = client.cookies["sid"]
+        response = await client.post("/logout")
+        assert set_cookie_value(response) == ""
+    async with client_for(app) as thief:
+        thief.cookies.set("sid", stolen)
+        response = await thief.get("/api/whoami")
+        assert response.status_code == 401
+        assert response.json() == {"error": "session_invalid", "reason": "logged_out"}
+
+
+async def test_logout_then_new_login_does_not_revive_old_id(local_store: SessionStore, clock: ManualClock) -> None:
+    app, _ = make_app(local_store, clock=clock)
+    async with client_for(app) as client:
+        await client.post("/login")
+        first = client.cookies["sid"]
+        await client.post("/logout")
+        await client.post("/login")
+        assert client.cookies["sid"] != first
+    async with client_for(app) as thief:
+        thief.cookies.set("sid", first)
+        assert (await thief.get("/whoami")).json()["user"] is None
