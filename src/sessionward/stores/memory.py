@@ -62,6 +62,7 @@ class MemoryStore(SessionStore):
             stored.record,
             meta=replace(update.meta),
             expires_at=update.expires_at,
+            retain_until=update.retain_until,
             version=stored.record.version + (1 if update.touches_data else 0),
         )
         return True

@@ -1,45 +1,54 @@
 """SQL stores through SQLAlchemy 2 (async): SQLite, PostgreSQL, MySQL/MariaDB.
 
 One table holds live sessions and tombstones, keyed by the SHA-256 storage key, with
-indexes on ``expires_at`` (purge costs what it removes), ``user_id`` (the per-user index
+indexes on ``kept_until`` (purge costs what it removes), ``user_id`` (the per-user index
 of F12) and ``handle``. Data and metadata are JSON text; never pickled.
 
 Concurrency:
 
-* Data writes are optimistic: ``UPDATE … WHERE version = :seen``, using the version
-  the request loaded, so the common case is one statement. On conflict the row is read
-  again and only this request's keys are applied on top, so racing writers of different
-  keys both keep their change (F18).
-* A touch (idle clock only) updates two columns and never conflicts with data writes.
-* Every write requires ``tomb IS NULL``: a session ended by a concurrent logout is
-  never brought back.
-* ``establish`` (login) runs in one transaction holding a per-user lock — a row of
-  ``<prefix>user_locks`` taken ``FOR UPDATE`` on PostgreSQL and MySQL, the database write
-  lock (``BEGIN IMMEDIATE``) on SQLite — so the multiple-login limit holds across any
-  number of app processes and servers (F11).
+* Data writes try one optimistic statement first: ``UPDATE … WHERE version = :seen``
+  with the data the request loaded plus its changes. When another writer came in
+  between, the row is read ``FOR UPDATE`` and only this request's keys are applied on
+  top, in one transaction, so racing writers of different keys both keep their change
+  and the fallback never loops (F18).
+* A touch (idle clock only) updates metadata columns and never conflicts with data
+  writes.
+* Every write to a session requires ``tomb IS NULL``: a session ended by a concurrent
+  logout is never brought back.
+* ``establish`` (login) and ``end_user`` run in one transaction holding a per-user lock
+  — the user's row of ``<prefix>user_locks``, locked by an upsert on PostgreSQL and
+  MySQL, the database write lock (``BEGIN IMMEDIATE``) on SQLite — so the
+  multiple-login limit holds across any number of app processes and servers (F11).
+  On SQLite, one process's writers also queue on an :class:`asyncio.Lock` rather
+  than in SQLite's sleeping busy handler.
+* MySQL runs at ``READ COMMITTED`` so that a statement after a lock wait sees what the
+  lock holder committed (``REPEATABLE READ`` would keep an older snapshot), and
+  SQLAlchemy's asyncmy dialect connects with ``CLIENT_FOUND_ROWS`` so that an
+  ``UPDATE`` reports matched rows, not changed rows (a touch that writes the same
+  values still counts as found).
+* Deadlocks and serialization failures are retried a few times; anything else that
+  means the database is down or slow becomes :class:`StoreUnavailableError`, and every
+  operation runs under the store's timeout, so nothing hangs (F19).
 
 The schema is created only by :meth:`SqlStore.setup` (``sessionward store init``), never
-on a first request.
+on a first request. Dialect differences live in :mod:`sessionward.stores.sql_dialects`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
-import orjson
 import sqlalchemy as sa
-from sqlalchemy import event, exc
-from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessionward.engine import SessionLimit
-from sessionward.errors import ConfigError, LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
 from sessionward.ids import handle_of
 from sessionward.records import (
     EndReason,
@@ -55,118 +64,102 @@ from sessionward.records import (
     tombstone_to_json,
 )
 from sessionward.stores.base import Established, SessionStore, StoreStats
+from sessionward.stores.sql_dialects import (
+    brief,
+    insert_ignore,
+    is_refusal,
+    is_retryable,
+    lock_row,
+    open_engine,
+    tables,
+    upsert,
+)
 
 logger = logging.getLogger("sessionward")
 T = TypeVar("T")
 
-_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "mysql": "mysql+asyncmy",
-    "mariadb": "mysql+asyncmy",
-}
-_MAX_OPTIMISTIC_RETRIES = 100
-
-_BigText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
-
-def _tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
-    metadata = sa.MetaData()
-    sessions = sa.Table(
-        f"{prefix}sessions",
-        metadata,
-        sa.Column("key", sa.String(64), primary_key=True),
-        sa.Column("handle", sa.String(16), nullable=False, index=True),
-        sa.Column("user_id", sa.String(255), nullable=True, index=True),
-        sa.Column("created_at", sa.Double, nullable=False),
-        sa.Column("last_access_at", sa.Double, nullable=False),
-        sa.Column("expires_at", sa.Double, nullable=False, index=True),
-        sa.Column("version", sa.Integer, nullable=False, default=0),
-        sa.Column("meta", _BigText, nullable=True),
-        sa.Column("data", _BigText, nullable=True),
-        sa.Column("tomb", sa.Text, nullable=True),
-    )
-    locks = sa.Table(
-        f"{prefix}user_locks",
-        metadata,
-        sa.Column("user_id", sa.String(255), primary_key=True),
-    )
-    return metadata, sessions, locks
+_DEADLOCK_RETRIES = 5
 
 
 class SqlStore(SessionStore):
-    """A session store on a relational database through SQLAlchemy's async engine."""
+    """A session store on a relational database through SQLAlchemy's async engine.
 
-    def __init__(self, engine: AsyncEngine, *, table_prefix: str = "sessionward_") -> None:
+    Args:
+        engine: The async engine; for SQLite, one made by
+            :func:`~sessionward.stores.sql_dialects.open_engine` (it sets up the write lock).
+        table_prefix: Prefix of the two table names, so several stores can share a database.
+        timeout_s: The most one store operation may take before it raises
+            :class:`StoreUnavailableError`.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, table_prefix: str = "sessionward_", timeout_s: float = 2.0) -> None:
         self.engine = engine
         # Reads skip SQLite's BEGIN IMMEDIATE (see _configure_sqlite): they need no write lock.
         self._reader = engine.execution_options(sessionward_readonly=True)
+        # SQLite has one writer at a time: queue this process's writers here, in order,
+        # rather than in SQLite's busy handler, which sleeps in growing steps.
+        self._write_gate: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self.dialect = engine.dialect.name
-        self.metadata, self.sessions, self.locks = _tables(table_prefix)
+        self.timeout_s = timeout_s
+        self.metadata, self.sessions, self.locks = tables(table_prefix)
 
     @classmethod
-    def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 2.0) -> SqlStore:
-        """Build a store from ``sqlite:///…``, ``postgresql://…`` or ``mysql://…``."""
-        try:
-            parsed = make_url(url)
-        except exc.ArgumentError:
-            raise ConfigError(setting, f"{url!r} is not a valid database URL") from None
-        backend = parsed.get_backend_name()
-        if parsed.drivername in _DRIVERS:
-            parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
-        elif backend not in ("sqlite", "postgresql", "mysql"):
-            raise ConfigError(setting, f"{url!r}: unsupported database {backend!r}")
-        options: dict[str, Any] = {"pool_pre_ping": backend != "sqlite", "pool_timeout": timeout_s}
-        if backend == "sqlite":
-            database = parsed.database or ""
-            options = {"connect_args": {"timeout": timeout_s}}
-            if database in ("", ":memory:"):
-                options["poolclass"] = StaticPool
-            else:
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        elif backend == "postgresql":
-            options["connect_args"] = {"timeout": timeout_s, "command_timeout": max(timeout_s, 5.0)}
-        else:
-            options["connect_args"] = {"connect_timeout": max(1, int(timeout_s))}
-        try:
-            engine = create_async_engine(parsed, **options)
-        except (exc.ArgumentError, ImportError) as error:
-            raise ConfigError(setting, f"{url!r} cannot be opened: {error}") from None
-        if backend == "sqlite":
-            _configure_sqlite(engine)
-        return cls(engine)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        setting: str = "SESSIONWARD_STORE",
+        timeout_s: float = 2.0,
+        table_prefix: str = "sessionward_",
+    ) -> SqlStore:
+        """Build a store from ``sqlite:///…``, ``postgresql://…`` or ``mysql://…``.
+
+        Raises:
+            ConfigError: naming ``setting``, when the URL is malformed, names another
+                database or its driver is not installed.
+        """
+        engine = open_engine(url, setting=setting, timeout_s=timeout_s)
+        return cls(engine, table_prefix=table_prefix, timeout_s=timeout_s)
 
     # -- plumbing --------------------------------------------------------------------------
 
     async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = False) -> T:
-        try:
-            async with (self._reader if read_only else self.engine).begin() as connection:
-                return await work(connection)
-        except (exc.OperationalError, exc.InterfaceError, exc.ProgrammingError, exc.TimeoutError, OSError) as error:
-            raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {_brief(error)}") from error
+        """Run ``work`` in one transaction, under the timeout, retrying deadlocks."""
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    if read_only or self._write_gate is None:
+                        async with (self._reader if read_only else self.engine).begin() as connection:
+                            return await work(connection)
+                    async with self._write_gate, self.engine.begin() as connection:
+                        return await work(connection)
+            except TimeoutError:
+                raise StoreUnavailableError(
+                    f"SQL store ({self.dialect}) did not answer within {self.timeout_s} s"
+                ) from None
+            except exc.DBAPIError as error:
+                attempt += 1
+                if is_retryable(error) and attempt < _DEADLOCK_RETRIES:
+                    await asyncio.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 - jitter, not a secret
+                    continue
+                if is_refusal(error):
+                    raise StoreError(f"SQL store ({self.dialect}) refused a write: {brief(error)}") from error
+                raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
+            except (exc.TimeoutError, OSError) as error:
+                raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
 
-    @asynccontextmanager
-    async def _user_lock(self, connection: AsyncConnection, user: str) -> AsyncIterator[None]:
+    async def _lock_user(self, connection: AsyncConnection, user: str) -> None:
+        """Hold the per-user lock until the transaction ends (SQLite: the write lock already is)."""
         if self.dialect != "sqlite":
-            # Upsert the lock row, then hold it: concurrent logins of one user queue here.
-            await self._insert_ignore(connection, self.locks, {"user_id": user})
-            await connection.execute(
-                sa.select(self.locks.c.user_id).where(self.locks.c.user_id == user).with_for_update()
-            )
-        yield
+            await connection.execute(lock_row(self.dialect, self.locks, user))
 
-    async def _insert_ignore(self, connection: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> None:
-        statement: Any
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+    def _upsert(self, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
+        return upsert(self.dialect, self.sessions, values, update)
 
-            statement = pg_insert(table).values(**values).on_conflict_do_nothing()
-        elif self.dialect == "mysql":
-            statement = sa.insert(table).values(**values).prefix_with("IGNORE")
-        else:
-            statement = sa.insert(table).values(**values).prefix_with("OR IGNORE")
-        await connection.execute(statement)
+    def _select_for_update(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        # SQLite has no row locks; its writers already hold the database write lock.
+        return query if self.dialect == "sqlite" else query.with_for_update()
 
     async def setup(self) -> None:
         """Create the tables and indexes if they do not exist."""
@@ -182,18 +175,35 @@ class SqlStore(SessionStore):
     # -- reading ---------------------------------------------------------------------------
 
     def _entry(self, row: sa.Row[Any], now: float) -> Entry | None:
-        if row.expires_at <= now:
-            return None
+        if row.kept_until <= now:
+            return None  # a record past expires_at is still returned until then: the engine tells why
         if row.tomb is not None:
             return tombstone_from_json(row.tomb)
         return self._record(row)
 
     def _record(self, row: sa.Row[Any]) -> SessionRecord:
+        if row.meta is None or row.data is None:
+            raise StoreError(f"corrupt session row {row.key[:16]}: no metadata or data")
         meta = meta_from_json(row.meta)
         meta.last_access_at = row.last_access_at
         return SessionRecord(
-            key=row.key, meta=meta, data=data_from_json(row.data), expires_at=row.expires_at, version=row.version
+            key=row.key,
+            meta=meta,
+            data=data_from_json(row.data),
+            expires_at=row.expires_at,
+            version=row.version,
+            retain_until=row.kept_until,
         )
+
+    def _readable(self, rows: Iterable[sa.Row[Any]]) -> list[SessionRecord]:
+        """Decode rows for listings, leaving out corrupt ones: their next load ends them."""
+        records = []
+        for row in rows:
+            try:
+                records.append(self._record(row))
+            except StoreError as error:
+                logger.warning("skipping corrupt session %s: %s", row.key[:16], error)
+        return records
 
     async def load(self, key: str, now: float) -> Entry | None:
         async def work(connection: AsyncConnection) -> Entry | None:
@@ -205,12 +215,11 @@ class SqlStore(SessionStore):
     async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
         async def work(connection: AsyncConnection) -> SessionRecord | None:
             c = self.sessions.c
-            row = (
-                await connection.execute(
-                    sa.select(self.sessions).where(c.handle == handle, c.tomb.is_(None), c.expires_at > now)
-                )
-            ).first()
-            return None if row is None else self._record(row)
+            rows = await connection.execute(
+                sa.select(self.sessions).where(c.handle == handle, c.tomb.is_(None), c.expires_at > now)
+            )
+            records = self._readable(rows)
+            return records[0] if records else None
 
         return await self._run(work, read_only=True)
 
@@ -222,7 +231,7 @@ class SqlStore(SessionStore):
                 .where(c.user_id == user, c.tomb.is_(None), c.expires_at > now)
                 .order_by(c.created_at, c.key)
             )
-            return [self._record(row) for row in rows]
+            return self._readable(rows)
 
         return await self._run(work, read_only=True)
 
@@ -230,13 +239,14 @@ class SqlStore(SessionStore):
         async def work(connection: AsyncConnection) -> StoreStats:
             c = self.sessions.c
             live = sa.and_(c.tomb.is_(None), c.expires_at > now)
+            # CASE rather than FILTER (…): MySQL and MariaDB have no FILTER clause.
             row = (
                 await connection.execute(
                     sa.select(
-                        sa.func.count().filter(live),
-                        sa.func.count().filter(sa.and_(live, c.user_id.is_not(None))),
-                        sa.func.count(sa.distinct(c.user_id)).filter(live),
-                        sa.func.count().filter(sa.and_(c.tomb.is_not(None), c.expires_at > now)),
+                        sa.func.count(sa.case((live, 1))),
+                        sa.func.count(sa.case((sa.and_(live, c.user_id.is_not(None)), 1))),
+                        sa.func.count(sa.distinct(sa.case((live, c.user_id)))),
+                        sa.func.count(sa.case((sa.and_(c.tomb.is_not(None), c.expires_at > now), 1))),
                     )
                 )
             ).one()
@@ -254,6 +264,7 @@ class SqlStore(SessionStore):
             "created_at": record.meta.created_at,
             "last_access_at": record.meta.last_access_at,
             "expires_at": record.expires_at,
+            "kept_until": record.kept_until,
             "version": record.version,
             "meta": meta_to_json(record.meta).decode(),
             "data": dumps(record.data).decode(),
@@ -266,48 +277,48 @@ class SqlStore(SessionStore):
             "meta": meta_to_json(update.meta).decode(),
             "last_access_at": update.meta.last_access_at,
             "expires_at": update.expires_at,
+            "kept_until": update.kept_until,
         }
+        live = sa.and_(c.key == key, c.tomb.is_(None))
         if not update.touches_data:
 
             async def touch(connection: AsyncConnection) -> bool:
-                result = await connection.execute(
-                    sa.update(self.sessions).where(c.key == key, c.tomb.is_(None)).values(**common)
-                )
+                result = await connection.execute(sa.update(self.sessions).where(live).values(**common))
                 return bool(result.rowcount)
 
             return await self._run(touch)
 
-        version = update.base_version
-        data = update.base_data
-        for _ in range(_MAX_OPTIMISTIC_RETRIES):
-            if data is None:
-                current = await self._run(
-                    lambda connection: _first(
-                        connection, sa.select(c.data, c.version).where(c.key == key, c.tomb.is_(None))
-                    ),
-                    read_only=True,
-                )
-                if current is None:
-                    return False
-                data, version = data_from_json(current.data), current.version
-            merged = {**data, **update.set}
-            for name in update.delete:
-                merged.pop(name, None)
-            payload = dumps(merged).decode()
-            seen = version
+        if update.base_data is not None:
+            # The common case: nobody wrote since this request loaded, one statement.
+            payload = dumps(_merged(update.base_data, update)).decode()
+            seen = update.base_version
 
-            async def write(connection: AsyncConnection, payload: str = payload, seen: int = seen) -> int:
+            async def optimistic(connection: AsyncConnection) -> int:
                 result = await connection.execute(
                     sa.update(self.sessions)
-                    .where(c.key == key, c.tomb.is_(None), c.version == seen)
+                    .where(live, c.version == seen)
                     .values(data=payload, version=seen + 1, **common)
                 )
                 return int(result.rowcount)
 
-            if await self._run(write):
+            if await self._run(optimistic):
                 return True
-            data = None  # someone else wrote in between: re-read and apply our keys on top
-        raise StoreError(f"session {key[:16]}: gave up after {_MAX_OPTIMISTIC_RETRIES} conflicting writes")
+
+        async def locked(connection: AsyncConnection) -> bool:
+            # Someone wrote in between: apply only this request's keys to what is there now.
+            query = self._select_for_update(sa.select(c.data, c.version).where(live))
+            row = (await connection.execute(query)).first()
+            if row is None:
+                return False
+            merged = _merged(data_from_json(row.data), update)
+            await connection.execute(
+                sa.update(self.sessions)
+                .where(live)
+                .values(data=dumps(merged).decode(), version=row.version + 1, **common)
+            )
+            return True
+
+        return await self._run(locked)
 
     async def establish(
         self,
@@ -321,16 +332,21 @@ class SqlStore(SessionStore):
         async def work(connection: AsyncConnection) -> Established:
             displaced: list[SessionRecord] = []
             if limit is not None and user is not None:
-                async with self._user_lock(connection, user):
-                    displaced = await self._enforce_limit(connection, record, retire, limit, user)
+                await self._lock_user(connection, user)
+                displaced = await self._enforce_limit(connection, record, retire, limit, user)
             if retire is not None and retire.key != record.key:
                 await self._bury(connection, [retire.key], retire)
-            values = self._row_values(record)
-            result = await connection.execute(
-                sa.update(self.sessions).where(self.sessions.c.key == record.key).values(**values)
+            # Overwriting bumps the stored version, so a writer that loaded the old row
+            # cannot pass the optimistic check against the new one.
+            await connection.execute(
+                self._upsert(
+                    self._row_values(record),
+                    lambda new: {
+                        **{name: new[name] for name in _ESTABLISHED_COLUMNS},
+                        "version": self.sessions.c.version + 1,
+                    },
+                )
             )
-            if not result.rowcount:
-                await connection.execute(sa.insert(self.sessions).values(**values))
             return Established(displaced=displaced)
 
         return await self._run(work)
@@ -357,49 +373,39 @@ class SqlStore(SessionStore):
             return []
         if limit.prevent_login:
             raise LoginRefusedError(user, limit.max_sessions)
-        victims = [self._record(row) for row in rows[:surplus]]
+        victims = rows[:surplus]
         tomb = Tombstone(
             key="", reason=EndReason.DISPLACED, user=user, ended_at=limit.now, expires_at=limit.tombstone_expires_at
         )
-        await self._bury(connection, [v.key for v in victims], tomb)
-        return victims
+        await self._bury(connection, [row.key for row in victims], tomb)
+        return self._readable(victims)
 
     async def _bury(self, connection: AsyncConnection, keys: list[str], tomb: Tombstone) -> None:
-        """Turn the rows under ``keys`` into tombstones (inserting one where none exists)."""
-        c = self.sessions.c
+        """Turn the rows under ``keys`` into tombstones, inserting one where none exists."""
         for key in keys:
-            values = {
-                "tomb": _tomb_json(tomb, key),
-                "data": None,
-                "meta": None,
-                "user_id": None,
-                "expires_at": tomb.expires_at,
-            }
-            result = await connection.execute(sa.update(self.sessions).where(c.key == key).values(**values))
-            if not result.rowcount:
-                await connection.execute(
-                    sa.insert(self.sessions).values(
-                        key=key,
-                        handle=handle_of(key),
-                        created_at=tomb.ended_at,
-                        last_access_at=tomb.ended_at,
-                        version=0,
-                        **values,
-                    )
-                )
+            await connection.execute(
+                self._upsert(_tomb_row(key, tomb), lambda new: {name: new[name] for name in _BURIED_COLUMNS})
+            )
 
     async def end(self, tombstone: Tombstone) -> SessionRecord | None:
         async def work(connection: AsyncConnection) -> SessionRecord | None:
             c = self.sessions.c
-            query = sa.select(self.sessions).where(c.key == tombstone.key)
-            if self.dialect != "sqlite":
-                query = query.with_for_update()
-            row = (await connection.execute(query)).first()
-            if row is not None and row.tomb is not None:
+            row = (
+                await connection.execute(
+                    self._select_for_update(sa.select(self.sessions).where(c.key == tombstone.key))
+                )
+            ).first()
+            if row is None:
+                # Another ender may insert concurrently; the first tombstone stays.
+                await connection.execute(
+                    insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone))
+                )
                 return None
-            record = self._record(row) if row is not None else None
+            if row.tomb is not None and _is_tombstone(row.tomb):
+                return None
+            records = self._readable([row]) if row.tomb is None else []
             await self._bury(connection, [tombstone.key], tombstone)
-            return record
+            return records[0] if records else None
 
         return await self._run(work)
 
@@ -413,63 +419,83 @@ class SqlStore(SessionStore):
         keep_key: str | None = None,
     ) -> list[SessionRecord]:
         async def work(connection: AsyncConnection) -> list[SessionRecord]:
+            # Under the user lock, so a login racing with "log out everywhere" cannot
+            # slip a session in half way, and row locks are never taken in two orders.
+            await self._lock_user(connection, user)
             c = self.sessions.c
             query = sa.select(self.sessions).where(c.user_id == user, c.tomb.is_(None))
             if keep_key is not None:
                 query = query.where(c.key != keep_key)
-            if self.dialect != "sqlite":
-                query = query.with_for_update()
-            rows = list(await connection.execute(query))
+            rows = list(await connection.execute(query.order_by(c.created_at, c.key)))
             tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
             await self._bury(connection, [row.key for row in rows], tomb)
-            return [self._record(row) for row in rows if row.expires_at > now]
+            return self._readable(row for row in rows if row.expires_at > now)
 
         return await self._run(work)
+
+    def expired_keys_query(self, now: float, batch_size: int) -> sa.Select[Any]:
+        """Return the query that picks a purge batch: a range scan of the ``kept_until`` index."""
+        c = self.sessions.c
+        return sa.select(c.key).where(c.kept_until <= now).order_by(c.kept_until).limit(batch_size)
 
     async def purge_expired(self, now: float, batch_size: int = 500) -> int:
         async def work(connection: AsyncConnection) -> int:
             c = self.sessions.c
-            keys = [
-                row.key
-                for row in await connection.execute(sa.select(c.key).where(c.expires_at <= now).limit(batch_size))
-            ]
+            # The index range holds only expired rows: the cost is what the batch removes.
+            keys = [row.key for row in await connection.execute(self.expired_keys_query(now, batch_size))]
             if not keys:
                 return 0
-            result = await connection.execute(sa.delete(self.sessions).where(c.key.in_(keys), c.expires_at <= now))
+            # Re-checked on delete: a session extended meanwhile stays.
+            result = await connection.execute(sa.delete(self.sessions).where(c.key.in_(keys), c.kept_until <= now))
             return int(result.rowcount)
 
         return await self._run(work)
 
 
-def _tomb_json(tomb: Tombstone, key: str) -> str:
-    fields = orjson.loads(tombstone_to_json(tomb))
-    fields["key"] = key
-    return orjson.dumps(fields).decode()
+# Columns an establish overwrites on an existing row (all but the key and the version).
+_ESTABLISHED_COLUMNS = (
+    "handle",
+    "user_id",
+    "created_at",
+    "last_access_at",
+    "expires_at",
+    "kept_until",
+    "meta",
+    "data",
+    "tomb",
+)
+# Columns that turn a row into a tombstone.
+_BURIED_COLUMNS = ("tomb", "data", "meta", "user_id", "expires_at", "kept_until")
 
 
-async def _first(connection: AsyncConnection, query: sa.Select[Any]) -> sa.Row[Any] | None:
-    row: sa.Row[Any] | None = (await connection.execute(query)).first()
-    return row
+def _merged(data: dict[str, Any], update: Update) -> dict[str, Any]:
+    merged = {**data, **update.set}
+    for name in update.delete:
+        merged.pop(name, None)
+    return merged
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    # pysqlite's implicit transactions start late and as DEFERRED; take the write lock at
-    # BEGIN instead, so that a login's limit check and registration are one serialized step.
-    @event.listens_for(engine.sync_engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()
+def _tomb_row(key: str, tomb: Tombstone) -> dict[str, Any]:
+    """Return the column values of a tombstone row under ``key``."""
+    return {
+        "key": key,
+        "handle": handle_of(key),
+        "created_at": tomb.ended_at,
+        "last_access_at": tomb.ended_at,
+        "version": 0,
+        "tomb": tombstone_to_json(replace(tomb, key=key)).decode(),
+        "data": None,
+        "meta": None,
+        "user_id": None,
+        "expires_at": tomb.expires_at,
+        "kept_until": tomb.expires_at,
+    }
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def on_begin(connection: Any) -> None:
-        if not connection.get_execution_options().get("sessionward_readonly"):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-
-def _brief(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error)
-    return text.splitlines()[0][:200] if text else type(error).__name__
+def _is_tombstone(text: str) -> bool:
+    """Tell whether ``text`` decodes as a tombstone (a corrupt one may be overwritten)."""
+    try:
+        tombstone_from_json(text)
+    except StoreError:
+        return False
+    return True

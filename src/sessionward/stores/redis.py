@@ -1,0 +1,516 @@
+"""The Redis store: standalone, Sentinel-managed or Cluster, through redis-py's asyncio client.
+
+Layout: see :mod:`sessionward.stores.redis_layout`; scripts: :mod:`sessionward.stores.redis_lua`.
+A session is a HASH with one field per data key, so a per-key write is a native
+HSET/HDEL and racing writers of different keys lose nothing (F18). Redis expires sessions
+and tombstones by TTL (``expires_at`` minus the writer's clock, capped by the absolute
+deadline, plus a little slack); :meth:`RedisStore.load` still checks ``expires_at`` itself.
+
+Round trips per request: a load is one ``HGETALL``; a save (data, metadata, idle clock,
+TTL) is one script that writes only into a live session, so a concurrent logout is never
+undone. On a standalone or Sentinel-managed Redis, ``establish`` (login, rotation), ``end``
+(logout) and ``end_user`` are each one script: one atomic step that also keeps the user
+index exact.
+
+Redis Cluster. A script may only touch keys of one slot, and a session and its user's
+index hash to different slots, so there the work is split:
+
+* Atomic: everything on one session (load, save, end, write: the session hash and its
+  handle key share the tag ``{handle}``), and everything on one user's index (the limit
+  check and registration of a login, pruning: both index keys share the tag ``{user}``).
+* Not atomic: the steps of a login (check the members' liveness, write the new session,
+  admit it into the index under the limit, tombstone the old ID and the displaced
+  sessions), of a logout (tombstone, then leave the index) and of ``end_user``.
+
+Why that is safe: the limit itself is decided by one script on the user's slot, so two
+racing logins of one user are serialized there and never both pass (F11). The liveness
+check that precedes it only removes members that are gone, and a session that has ended
+never lives again, so a stale answer can only overcount (a refusal or displacement that
+a retry clears), never let a login past the limit. The new session is written *before*
+it is admitted (and deleted again if refused), so no reader ever finds an indexed member
+whose hash is not there yet and prunes it. Sessions are tombstoned in their own slot
+atomically; only their removal from the index may lag by a moment (or, if the app
+process dies in between, until the entry's deadline), and readers skip and prune index
+entries whose session is gone. The user index carries the absolute deadline of each
+session and expires with the last one, so nothing in it outlives its sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from contextlib import aclosing, contextmanager
+from typing import Any, cast
+
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import (
+    BusyLoadingError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+
+from sessionward.engine import SessionLimit
+from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.ids import is_handle, is_key
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update, dumps
+from sessionward.stores import redis_lua as lua
+from sessionward.stores.base import Established, SessionStore, StoreStats
+from sessionward.stores.redis_layout import (
+    DATA_PREFIX,
+    check_prefix,
+    decode_entry,
+    handle_key,
+    is_live,
+    meta_json,
+    number,
+    pairs,
+    record_fields,
+    session_key,
+    tombstone_json,
+    ttl_ms,
+    user_keys,
+    user_tag,
+)
+from sessionward.stores.redis_url import DEFAULT_PREFIX, connect, parse_url
+
+logger = logging.getLogger("sessionward")
+
+Arg = bytes | str | int | float
+"""A script argument."""
+
+SCAN_COUNT = 500
+# Server-side conditions that mean "not now" rather than "this data is bad".
+_UNAVAILABLE_REPLIES = (ReadOnlyError, TryAgainError, OutOfMemoryError, BusyLoadingError)
+
+
+@contextmanager
+def _translate() -> Iterator[None]:
+    """Map redis-py's errors to the store contract's (F19: outages become 503s)."""
+    try:
+        yield
+    except _UNAVAILABLE_REPLIES as error:
+        raise StoreUnavailableError(f"Redis store unavailable: {error}") from error
+    except ResponseError as error:
+        # WRONGTYPE and the like: someone else's value sits at our key; treat as corrupt.
+        raise StoreError(f"Redis store error: {error}") from error
+    except (RedisError, RedisClusterException, OSError) as error:
+        raise StoreUnavailableError(f"Redis store unavailable: {type(error).__name__}: {error}") from error
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _members(reply: Any) -> list[str]:
+    return [_text(member) for member in reply]
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis; see the module docstring for layout, atomicity and cluster mode.
+
+    Args:
+        client: A redis-py asyncio client (``Redis``, ``RedisCluster``, or a Sentinel
+            ``master_for`` client), created with ``decode_responses=False``. It is used
+            as given: nothing connects to a default host.
+        key_prefix: Prefix of every key; lets several applications share one Redis.
+        cluster: Whether the client talks to a Redis Cluster (scripts then stay within
+            one slot). Guessed from the client's type when ``None``.
+    """
+
+    def __init__(self, client: Redis | RedisCluster, *, key_prefix: str = DEFAULT_PREFIX, cluster: bool | None = None):
+        self.client = client
+        self.prefix = check_prefix(key_prefix)
+        self.cluster = isinstance(client, RedisCluster) if cluster is None else cluster
+        self._ready = not isinstance(client, RedisCluster)
+        self._ready_lock = asyncio.Lock()
+        register = client.register_script
+        self._save = register(lua.SAVE)
+        self._end = register(lua.END)
+        self._write = register(lua.WRITE)
+        self._admit = register(lua.ADMIT)
+        self._unindex = register(lua.UNINDEX)
+        self._prune = register(lua.PRUNE)
+        self._login = register(lua.LOGIN)
+        self._end_user = register(lua.END_USER)
+
+    @classmethod
+    def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 1.0) -> RedisStore:
+        """Build a store from a ``redis://``, ``rediss://``, ``redis+cluster://`` or ``redis+sentinel://`` URL.
+
+        Raises:
+            ConfigError: the URL is malformed or names no host; the message names ``setting``.
+        """
+        target = parse_url(url, setting=setting)
+        client = connect(target, timeout_s=timeout_s, setting=setting)
+        return cls(client, key_prefix=target.key_prefix, cluster=target.kind == "cluster")
+
+    async def setup(self) -> None:
+        """Check that Redis answers; there is no schema (scripts load themselves on first use)."""
+        await self._connect()
+        with _translate():
+            await self.client.ping()
+
+    async def _connect(self) -> None:
+        """Learn the cluster's topology once, before any command (a no-op for one server).
+
+        redis-py's asyncio cluster client (8.1) tears connections down mid-handshake when
+        many first commands race its lazy start-up; discovering the nodes first avoids it.
+        """
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if not self._ready and isinstance(self.client, RedisCluster):
+                with _translate():
+                    await self.client.initialize()
+            self._ready = True
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        # A Sentinel-managed client also holds connections to the sentinels themselves.
+        manager = getattr(getattr(self.client, "connection_pool", None), "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
+
+    # -- key names ---------------------------------------------------------------------------
+
+    def _session_keys(self, key: str) -> list[str]:
+        return [session_key(self.prefix, key), handle_key(self.prefix, key)]
+
+    def _user_keys(self, tag: str) -> list[str]:
+        return list(user_keys(self.prefix, tag))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def load(self, key: str, now: float) -> Entry | None:
+        await self._connect()
+        with _translate():
+            fields = await self.client.hgetall(session_key(self.prefix, key))
+        entry = decode_entry(key, fields)
+        if entry is None:
+            return None
+        # An expired record stays loadable until kept_until, so the engine can tell why it ended.
+        if (entry.kept_until if isinstance(entry, SessionRecord) else entry.expires_at) <= now:
+            return None
+        return entry
+
+    async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
+        await self._connect()
+        if not is_handle(handle):
+            return None
+        with _translate():
+            found = await self.client.get(handle_key(self.prefix, handle))
+        if found is None:
+            return None
+        key = _text(found)
+        if not is_key(key) or not key.startswith(handle):
+            return None
+        entry = await self.load(key, now)
+        return entry if isinstance(entry, SessionRecord) and entry.expires_at > now else None
+
+    async def list_user(self, user: str, now: float) -> list[SessionRecord]:
+        await self._connect()
+        tag = user_tag(user)
+        index = self._user_keys(tag)
+        with _translate():
+            members = _members(await self.client.zrange(index[0], 0, -1))
+            replies = await self._pipelined([("hgetall", session_key(self.prefix, m)) for m in members])
+        records, gone = [], []
+        for member, fields in zip(members, replies, strict=True):
+            try:
+                entry = decode_entry(member, fields)
+            except StoreError:
+                logger.warning("corrupt session record %s skipped in the user list", member[:16])
+                continue
+            if isinstance(entry, SessionRecord):
+                if entry.expires_at > now:
+                    records.append(entry)
+            else:
+                gone.append(member)  # ended or expired by Redis: nothing to list, prune it
+        if gone:
+            with _translate():
+                await self._unindex(keys=index, args=[self.prefix, *gone])
+        return records
+
+    async def _pipelined(self, commands: Sequence[tuple[str, ...] | tuple[str, str, list[str]]]) -> list[Any]:
+        """Send ``commands`` in one pipeline (per node, in cluster mode); return the replies."""
+        if not commands:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, *args in commands:
+                getattr(pipe, name)(*args)
+            replies: list[Any] = await pipe.execute()
+        return replies
+
+    async def stats(self, now: float) -> StoreStats:
+        await self._connect()
+        live = authenticated = tombstones = 0
+        users: set[bytes] = set()
+        with _translate():
+            async with aclosing(self._scan(f"{_glob_escape(self.prefix)}s:*")) as batches:
+                async for batch in batches:
+                    replies = await self._pipelined([("hmget", k, ["e", "t", "u"]) for k in batch])
+                    for expires, tomb, tag in replies:
+                        if expires is None or float(expires) <= now:
+                            continue
+                        if tomb is not None:
+                            tombstones += 1
+                            continue
+                        live += 1
+                        if tag is not None:
+                            authenticated += 1
+                            users.add(tag)
+        return StoreStats(
+            live_sessions=live, authenticated_sessions=authenticated, users=len(users), tombstones=tombstones
+        )
+
+    async def _scan(self, pattern: str) -> AsyncGenerator[list[str], None]:
+        """Yield the keys matching ``pattern`` in batches (on every primary, in cluster mode)."""
+        batch: list[str] = []
+        scan = cast(AsyncGenerator[bytes | str, None], self.client.scan_iter(match=pattern, count=SCAN_COUNT))
+        async with aclosing(scan) as keys:
+            async for found in keys:
+                batch.append(_text(found))
+                if len(batch) >= SCAN_COUNT:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def save(self, key: str, update: Update) -> bool:
+        await self._connect()
+        args: list[Arg] = [
+            self.prefix,
+            meta_json(update.meta),
+            number(update.expires_at),
+            number(update.retain_until),
+            ttl_ms(update.kept_until, update.meta.last_access_at),
+            "1" if update.touches_data else "0",
+            len(update.set),
+        ]
+        for name, value in update.set.items():
+            args += [DATA_PREFIX + name.encode(), dumps(value)]
+        args += [DATA_PREFIX + name.encode() for name in update.delete]
+        with _translate():
+            saved = await self._save(keys=self._session_keys(key), args=args)
+        return bool(saved)
+
+    async def end(self, tombstone: Tombstone) -> SessionRecord | None:
+        await self._connect()
+        fields = await self._end_session(tombstone.key, tombstone)
+        if fields is None:
+            return None
+        return _live_record(tombstone.key, fields)
+
+    async def _end_session(
+        self, key: str, tomb: Tombstone, *, only_existing: bool = False
+    ) -> dict[bytes, bytes] | None:
+        """Tombstone ``key``; return the fields it held when it was live. Leaves the user index too."""
+        args: list[Arg] = [
+            self.prefix,
+            key,
+            tombstone_json(tomb),
+            number(tomb.expires_at),
+            ttl_ms(tomb.expires_at, tomb.ended_at),
+            "0" if self.cluster else "1",
+            "1" if only_existing else "0",
+        ]
+        with _translate():
+            previous = await self._end(keys=self._session_keys(key), args=args)
+        if not previous:
+            return None
+        fields = pairs(previous)
+        tag = fields.get(b"u")
+        if self.cluster and tag is not None:
+            # Cluster: the index is in another slot, so this is a second step (see module docstring).
+            with _translate():
+                await self._unindex(keys=self._user_keys(_text(tag)), args=[self.prefix, key])
+        return fields
+
+    async def establish(
+        self,
+        record: SessionRecord,
+        *,
+        retire: Tombstone | None = None,
+        limit: SessionLimit | None = None,
+    ) -> Established:
+        await self._connect()
+        if record.meta.user is None:
+            limit = None
+        if self.cluster:
+            return await self._establish_in_steps(record, retire, limit)
+        user = record.meta.user
+        displaced_tomb = _displaced(user, limit)
+        args: list[Arg] = [
+            self.prefix,
+            record.key,
+            ttl_ms(record.kept_until, record.meta.last_access_at),
+            user_tag(user) if user is not None else "",
+            number(limit.now if limit else record.meta.last_access_at),
+            limit.max_sessions if limit else 0,
+            "1" if limit and limit.prevent_login else "0",
+            number(record.meta.created_at),
+            number(record.meta.absolute_deadline),
+        ]
+        args += [*_tomb_args(displaced_tomb), retire.key if retire else "", *_tomb_args(retire)]
+        args += record_fields(record)
+        with _translate():
+            result = await self._login(keys=self._session_keys(record.key), args=args)
+        if result[0] == 0:
+            assert limit is not None
+            assert user is not None
+            raise LoginRefusedError(user, limit.max_sessions)
+        displaced = [_live_record(_text(result[i]), pairs(result[i + 1])) for i in range(1, len(result), 2)]
+        return Established(displaced=[r for r in displaced if r is not None])
+
+    async def _establish_in_steps(
+        self, record: SessionRecord, retire: Tombstone | None, limit: SessionLimit | None
+    ) -> Established:
+        """Cluster mode: the steps of ``establish``, each atomic in its slot (module docstring)."""
+        user = record.meta.user
+        tag = user_tag(user) if user is not None else None
+        now = limit.now if limit else record.meta.last_access_at
+        skip = [retire.key] if retire is not None else []
+        dead: list[str] = []
+        existing = False
+        if limit is not None and tag is not None:
+            dead, existing = await self._find_dead(tag, record.key, skip, now)
+        written = False
+        previous_tag: bytes | None = None
+        if not existing:
+            # Written before it is admitted, so no reader finds it indexed but missing.
+            previous_tag = await self._write_record(record)
+            written = True
+        victims: list[str] = []
+        if tag is not None:
+            args: list[Arg] = [self.prefix, number(now), limit.max_sessions if limit else 0]
+            args += ["1" if limit and limit.prevent_login else "0", record.key]
+            args += [number(record.meta.created_at), number(record.meta.absolute_deadline), len(skip), *skip, *dead]
+            with _translate():
+                result = await self._admit(keys=self._user_keys(tag), args=args)
+            if result[0] == 0:
+                assert limit is not None
+                assert user is not None
+                if written:
+                    with _translate():
+                        await self.client.delete(*self._session_keys(record.key))
+                raise LoginRefusedError(user, limit.max_sessions)
+            victims = [_text(v) for v in result[1]]
+        if not written:
+            previous_tag = await self._write_record(record)
+        if previous_tag is not None and _text(previous_tag) != tag:
+            with _translate():
+                await self._unindex(keys=self._user_keys(_text(previous_tag)), args=[self.prefix, record.key])
+        if retire is not None and retire.key != record.key:
+            await self._end_session(retire.key, retire)
+        displaced: list[SessionRecord] = []
+        displaced_tomb = _displaced(user, limit)
+        for victim in victims:
+            assert displaced_tomb is not None
+            fields = await self._end_session(victim, displaced_tomb, only_existing=True)
+            victim_record = _live_record(victim, fields) if fields is not None else None
+            if victim_record is not None:
+                displaced.append(victim_record)
+        return Established(displaced=displaced)
+
+    async def _find_dead(self, tag: str, key: str, skip: list[str], now: float) -> tuple[list[str], bool]:
+        """Return the user's indexed sessions that are no longer live, and whether ``key`` is live."""
+        with _translate():
+            members = _members(await self.client.zrange(self._user_keys(tag)[0], 0, -1))
+            candidates = [m for m in members if m != key and m not in skip]
+            replies = await self._pipelined(
+                [("hmget", session_key(self.prefix, m), ["e", "t"]) for m in [*candidates, key]]
+            )
+        dead = [m for m, reply in zip(candidates, replies, strict=False) if not is_live(reply, now)]
+        return dead, is_live(replies[-1], now)
+
+    async def _write_record(self, record: SessionRecord) -> bytes | None:
+        ttl = ttl_ms(record.kept_until, record.meta.last_access_at)
+        with _translate():
+            previous: bytes | None = await self._write(
+                keys=self._session_keys(record.key), args=[self.prefix, record.key, ttl, *record_fields(record)]
+            )
+        return previous
+
+    async def end_user(
+        self,
+        user: str,
+        reason: EndReason,
+        now: float,
+        tombstone_expires_at: float,
+        *,
+        keep_key: str | None = None,
+    ) -> list[SessionRecord]:
+        await self._connect()
+        tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
+        tag = user_tag(user)
+        index = self._user_keys(tag)
+        ended: list[tuple[str, dict[bytes, bytes]]] = []
+        if not self.cluster:
+            args: list[Arg] = [self.prefix, keep_key or "", *_tomb_args(tomb)]
+            with _translate():
+                result = await self._end_user(keys=index, args=args)
+            ended = [(_text(result[i]), pairs(result[i + 1])) for i in range(0, len(result), 2)]
+        else:
+            with _translate():
+                members = _members(await self.client.zrange(index[0], 0, -1))
+            members = [m for m in members if m != keep_key]
+            for member in members:
+                fields = await self._end_session(member, tomb, only_existing=True)
+                if fields is not None:
+                    ended.append((member, fields))
+            if members:
+                with _translate():
+                    await self._unindex(keys=index, args=[self.prefix, *members])
+        records = [_live_record(key, fields) for key, fields in ended]
+        return [r for r in records if r is not None and r.expires_at > now]
+
+    async def purge_expired(self, now: float, batch_size: int = 500) -> int:
+        """Prune user-index entries past their deadline; Redis expires the sessions themselves."""
+        await self._connect()
+        removed = 0
+        index_prefix = f"{self.prefix}ux:"
+        with _translate():
+            async with aclosing(self._scan(f"{_glob_escape(index_prefix)}*")) as batches:
+                async for batch in batches:
+                    for by_deadline in batch:
+                        by_creation = f"{self.prefix}u:{by_deadline[len(index_prefix) :]}"
+                        args: list[Arg] = [self.prefix, number(now), batch_size - removed]
+                        removed += int(await self._prune(keys=[by_creation, by_deadline], args=args))
+                        if removed >= batch_size:
+                            return removed
+        return removed
+
+
+def _displaced(user: str | None, limit: SessionLimit | None) -> Tombstone | None:
+    if limit is None:
+        return None
+    return Tombstone(
+        key="", reason=EndReason.DISPLACED, user=user, ended_at=limit.now, expires_at=limit.tombstone_expires_at
+    )
+
+
+def _tomb_args(tomb: Tombstone | None) -> list[Arg]:
+    if tomb is None:
+        return ["", "0", 1]
+    return [tombstone_json(tomb), number(tomb.expires_at), ttl_ms(tomb.expires_at, tomb.ended_at)]
+
+
+def _live_record(key: str, fields: dict[bytes, bytes]) -> SessionRecord | None:
+    """Decode the fields a session had when it ended; ``None`` unless it was a live record."""
+    try:
+        entry = decode_entry(key, fields)
+    except StoreError:
+        logger.warning("corrupt session record %s ended", key[:16])
+        return None
+    return entry if isinstance(entry, SessionRecord) else None

@@ -1,0 +1,171 @@
+"""How the Redis store lays sessions out in keys and hash fields; pure, no I/O.
+
+Keys (``P`` is the key prefix, ``sw:`` by default; ``H`` a session's handle, the first 16
+hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``%``,
+``{`` and ``}`` percent-escaped so that it never breaks a hash tag):
+
+* ``P s:{H}K``: the session, a HASH (the whole key is in its name, for operators' tools).
+  A live session has ``m`` (metadata JSON, unset fields left out), ``e`` (``expires_at``),
+  ``r`` (``retain_until``: Redis keeps the hash until ``kept_until`` so the reason it
+  ended can be told), ``v`` (version), ``u`` (the user's tag, when authenticated) and
+  one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
+  HSET/HDEL. A tombstone has only ``t`` (its JSON, without the key) and ``e``.
+* ``P h:{H}``: the handle's key ``K`` (a string), for revocation by handle.
+* ``P u:{T}``: the user's live sessions, a ZSET of ``K`` scored by ``created_at``
+  (oldest first, ties by key, as the contract orders them).
+* ``P ux:{T}``: the same members scored by their absolute deadline, an upper bound on
+  when each can expire: entries past it are pruned.
+
+The hash tags put a session with its handle key, and a user's two index keys together,
+in one Redis Cluster slot each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, fields
+
+import orjson
+
+from sessionward.errors import StoreError
+from sessionward.records import (
+    EndReason,
+    Entry,
+    SessionMeta,
+    SessionRecord,
+    Tombstone,
+    dumps,
+    meta_from_json,
+)
+
+DATA_PREFIX = b"d:"
+TTL_SLACK_MS = 1000
+"""Redis keeps a key this long past its logical expiry: app servers' clocks differ a
+little, and ``load`` checks expiry itself, so a key living a bit longer is harmless while
+one vanishing early would turn a reason (tombstone) into "unknown"."""
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can start key names; braces would break the hash tags."""
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(f"key prefix {prefix!r} must not contain '{{' or '}}' (they would change the hash tags)")
+    return prefix
+
+
+def session_key(prefix: str, key: str) -> str:
+    """Return the Redis key of the session stored under storage key ``key``."""
+    return f"{prefix}s:{{{key[:16]}}}{key}"
+
+
+def handle_key(prefix: str, key: str) -> str:
+    """Return the Redis key mapping the handle of ``key`` back to ``key``."""
+    return f"{prefix}h:{{{key[:16]}}}"
+
+
+def user_tag(user: str) -> str:
+    """Return ``user`` escaped for use inside a hash tag (injective: distinct users stay distinct)."""
+    return user.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def user_keys(prefix: str, tag: str) -> tuple[str, str]:
+    """Return the user index keys (by creation, by deadline) for a user tag."""
+    return f"{prefix}u:{{{tag}}}", f"{prefix}ux:{{{tag}}}"
+
+
+def ttl_ms(expires_at: float, reference: float) -> int:
+    """Return the Redis TTL for something that expires at ``expires_at``, seen at ``reference``.
+
+    Callers pass the time the writer acted (the idle clock, the tombstone's end time), a
+    time no later than now: the TTL then never ends before the logical expiry.
+    """
+    return max(1, math.ceil((expires_at - reference) * 1000)) + TTL_SLACK_MS
+
+
+def number(value: float) -> str:
+    """Return a float as text that Redis and Lua read back exactly."""
+    return repr(float(value))
+
+
+_META_FIELDS = tuple(field.name for field in fields(SessionMeta))
+
+
+def meta_json(meta: SessionMeta) -> bytes:
+    """Encode metadata, leaving out unset fields (they decode to their ``None`` default)."""
+    return orjson.dumps({name: value for name in _META_FIELDS if (value := getattr(meta, name)) is not None})
+
+
+def record_fields(record: SessionRecord) -> list[bytes | str]:
+    """Return the hash fields and values of a live record, flat (for HSET)."""
+    fields: list[bytes | str] = ["m", meta_json(record.meta), "e", number(record.expires_at)]
+    fields += ["v", str(record.version), "r", number(record.retain_until)]
+    if record.meta.user is not None:
+        fields += ["u", user_tag(record.meta.user)]
+    for name, value in record.data.items():
+        fields += [DATA_PREFIX + name.encode(), dumps(value)]
+    return fields
+
+
+def tombstone_json(tomb: Tombstone) -> bytes:
+    """Encode a tombstone without its key (the Redis key names it; victims share one JSON)."""
+    fields = asdict(tomb)
+    del fields["key"]
+    return orjson.dumps(fields)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """Turn a flat HGETALL-style list (as a Lua script returns it) into a dict."""
+    return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def decode_entry(key: str, fields: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> Entry | None:
+    """Decode a session hash into a record or tombstone; ``None`` if the hash is empty.
+
+    Raises:
+        StoreError: the hash is corrupt (then the caller treats the session as invalid).
+    """
+    if not fields:
+        return None
+    raw = {_raw(name): _raw(value) for name, value in fields.items()}
+    try:
+        expires_at = float(raw[b"e"])
+        tomb = raw.get(b"t")
+        if tomb is not None:
+            decoded = orjson.loads(tomb)
+            decoded["reason"] = EndReason(decoded["reason"])
+            return Tombstone(key=key, **decoded)
+        meta = meta_from_json(raw[b"m"])
+        data = {
+            _text(name[len(DATA_PREFIX) :]): orjson.loads(value)
+            for name, value in raw.items()
+            if name.startswith(DATA_PREFIX)
+        }
+        return SessionRecord(
+            key=key,
+            meta=meta,
+            data=data,
+            expires_at=expires_at,
+            version=int(raw.get(b"v", b"0")),
+            retain_until=float(raw.get(b"r", b"0")),
+        )
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as error:
+        raise StoreError(f"corrupt session record {key[:16]} in Redis: {type(error).__name__}: {error}") from None
+
+
+def is_live(fields: list[bytes | None], now: float) -> bool:
+    """Tell from ``HMGET key e t`` whether a session is live at ``now``."""
+    expires, tomb = fields
+    if expires is None or tomb is not None:
+        return False
+    try:
+        return float(expires) > now
+    except ValueError:
+        return False

@@ -1,0 +1,257 @@
+"""The Redis store's Lua scripts: each runs atomically on the server, in one round trip.
+
+Every script receives the key prefix as ``ARGV[1]`` and starts with :data:`LIBRARY`, the
+key-naming and session helpers (they mirror :mod:`sessionward.stores.redis_layout`).
+
+:data:`SAVE`, :data:`END` (without inline indexing), :data:`WRITE`, :data:`ADMIT`,
+:data:`UNINDEX` and :data:`PRUNE` touch only their declared keys, which share one hash
+tag (a session with its handle key; a user's two index keys): they run in cluster mode. :data:`LOGIN`,
+:data:`END` with inline indexing and :data:`END_USER` reach keys they compute, across
+slots: they run only against a standalone (or Sentinel-managed) Redis, where one script
+is one atomic step.
+"""
+
+from __future__ import annotations
+
+from sessionward.stores.redis_layout import TTL_SLACK_MS
+
+LIBRARY = f"""
+local P = ARGV[1]
+local SLACK = {TTL_SLACK_MS}
+local function skey(k) return P .. 's:{{' .. string.sub(k, 1, 16) .. '}}' .. k end
+local function hkey(k) return P .. 'h:{{' .. string.sub(k, 1, 16) .. '}}' end
+local function ukeys(tag) return P .. 'u:{{' .. tag .. '}}', P .. 'ux:{{' .. tag .. '}}' end
+
+local function field(flat, name)
+  for i = 1, #flat, 2 do
+    if flat[i] == name then return flat[i + 1] end
+  end
+  return nil
+end
+
+-- A session is live while its hash has an expiry, no tombstone, and the expiry is ahead.
+local function is_live(s, now)
+  local f = redis.pcall('HMGET', s, 'e', 't')
+  if f.err then return false end
+  local e = tonumber(f[1])
+  return e ~= nil and f[2] == false and e > now
+end
+
+-- Turn the session under s into a tombstone; return its previous fields when it was live.
+-- An existing tombstone stays (the first reason wins); a non-hash value is corrupt and goes.
+local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing)
+  local kind = redis.call('TYPE', s)['ok']
+  if kind == 'hash' and redis.call('HEXISTS', s, 't') == 1 then return nil end
+  if kind ~= 'hash' and kind ~= 'none' then
+    redis.call('DEL', s)
+    kind = 'none'
+  end
+  if kind == 'none' and only_existing then return nil end
+  local prev = nil
+  if kind == 'hash' then
+    prev = redis.call('HGETALL', s)
+    redis.call('DEL', s)
+  end
+  if redis.pcall('GET', h) == key then redis.call('DEL', h) end
+  redis.call('HSET', s, 't', tomb, 'e', tomb_e)
+  redis.call('PEXPIRE', s, ttl)
+  return prev
+end
+
+local function unindex(tag, key)
+  if not tag then return end
+  local u, ux = ukeys(tag)
+  redis.call('ZREM', u, key)
+  redis.call('ZREM', ux, key)
+end
+
+-- Write a live session over whatever s held; return the user tag it had, if any.
+local function write_session(s, h, key, ttl, fields)
+  local prev_tag = false
+  if redis.call('TYPE', s)['ok'] == 'hash' then prev_tag = redis.call('HGET', s, 'u') end
+  redis.call('DEL', s)
+  redis.call('HSET', s, unpack(fields))
+  redis.call('PEXPIRE', s, ttl)
+  redis.call('SET', h, key, 'PX', ttl)
+  return prev_tag
+end
+
+-- Register key in a user's index, enforcing the limit (maxn > 0) over the other members
+-- (not in skip), after dropping the dead and those past their deadline. Returns the
+-- members displaced (oldest first), or nil when prevent and the user is at the limit.
+local function admit(u, ux, now, maxn, prevent, key, created, deadline, skip, dead)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', ux, '-inf', now)) do dead[m] = true end
+  local others = {{}}
+  for _, m in ipairs(redis.call('ZRANGE', u, 0, -1)) do
+    if m ~= key then
+      if dead[m] then
+        redis.call('ZREM', u, m)
+        redis.call('ZREM', ux, m)
+      elseif not skip[m] then
+        others[#others + 1] = m
+      end
+    end
+  end
+  local victims = {{}}
+  if maxn > 0 and #others + 1 > maxn then
+    if prevent then return nil end
+    for i = 1, #others + 1 - maxn do
+      victims[i] = others[i]
+      redis.call('ZREM', u, others[i])
+      redis.call('ZREM', ux, others[i])
+    end
+  end
+  redis.call('ZADD', u, created, key)
+  redis.call('ZADD', ux, deadline, key)
+  -- The index lives as long as its last session can: no orphan index outlives its users.
+  local last = redis.call('ZRANGE', ux, -1, -1, 'WITHSCORES')
+  local ttl = math.max(1, math.ceil((tonumber(last[2]) - tonumber(now)) * 1000)) + SLACK
+  redis.call('PEXPIRE', u, string.format('%d', ttl))
+  redis.call('PEXPIRE', ux, string.format('%d', ttl))
+  return victims
+end
+"""
+
+SAVE = (
+    LIBRARY
+    + """
+-- KEYS: session, handle. ARGV: P, meta, expires, retain until, ttl, bump version (0/1),
+-- n set, n pairs, deletes. Writes only into a live session: a concurrent logout left a
+-- tombstone, never resurrected.
+if redis.call('HEXISTS', KEYS[1], 'm') == 0 then return 0 end
+local nset = tonumber(ARGV[7])
+local fields = {'m', ARGV[2], 'e', ARGV[3], 'r', ARGV[4]}
+for i = 8, 7 + 2 * nset do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+if #ARGV > 7 + 2 * nset then redis.call('HDEL', KEYS[1], unpack(ARGV, 8 + 2 * nset)) end
+if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], 'v', 1) end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+)
+
+END = (
+    LIBRARY
+    + """
+-- KEYS: session, handle. ARGV: P, key, tombstone, its expiry, ttl, index inline (0/1), only existing (0/1).
+local prev = end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7] == '1')
+if prev and ARGV[6] == '1' then unindex(field(prev, 'u'), ARGV[2]) end
+return prev or false
+"""
+)
+
+WRITE = (
+    LIBRARY
+    + """
+-- KEYS: session, handle. ARGV: P, key, ttl, fields...
+local fields = {}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+return write_session(KEYS[1], KEYS[2], ARGV[2], ARGV[3], fields)
+"""
+)
+
+ADMIT = (
+    LIBRARY
+    + """
+-- KEYS: user index by creation, by deadline. ARGV: P, now, max, prevent, key, created,
+-- deadline, n skip, skip..., dead... Returns {1, displaced} or {0} (refused).
+local nskip = tonumber(ARGV[8])
+local skip, dead = {}, {}
+for i = 9, 8 + nskip do skip[ARGV[i]] = true end
+for i = 9 + nskip, #ARGV do dead[ARGV[i]] = true end
+local victims = admit(KEYS[1], KEYS[2], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1',
+  ARGV[5], ARGV[6], ARGV[7], skip, dead)
+if not victims then return {0} end
+return {1, victims}
+"""
+)
+
+UNINDEX = (
+    LIBRARY
+    + """
+-- KEYS: user index by creation, by deadline. ARGV: P, members...
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+return n
+"""
+)
+
+PRUNE = (
+    LIBRARY
+    + """
+-- KEYS: user index by creation, by deadline. ARGV: P, now, at most. Drops entries past their deadline.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('ZREM', KEYS[2], m)
+end
+return #gone
+"""
+)
+
+LOGIN = (
+    LIBRARY
+    + """
+-- Standalone only: establish in one atomic step. KEYS: session, handle.
+-- ARGV: P, key, ttl, user tag or '', now, max (0: none), prevent, created, deadline,
+-- displaced tombstone, its expiry, its ttl, retire key or '', retire tombstone, its expiry,
+-- its ttl, fields... Returns {0} (refused) or {1, key1, fields1, key2, fields2...} (displaced).
+local key, tag, now, retire = ARGV[2], ARGV[4], ARGV[5], ARGV[13]
+local victims = {}
+if tag ~= '' then
+  local u, ux = ukeys(tag)
+  local skip, dead = {}, {}
+  if retire ~= '' then skip[retire] = true end
+  local maxn = tonumber(ARGV[6])
+  if maxn > 0 then
+    for _, m in ipairs(redis.call('ZRANGE', u, 0, -1)) do
+      if m ~= key and not skip[m] and not is_live(skey(m), tonumber(now)) then dead[m] = true end
+    end
+  end
+  victims = admit(u, ux, now, maxn, ARGV[7] == '1', key, ARGV[8], ARGV[9], skip, dead)
+  if not victims then return {0} end
+end
+if retire ~= '' and retire ~= key then
+  local prev = end_session(skey(retire), hkey(retire), retire, ARGV[14], ARGV[15], ARGV[16], false)
+  if prev then unindex(field(prev, 'u'), retire) end
+end
+local fields = {}
+for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
+local prev_tag = write_session(KEYS[1], KEYS[2], key, ARGV[3], fields)
+if prev_tag and prev_tag ~= tag then unindex(prev_tag, key) end
+local out = {1}
+for _, v in ipairs(victims) do
+  local prev = end_session(skey(v), hkey(v), v, ARGV[10], ARGV[11], ARGV[12], true)
+  if prev then
+    out[#out + 1] = v
+    out[#out + 1] = prev
+  end
+end
+return out
+"""
+)
+
+END_USER = (
+    LIBRARY
+    + """
+-- Standalone only. KEYS: user index by creation, by deadline. ARGV: P, keep key, tombstone,
+-- its expiry, its ttl. Returns {key1, fields1, ...} of the sessions ended.
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if m ~= ARGV[2] then
+    local prev = end_session(skey(m), hkey(m), m, ARGV[3], ARGV[4], ARGV[5], true)
+    redis.call('ZREM', KEYS[1], m)
+    redis.call('ZREM', KEYS[2], m)
+    if prev then
+      out[#out + 1] = m
+      out[#out + 1] = prev
+    end
+  end
+end
+return out
+"""
+)

@@ -1,0 +1,95 @@
+"""Redis store URLs: every form accepted, nothing unclear guessed, no password shown."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis, RedisCluster
+
+from sessionward.errors import ConfigError
+from sessionward.records import SessionRecord
+from sessionward.stores import open_store
+from sessionward.stores.redis import RedisStore
+from sessionward.stores.redis_url import parse_url, redact
+from stores.test_redis_store import NOW, new_record
+
+
+def test_standalone_url() -> None:
+    target = parse_url("redis://:s3cret@cache.internal:6380/2?key_prefix=app:")
+    assert (target.kind, target.hosts, target.db, target.password, target.key_prefix) == (
+        "standalone",
+        [("cache.internal", 6380)],
+        2,
+        "s3cret",
+        "app:",
+    )
+    assert not target.tls
+    assert parse_url("rediss://cache.internal").tls
+
+
+def test_cluster_url_with_several_seed_nodes() -> None:
+    target = parse_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002")
+    assert target.kind == "cluster"
+    assert target.hosts == [("10.0.0.1", 7000), ("10.0.0.2", 7001), ("::1", 7002)]
+
+
+def test_sentinel_url() -> None:
+    target = parse_url("redis+sentinel://s1:26379,s2/mymaster/3")
+    assert (target.kind, target.hosts, target.service, target.db) == (
+        "sentinel",
+        [("s1", 26379), ("s2", 26379)],
+        "mymaster",
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://",  # no host: never a silent localhost
+        "redis:///0",
+        "redis+cluster://",
+        "redis+sentinel://s1:26379",  # no service name
+        "redis+sentinel:///mymaster",
+        "redis://host:notaport/0",
+        "redis://host:70000/0",
+        "redis://host/zero",
+        "redis+cluster://host/1",  # a cluster has only database 0
+        "redis://a:1,b:2/0",
+        "redis://host/0?key_prefix=x{y}",
+        "redis+unknown://host",
+    ],
+)
+def test_unclear_urls_are_refused_naming_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        open_store(url, setting="SESSIONWARD_STORE")
+    assert raised.value.setting == "SESSIONWARD_STORE"
+
+
+def test_a_refused_url_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as raised:
+        open_store("redis://admin:hunter2@host:bad/0")
+    assert "hunter2" not in str(raised.value)
+    assert redact("redis://admin:hunter2@host/0") == "redis://admin:***@host/0"
+
+
+def test_open_store_builds_the_right_client() -> None:
+    standalone = open_store("redis://127.0.0.1:1/0")
+    cluster = open_store("redis+cluster://127.0.0.1:1")
+    assert isinstance(standalone, RedisStore)
+    assert isinstance(standalone.client, Redis)
+    assert not standalone.cluster
+    assert isinstance(cluster, RedisStore)
+    assert isinstance(cluster.client, RedisCluster)
+    assert cluster.cluster
+
+
+@pytest.mark.redis
+async def test_sentinel_url_reaches_the_primary(redis_sentinel_url: str, redis_url: str) -> None:
+    through_sentinel = open_store(redis_sentinel_url)
+    direct = open_store(redis_url)
+    record = new_record("alice")
+    await through_sentinel.establish(record)
+    assert isinstance(await direct.load(record.key, NOW), SessionRecord)
+    assert [r.key for r in await through_sentinel.list_user("alice", NOW)] == [record.key]
+    await through_sentinel.close()
+    await direct.close()
