@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sessionward import ids
+from sessionward.binding import BindingResult, check_binding, compute_binding
 from sessionward.config import Creation, Fixation, SessionPolicy
 from sessionward.cookies import session_cookie_values
 from sessionward.records import (
@@ -89,6 +90,7 @@ class Assessment:
         touch: The idle clock is due to be written (VALID).
         successor_key: Where the session moved (GRACE).
         successor_id: The new ID to hand back to this client (GRACE).
+        user: Whose session it was (ENDED), for the audit trail.
     """
 
     verdict: Verdict
@@ -99,6 +101,7 @@ class Assessment:
     touch: bool = False
     successor_key: str | None = None
     successor_id: str | None = None
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +211,7 @@ class SessionEngine:
                 successor = ids.open_successor(raw_id, entry.sealed_successor)
                 if successor is not None and ids.storage_key(successor) == entry.successor_key:
                     return Assessment(Verdict.GRACE, successor_key=entry.successor_key, successor_id=successor)
-            return Assessment(Verdict.ENDED, reason=entry.reason.value)
+            return Assessment(Verdict.ENDED, reason=entry.reason.value, user=entry.user)
         meta = entry.meta
         timeouts = self.policy.timeouts
         if now >= meta.absolute_deadline:
@@ -221,7 +224,7 @@ class SessionEngine:
 
     def _ended(self, record: SessionRecord, reason: EndReason, now: float) -> Assessment:
         tomb = self.plan_end(record.key, record.meta.user, reason, now)
-        return Assessment(Verdict.ENDED, record=record, reason=reason.value, end=tomb)
+        return Assessment(Verdict.ENDED, record=record, reason=reason.value, end=tomb, user=record.meta.user)
 
     # -- making and moving sessions ---------------------------------------------------------
 
@@ -241,10 +244,18 @@ class SessionEngine:
             absolute_deadline=now + self.policy.timeouts.absolute_timeout_s,
             ip=client.ip if client else None,
             user_agent=_clip(client.user_agent) if client else None,
+            # Bound to the client that creates it (and, through plan_login, logs in): F13.
+            binding=compute_binding(self.policy.binding, ip=client.ip, user_agent=client.user_agent)
+            if client
+            else None,
         )
         record = SessionRecord(key=ids.storage_key(raw_id), meta=meta, data=dict(data or {}))
         self._set_deadlines(record)
         return raw_id, record
+
+    def check_binding(self, meta: SessionMeta, client: ClientInfo) -> BindingResult:
+        """Compare a request's client with the session's binding (F13)."""
+        return check_binding(self.policy.binding, meta.binding, ip=client.ip, user_agent=client.user_agent)
 
     def _set_deadlines(self, record: SessionRecord) -> None:
         record.expires_at = self.deadline(record.meta)

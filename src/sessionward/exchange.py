@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
+from sessionward.binding import BindingCheck
 from sessionward.clock import Clock
-from sessionward.config import Creation, SessionPolicy
+from sessionward.config import BindingMismatch, Creation, SessionPolicy
 from sessionward.cookies import build_set_cookie
 from sessionward.engine import KEEP_ID, ClientInfo, CookieRead, SessionEngine, SessionStatus, Verdict
 from sessionward.errors import (
@@ -116,14 +118,32 @@ class SessionManager:
         self.clock = clock or system_clock
         self.events = events or EventBus()
         self.store_timeout_s = store_timeout_s
+        self.store_observers: list[Callable[[float, str], None]] = []
+        """Called after each store call with its duration (s) and ``ok``/``error``/``timeout``."""
 
     async def call_store(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one store operation under the store timeout (F19)."""
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             async with asyncio.timeout(self.store_timeout_s):
                 return await operation()
         except TimeoutError:
+            outcome = "timeout"
             raise StoreUnavailableError(f"the session store did not answer within {self.store_timeout_s} s") from None
+        except StoreError:
+            outcome = "error"
+            raise
+        finally:
+            if self.store_observers:
+                self._observe_store(time.perf_counter() - started, outcome)
+
+    def _observe_store(self, seconds: float, outcome: str) -> None:
+        for observer in self.store_observers:
+            try:
+                observer(seconds, outcome)
+            except Exception:  # a broken metrics hook must never break a request
+                logger.exception("sessionward store observer %r failed", observer)
 
     async def emit(
         self,
@@ -159,6 +179,7 @@ class Exchange:
         "client",
         "cookie",
         "cookie_action",
+        "csrf_pending",
         "engine",
         "excluded",
         "manager",
@@ -187,6 +208,8 @@ class Exchange:
         self.rotate_due = False
         self.meta_dirty: SessionMeta | None = None
         self.excluded = False
+        self.csrf_pending: str | None = None
+        """A CSRF token handed out before the request had a session; creates one at commit."""
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -223,6 +246,8 @@ class Exchange:
                 self.cookie_action = CookieAction.SET
         if assessment.verdict is Verdict.VALID:
             assert assessment.record is not None
+            if not await self._binding_holds(assessment.record):
+                return await self._invalid(EndReason.BINDING_MISMATCH.value, assessment.record.meta.user)
             self.raw_id = raw_id
             self.session.reset(assessment.record)
             self.touch_due = assessment.touch
@@ -239,15 +264,40 @@ class Exchange:
                 client=self.client,
                 path=self.path,
             )
-        return await self._invalid(assessment.reason or "unknown")
+        return await self._invalid(assessment.reason or "unknown", assessment.user)
 
-    async def _invalid(self, reason: str) -> Interruption | None:
+    async def _binding_holds(self, record: SessionRecord) -> bool:
+        """Check the client against the session's binding (F13); ``False`` once it is ended."""
+        result = self.engine.check_binding(record.meta, self.client)
+        if result.check is BindingCheck.UNBOUND:
+            # Bound before binding was on, or under other settings: bind it now.
+            self.meta_dirty = replace(record.meta, binding=result.binding)
+            return True
+        if result.check is not BindingCheck.MISMATCH:
+            return True
+        await self.manager.emit(
+            EventName.BINDING_MISMATCH,
+            reason=result.reason,
+            handle=record.handle,
+            user=record.meta.user,
+            client=self.client,
+            path=self.path,
+        )
+        if self.policy.binding.on_mismatch is BindingMismatch.REPORT:
+            return True
+        # A cookie replayed from another client: the session is ended for everyone, as
+        # the thief and the victim cannot be told apart.
+        tomb = self.engine.plan_end(record.key, record.meta.user, EndReason.BINDING_MISMATCH, self.now)
+        await self.manager.call_store(lambda: self.manager.store.end(tomb))
+        return False
+
+    async def _invalid(self, reason: str, user: str | None = None) -> Interruption | None:
         if self.excluded:
             return None
         self.cookie_action = CookieAction.CLEAR
         handle = self.cookie.key[:16] if self.cookie.key else None
         await self.manager.emit(
-            EventName.INVALID_SESSION, reason=reason, handle=handle, client=self.client, path=self.path
+            EventName.INVALID_SESSION, reason=reason, handle=handle, user=user, client=self.client, path=self.path
         )
         settings = self.policy.invalid_session
         if settings.is_api(self.path):
@@ -288,12 +338,22 @@ class Exchange:
             raise
         for victim in established.displaced:
             await self.manager.emit(
-                EventName.DISPLACED, reason=EndReason.DISPLACED.value, handle=victim.handle, user=user, path=self.path
+                EventName.DISPLACED,
+                reason=EndReason.DISPLACED.value,
+                handle=victim.handle,
+                user=user,
+                client=self.client,
+                path=self.path,
             )
         if transition.raw_id != KEEP_ID:
             self.raw_id = transition.raw_id
             self.cookie_action = CookieAction.SET
         self._adopt(transition.record)
+        if current is None:
+            # The login made the session: audit and count it as created too.
+            await self.manager.emit(
+                EventName.CREATED, reason="login", handle=transition.record.handle, client=self.client, path=self.path
+            )
         await self.manager.emit(
             EventName.LOGIN,
             reason=self.policy.login.fixation.value,
@@ -519,11 +579,13 @@ class Exchange:
     async def _create_if_required(self) -> None:
         creation = self.policy.creation
         written, _ = self.session.changes()
-        if not written and creation is not Creation.ALWAYS:
+        if not written and creation is not Creation.ALWAYS and self.csrf_pending is None:
             return
         if written and creation is Creation.NEVER:
             raise SessionNotAvailableError("creation policy 'never' forbids creating a session to store data")
         raw_id, record = self.engine.new_record(self.now, self.session.data_snapshot(), self.client)
+        # A form rendered for a visitor without a session carries this token (sessionward.csrf).
+        record.meta.csrf_token = self.csrf_pending
         await self.manager.call_store(lambda: self.manager.store.establish(record))
         self.raw_id = raw_id
         self.cookie_action = CookieAction.SET
@@ -539,6 +601,11 @@ class RequestSession(Session):
     def __init__(self, record: SessionRecord | None, *, max_bytes: int, exchange: Exchange) -> None:
         super().__init__(record, max_bytes=max_bytes)
         self._exchange = exchange
+
+    @property
+    def exchange(self) -> Exchange:
+        """The request's exchange (for integrations such as :mod:`sessionward.csrf`)."""
+        return self._exchange
 
     async def login(self, user: str) -> None:
         """Log ``user`` in; the ID changes per the fixation strategy.

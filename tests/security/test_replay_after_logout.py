@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from sessionward import ManualClock
+from sessionward.events import EventBus
 from sessionward.stores.base import SessionStore
-from tests_support import client_for, make_app, set_cookie_value
+from tests_support import Recorder, client_for, make_app, set_cookie_value
 
 
 async def test_cookie_replayed_after_logout_is_refused(local_store: SessionStore, clock: ManualClock) -> None:
@@ -32,3 +33,19 @@ async def test_logout_then_new_login_does_not_revive_old_id(local_store: Session
     async with client_for(app) as thief:
         thief.cookies.set("sid", first)
         assert (await thief.get("/whoami")).json()["user"] is None
+
+
+async def test_replay_is_audited_with_the_victims_name(local_store: SessionStore, clock: ManualClock) -> None:
+    recorder = Recorder()
+    bus = EventBus()
+    bus.subscribe(recorder)
+    app, _ = make_app(local_store, clock=clock, events=bus)
+    async with client_for(app) as client:
+        await client.post("/login")
+        stolen = client.cookies["sid"]
+        await client.post("/logout")
+    async with client_for(app) as thief:
+        thief.cookies.set("sid", stolen)
+        await thief.get("/api/whoami")
+    invalid = [event for event in recorder.events if event.name.value == "invalid_session"]
+    assert [(event.reason, event.user) for event in invalid] == [("logged_out", "alice")]
