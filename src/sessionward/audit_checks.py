@@ -1,0 +1,349 @@
+"""The audit's checks on what a site answered: pure functions, no I/O.
+
+Each check takes what :class:`~sessionward.audit_site.SiteAuditor` observed (parsed
+``Set-Cookie`` headers, response headers and bodies, a sample of fresh IDs) and returns
+:class:`CheckResult` lines for the report. Only a ``fail`` makes the audit fail: ``warn``
+marks a weaker choice than seed 000 recommends, ``skip`` a check that could not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import re
+import secrets
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import ip_address
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from sessionward.audit_randomness import FIPS_BITS, IdBits, fips_140_2, id_bits, independence
+
+FRAMEWORK_COOKIE_NAMES = frozenset(
+    name.lower()
+    for name in (
+        "PHPSESSID",
+        "JSESSIONID",
+        "ASP.NET_SessionId",
+        "ASPSESSIONID",
+        "connect.sid",
+        "session",
+        "sessionid",
+        "session_id",
+        "_session_id",
+        "laravel_session",
+        "ci_session",
+        "CFID",
+        "CFTOKEN",
+        "rack.session",
+        "express:sess",
+        "koa.sess",
+        "koa:sess",
+        "beaker.session.id",
+        "sails.sid",
+        "web2py_session",
+        "symfony",
+        "cakephp",
+        "_flask_session",
+    )
+)
+MIN_ID_BITS = 64
+"""Below this, an ID is guessable (seed 000: at least 64 bits of entropy)."""
+RECOMMENDED_ID_BITS = 128
+MAX_COOKIE_LIFETIME_S = 24 * 3600
+MIN_HSTS_MAX_AGE_S = 180 * 24 * 3600
+_URL_ATTRIBUTE = re.compile(r"""(?:href|src|action|formaction)\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_SESSION_PARAMETER = re.compile(r"[;?&](?:jsessionid|phpsessid|sessionid|session_id|sid|session)=", re.IGNORECASE)
+_B64URL_CHARS = string.ascii_letters + string.digits + "-_"
+
+
+class Status(StrEnum):
+    """The outcome of one check; only ``fail`` makes the audit fail."""
+
+    PASS = "pass"  # noqa: S105 - a check status, not a password
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One line of the report."""
+
+    item: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetCookie:
+    """One parsed ``Set-Cookie`` header; attribute names are lower-cased."""
+
+    name: str
+    value: str
+    attributes: dict[str, str]
+
+    @classmethod
+    def parse(cls, header: str) -> SetCookie | None:
+        """Parse a ``Set-Cookie`` value; ``None`` if it has no ``name=value`` pair."""
+        first, *rest = header.split(";")
+        name, sep, value = first.partition("=")
+        if not sep or not name.strip():
+            return None
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        attributes: dict[str, str] = {}
+        for part in rest:
+            key, _, attribute = part.partition("=")
+            if key.strip():
+                attributes[key.strip().lower()] = attribute.strip()
+        return cls(name.strip(), value, attributes)
+
+    @property
+    def max_age(self) -> int | None:
+        """The ``Max-Age`` in seconds, if one parses."""
+        try:
+            return int(self.attributes["max-age"])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def clears(self) -> bool:
+        """Whether this header deletes the cookie (empty value or ``Max-Age`` <= 0)."""
+        age = self.max_age
+        return self.value == "" or (age is not None and age <= 0) or "1970" in self.attributes.get("expires", "")
+
+
+@dataclass(slots=True)
+class Observed:
+    """What the auditor kept of one response."""
+
+    method: str
+    path: str
+    target: str
+    status: int
+    headers: httpx.Headers
+    cookies: list[SetCookie]
+    body: str
+
+    def cookie(self, name: str | None) -> SetCookie | None:
+        """The last ``Set-Cookie`` for ``name`` in this response."""
+        found = [c for c in self.cookies if c.name == name]
+        return found[-1] if found else None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the status is 2xx."""
+        return 200 <= self.status < 300
+
+
+def check_cookie_name(name: str) -> CheckResult:
+    """A session cookie's name must not reveal the framework (seed 000: PHPSESSID → sid)."""
+    item = "cookie name is generic"
+    lowered = name.lower()
+    if lowered in FRAMEWORK_COOKIE_NAMES or lowered.startswith("aspsessionid"):
+        return CheckResult(item, Status.FAIL, f"{name!r} is a framework default; use a neutral name such as 'sid'")
+    if lowered.endswith("_session") or lowered.endswith(".sid"):
+        return CheckResult(item, Status.WARN, f"{name!r} looks like a framework's naming pattern")
+    return CheckResult(item, Status.PASS, f"{name!r}")
+
+
+def check_cookie_attributes(cookie: SetCookie, site_host: str) -> list[CheckResult]:
+    """Check the attributes of the ``Set-Cookie`` that carried a session ID."""
+    attributes = cookie.attributes
+    results = [
+        CheckResult("cookie HttpOnly", Status.PASS, "scripts cannot read the ID")
+        if "httponly" in attributes
+        else CheckResult("cookie HttpOnly", Status.FAIL, "missing: an XSS can read the session ID"),
+        CheckResult("cookie Secure", Status.PASS, "sent over HTTPS only")
+        if "secure" in attributes
+        else CheckResult("cookie Secure", Status.FAIL, "missing: the ID can leak over plain HTTP"),
+    ]
+    same_site = attributes.get("samesite", "").lower()
+    if same_site in ("lax", "strict"):
+        results.append(CheckResult("cookie SameSite", Status.PASS, f"SameSite={same_site.capitalize()}"))
+    else:
+        shown = f"SameSite={attributes['samesite']}" if "samesite" in attributes else "missing"
+        results.append(CheckResult("cookie SameSite", Status.FAIL, f"{shown}: use Lax or Strict against CSRF"))
+    path = attributes.get("path")
+    if path:
+        results.append(CheckResult("cookie Path", Status.PASS, f"Path={path}"))
+    else:
+        results.append(
+            CheckResult("cookie Path", Status.FAIL, "missing: the browser scopes it to the login URL's folder")
+        )
+    domain = attributes.get("domain", "").lstrip(".").lower()
+    if not domain:
+        results.append(CheckResult("cookie Domain", Status.PASS, "no Domain: the cookie stays on this host"))
+    elif domain == site_host.lower():
+        results.append(CheckResult("cookie Domain", Status.WARN, f"Domain={domain} also sends it to every subdomain"))
+    else:
+        results.append(CheckResult("cookie Domain", Status.FAIL, f"Domain={domain} is broader than {site_host}"))
+    age = cookie.max_age
+    if age is None and "expires" not in attributes:
+        results.append(CheckResult("cookie lifetime", Status.PASS, "a browser-session cookie"))
+    elif age is not None and age <= MAX_COOKIE_LIFETIME_S:
+        results.append(CheckResult("cookie lifetime", Status.PASS, f"Max-Age={age}"))
+    else:
+        shown = f"Max-Age={age}" if age is not None else f"Expires={attributes.get('expires')}"
+        results.append(CheckResult("cookie lifetime", Status.WARN, f"{shown}: a long-lived persistent cookie"))
+    return results
+
+
+def check_ids(ids: Sequence[str], username: str | None) -> tuple[IdBits | None, list[CheckResult]]:
+    """Check a sample of fresh session IDs: entropy, uniqueness, user data, randomness."""
+    if len(ids) < 2:
+        reason = "fewer than two fresh IDs could be collected"
+        names = ("ID length and entropy", "ID uniqueness", "ID randomness (FIPS 140-2)", "ID independence")
+        return None, [CheckResult(name, Status.SKIP, reason) for name in names]
+    bits = id_bits(ids)
+    results: list[CheckResult] = []
+    exact = bits.encoding in ("hex", "base64url", "base64")
+    entropy = min(len(b) for b in bits.ids) if exact else min(len(i) for i in ids) * bits.bits_per_char
+    described = f"{min(len(i) for i in ids)} chars, {bits.encoding}: about {entropy:.0f} bits"
+    if entropy >= RECOMMENDED_ID_BITS:
+        results.append(CheckResult("ID length and entropy", Status.PASS, described))
+    elif entropy >= MIN_ID_BITS:
+        results.append(CheckResult("ID length and entropy", Status.WARN, f"{described}; 128 are recommended"))
+    else:
+        results.append(CheckResult("ID length and entropy", Status.FAIL, f"{described}; at least 64 are required"))
+    duplicates = len(ids) - len(set(ids))
+    results.append(
+        CheckResult("ID uniqueness", Status.FAIL, f"{duplicates} repeated among {len(ids)} fresh IDs")
+        if duplicates
+        else CheckResult("ID uniqueness", Status.PASS, f"{len(ids)} fresh IDs, all different")
+    )
+    if username and any(_holds_text(i, username) for i in ids):
+        results.append(CheckResult("ID carries no user data", Status.FAIL, f"the user name {username!r} is in the ID"))
+    elif username:
+        results.append(CheckResult("ID carries no user data", Status.PASS, "the user name does not appear in the IDs"))
+    if bits.total >= FIPS_BITS:
+        finding = fips_140_2("".join(bits.ids))
+        status = Status.PASS if finding.passed else Status.FAIL
+        results.append(CheckResult("ID randomness (FIPS 140-2)", status, finding.detail))
+    else:
+        results.append(
+            CheckResult(
+                "ID randomness (FIPS 140-2)",
+                Status.SKIP,
+                f"only {bits.total} bits from {len(ids)} IDs; the tests need {FIPS_BITS}",
+            )
+        )
+    finding = independence(bits)
+    results.append(CheckResult("ID independence", Status.PASS if finding.passed else Status.FAIL, finding.detail))
+    return bits, results
+
+
+def _holds_text(value: str, text: str) -> bool:
+    needle = text.lower().encode()
+    candidates = [value.encode(), unquote(value).encode()]
+    with contextlib.suppress(binascii.Error, ValueError):
+        candidates.append(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    return any(needle in candidate.lower() for candidate in candidates)
+
+
+def check_ids_in_urls(responses: Iterable[Observed], ids: Iterable[str], cookie_name: str | None) -> CheckResult:
+    """No session ID may appear in a redirect or a link (URL rewriting leaks it via Referer, logs)."""
+    item = "no session ID in redirects or links"
+    known = [i for i in set(ids) if len(i) >= 8]
+    names = re.compile(rf"[;?&]{re.escape(cookie_name)}=") if cookie_name else None
+    for response in responses:
+        urls = [response.headers.get("location", ""), *_URL_ATTRIBUTE.findall(response.body)]
+        for url in filter(None, urls):
+            if any(i in url or quote(i, safe="") in url for i in known):
+                return CheckResult(
+                    item, Status.FAIL, f"{response.method} {response.path} put a session ID in {url[:80]!r}"
+                )
+            if _SESSION_PARAMETER.search(url) or (names is not None and names.search(url)):
+                return CheckResult(item, Status.FAIL, f"{response.method} {response.path} links to {url[:80]!r}")
+    return CheckResult(item, Status.PASS, "none in Location headers or page links")
+
+
+def check_security_headers(home: Observed, https: bool) -> list[CheckResult]:
+    """Check the response headers of the site's home page."""
+    headers = home.headers
+    results = []
+    hsts = headers.get("strict-transport-security")
+    if not https:
+        results.append(CheckResult("HSTS", Status.SKIP, "the site was audited over http; HSTS applies to https"))
+    elif hsts is None:
+        results.append(CheckResult("HSTS", Status.FAIL, "no Strict-Transport-Security header"))
+    else:
+        match = re.search(r"max-age\s*=\s*\"?(\d+)", hsts, re.IGNORECASE)
+        age = int(match.group(1)) if match else 0
+        status = Status.PASS if age >= MIN_HSTS_MAX_AGE_S else Status.WARN
+        results.append(CheckResult("HSTS", status, hsts))
+    csp = headers.get("content-security-policy")
+    if csp:
+        results.append(CheckResult("Content-Security-Policy", Status.PASS, csp[:80]))
+    elif headers.get("content-security-policy-report-only"):
+        results.append(CheckResult("Content-Security-Policy", Status.WARN, "report-only: not enforced"))
+    else:
+        results.append(
+            CheckResult(
+                "Content-Security-Policy", Status.FAIL, "missing: XSS, which can ride the session, is not contained"
+            )
+        )
+    nosniff = headers.get("x-content-type-options", "").strip().lower() == "nosniff"
+    results.append(
+        CheckResult("X-Content-Type-Options", Status.PASS, "nosniff")
+        if nosniff
+        else CheckResult("X-Content-Type-Options", Status.FAIL, "nosniff missing")
+    )
+    frame_options = headers.get("x-frame-options", "").strip().upper()
+    if frame_options in ("DENY", "SAMEORIGIN"):
+        results.append(CheckResult("frame protection", Status.PASS, f"X-Frame-Options: {frame_options}"))
+    elif csp and "frame-ancestors" in csp.lower():
+        results.append(CheckResult("frame protection", Status.PASS, "CSP frame-ancestors"))
+    else:
+        results.append(
+            CheckResult(
+                "frame protection", Status.FAIL, "neither X-Frame-Options nor CSP frame-ancestors: clickjacking"
+            )
+        )
+    return results
+
+
+def check_transport(url: str) -> CheckResult:
+    """A site must be served over HTTPS, except on this machine's loopback for development."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return CheckResult("HTTPS", Status.PASS, "served over https")
+    host = parts.hostname or ""
+    try:
+        local = host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return CheckResult("HTTPS", Status.SKIP, f"http on the loopback host {host}: development")
+    return CheckResult("HTTPS", Status.FAIL, "served over plain http: session IDs can be sniffed")
+
+
+def pick_session_cookie(cookies: Sequence[SetCookie]) -> SetCookie | None:
+    """Guess which of the cookies a response set is the session cookie."""
+    candidates = [c for c in cookies if c.value and not c.clears]
+    if not candidates:
+        return None
+    hinted = [
+        c
+        for c in candidates
+        if re.search(r"sess|sid|auth", c.name, re.IGNORECASE) and not re.search(r"csrf|xsrf", c.name, re.IGNORECASE)
+    ]
+    return max(hinted or candidates, key=lambda c: len(c.value))
+
+
+def forge_like(sample: str) -> str:
+    """Return a made-up ID shaped like ``sample`` (an attacker's planted, never-issued ID)."""
+    if re.fullmatch(r"[0-9a-f]+", sample):
+        alphabet = "0123456789abcdef"
+    elif all(c in _B64URL_CHARS for c in sample):
+        alphabet = _B64URL_CHARS
+    else:
+        alphabet = "".join(sorted(set(sample)))
+    return "".join(secrets.choice(alphabet) for _ in sample)
