@@ -68,7 +68,18 @@ class _Hop:
 
 def client_info(scope: Mapping[str, Any], trusted_proxies: Iterable[Network]) -> ClientInfo:
     """Return the client's IP and User-Agent for an ASGI ``scope``."""
-    return request_origin(scope, trusted_proxies).client
+    proxies = tuple(trusted_proxies)
+    peer = scope.get("client")
+    ip: str | None = peer[0] if peer else None
+    if ip is None or not proxies or not _is_trusted(ip, proxies):
+        # No forwarding header is believed (the rules above): skip parsing them, this
+        # runs on every request.
+        user_agent = None
+        for name, value in scope.get("headers", ()):
+            if name.lower() == b"user-agent":
+                user_agent = value.decode("latin-1")
+        return ClientInfo(ip=ip, user_agent=user_agent)
+    return request_origin(scope, proxies).client
 
 
 def request_origin(scope: Mapping[str, Any], trusted_proxies: Iterable[Network]) -> RequestOrigin:

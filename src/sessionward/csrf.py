@@ -43,7 +43,8 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from sessionward.clientinfo import normalize_origin, request_origin
+from sessionward._sync.exchange import RequestSession as SyncRequestSession
+from sessionward.clientinfo import Network, normalize_origin, request_origin
 from sessionward.config import Creation
 from sessionward.errors import ConfigError, SessionNotAvailableError
 from sessionward.events import EventName
@@ -67,7 +68,7 @@ _BOUNDARY = re.compile(r'boundary="?([^";]{1,200})"?', re.IGNORECASE)
 _PART_NAME = re.compile(rb';\s*name="([^"]*)"', re.IGNORECASE)
 
 
-def csrf_token(session: RequestSession) -> str:
+def csrf_token(session: RequestSession | SyncRequestSession) -> str:
     """Return the session's CSRF token for a form, making one if it has none.
 
     A request without a session gets one at the end of the request (a visitor must be
@@ -156,27 +157,7 @@ class CsrfMiddleware:
     # -- layer 1: where the request comes from ----------------------------------------------
 
     def _origin_refusal(self, scope: Scope, headers: dict[bytes, list[bytes]]) -> str | None:
-        fetch_site = _single(headers, b"sec-fetch-site")
-        origin_header = _single(headers, b"origin")
-        if fetch_site is not None:
-            site = fetch_site.decode("latin-1").strip().lower()
-            if site in ("same-origin", "none"):
-                return None
-        origin = normalize_origin(origin_header.decode("latin-1")) if origin_header is not None else None
-        if fetch_site is not None:
-            if origin is not None and origin in self.trusted_origins:
-                return None
-            return {"cross-site": "cross_site", "same-site": "same_site"}.get(site, "fetch_metadata_invalid")
-        if origin_header is None:
-            if _count(headers, b"origin") > 1:
-                return "origin_mismatch"
-            return None  # neither header: not a browser, so no ambient cookie to abuse
-        if origin is not None and origin in self.trusted_origins:
-            return None
-        own = request_origin(scope, self.manager.policy.trusted_proxies).origin
-        if origin is not None and own is not None and hmac.compare_digest(origin, own):
-            return None
-        return "origin_mismatch"
+        return origin_refusal(scope, headers, self.trusted_origins, self.manager.policy.trusted_proxies)
 
     # -- layer 2: the synchronizer token ----------------------------------------------------
 
@@ -198,14 +179,7 @@ class CsrfMiddleware:
                 return "form_too_large", receive
             receive = _replay(body, receive)
             sent = _form_token(body, media_type, content_type)
-        expected = _session_token(scope)
-        if sent is None:
-            return "token_missing", receive
-        if expected is None or len(sent) > MAX_TOKEN_BYTES:
-            return "token_mismatch", receive
-        if not hmac.compare_digest(sent, expected.encode("ascii")):
-            return "token_mismatch", receive
-        return None, receive
+        return token_refusal(sent, _session_token(scope)), receive
 
     # -- refusing ---------------------------------------------------------------------------
 
@@ -252,6 +226,48 @@ class CsrfMiddleware:
             elif path == pattern:
                 return True
         return False
+
+
+def origin_refusal(
+    scope: Scope, headers: dict[bytes, list[bytes]], trusted_origins: frozenset[str], trusted_proxies: Iterable[Network]
+) -> str | None:
+    """Return why an unsafe request's origin is refused (layer 1), or ``None`` if it may pass.
+
+    Shared by the ASGI middleware and :mod:`sessionward.wsgi`; ``scope`` needs only
+    ``headers``, ``client`` and ``scheme`` (an ASGI scope, or one made from a WSGI environ).
+    """
+    fetch_site = _single(headers, b"sec-fetch-site")
+    origin_header = _single(headers, b"origin")
+    if fetch_site is not None:
+        site = fetch_site.decode("latin-1").strip().lower()
+        if site in ("same-origin", "none"):
+            return None
+    origin = normalize_origin(origin_header.decode("latin-1")) if origin_header is not None else None
+    if fetch_site is not None:
+        if origin is not None and origin in trusted_origins:
+            return None
+        return {"cross-site": "cross_site", "same-site": "same_site"}.get(site, "fetch_metadata_invalid")
+    if origin_header is None:
+        if _count(headers, b"origin") > 1:
+            return "origin_mismatch"
+        return None  # neither header: not a browser, so no ambient cookie to abuse
+    if origin is not None and origin in trusted_origins:
+        return None
+    own = request_origin(scope, trusted_proxies).origin
+    if origin is not None and own is not None and hmac.compare_digest(origin, own):
+        return None
+    return "origin_mismatch"
+
+
+def token_refusal(sent: bytes | None, expected: str | None) -> str | None:
+    """Return why a form's synchronizer token is refused (layer 2), or ``None`` if it matches."""
+    if sent is None:
+        return "token_missing"
+    if expected is None or len(sent) > MAX_TOKEN_BYTES:
+        return "token_mismatch"
+    if not hmac.compare_digest(sent, expected.encode("ascii")):
+        return "token_mismatch"
+    return None
 
 
 def _trusted_origin(text: str) -> str:

@@ -22,14 +22,15 @@ out by an outage.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
+from sessionward._deadlines import Deadlines
 from sessionward.binding import BindingCheck
 from sessionward.clock import Clock
 from sessionward.config import BindingMismatch, Creation, SessionPolicy
@@ -117,16 +118,26 @@ class SessionManager:
         self.store = store
         self.clock = clock or system_clock
         self.events = events or EventBus()
-        self.store_timeout_s = store_timeout_s
+        # One shared timer bounds all store calls (cheaper than asyncio.timeout per call).
+        self._deadlines = Deadlines(store_timeout_s)
         self.store_observers: list[Callable[[float, str], None]] = []
         """Called after each store call with its duration (s) and ``ok``/``error``/``timeout``."""
 
+    @property
+    def store_timeout_s(self) -> float:
+        """How long a store call may take before it counts as an outage (F19)."""
+        return self._deadlines.timeout_s
+
+    @store_timeout_s.setter
+    def store_timeout_s(self, seconds: float) -> None:
+        self._deadlines.timeout_s = seconds
+
     async def call_store(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one store operation under the store timeout (F19)."""
-        started = time.perf_counter()
+        started = time.perf_counter() if self.store_observers else 0.0
         outcome = "ok"
         try:
-            async with asyncio.timeout(self.store_timeout_s):
+            async with self._deadlines:
                 return await operation()
         except TimeoutError:
             outcome = "timeout"
@@ -176,6 +187,7 @@ class Exchange:
     """The session side of one request."""
 
     __slots__ = (
+        "__weakref__",
         "client",
         "cookie",
         "cookie_action",
@@ -600,12 +612,18 @@ class RequestSession(Session):
 
     def __init__(self, record: SessionRecord | None, *, max_bytes: int, exchange: Exchange) -> None:
         super().__init__(record, max_bytes=max_bytes)
-        self._exchange = exchange
+        # Weak: the exchange holds this session, and a strong reference back would make a
+        # cycle per request that only the cyclic GC can free; under load its full
+        # collections are what the slowest requests wait for (p99).
+        self._exchange = weakref.ref(exchange)
 
     @property
     def exchange(self) -> Exchange:
         """The request's exchange (for integrations such as :mod:`sessionward.csrf`)."""
-        return self._exchange
+        exchange = self._exchange()
+        if exchange is None:
+            raise SessionNotAvailableError("this session's request has ended")
+        return exchange
 
     async def login(self, user: str) -> None:
         """Log ``user`` in; the ID changes per the fixation strategy.
@@ -613,50 +631,50 @@ class RequestSession(Session):
         Raises:
             LoginRefusedError: multiple-login control refused it ("first wins").
         """
-        await self._exchange.login(user)
+        await self.exchange.login(user)
 
     async def logout(self) -> None:
         """End this session server-side and clear its cookie."""
-        await self._exchange.logout()
+        await self.exchange.logout()
 
     async def rotate_id(self) -> None:
         """Give the session a new ID now (call on any privilege change)."""
-        await self._exchange.rotate_id()
+        await self.exchange.rotate_id()
 
     async def elevate(self) -> None:
         """Elevate (sudo mode) for the configured time; the ID changes."""
-        await self._exchange.elevate()
+        await self.exchange.elevate()
 
     def reauthenticated(self) -> None:
         """Record that the user just re-entered their password (a recent authentication)."""
-        meta = self._exchange.record.meta if self._exchange.record else None
+        meta = self.exchange.record.meta if self.exchange.record else None
         if meta is not None:
-            self._exchange.update_meta(replace(self._exchange.meta_dirty or meta, auth_at=self._exchange.now))
+            self.exchange.update_meta(replace(self.exchange.meta_dirty or meta, auth_at=self.exchange.now))
 
     async def list_sessions(self) -> list[SessionInfo]:
         """The current user's live sessions."""
-        return await self._exchange.list_sessions()
+        return await self.exchange.list_sessions()
 
     async def revoke(self, handle: str) -> bool:
         """End one of the user's sessions by handle."""
-        return await self._exchange.revoke(handle)
+        return await self.exchange.revoke(handle)
 
     async def revoke_others(self, reason: EndReason = EndReason.REVOKED) -> int:
         """End all the user's other sessions; return how many."""
-        return await self._exchange.revoke_others(reason)
+        return await self.exchange.revoke_others(reason)
 
     @property
     def is_elevated(self) -> bool:
         """Whether an elevation is in force."""
-        meta = self._exchange.meta_dirty or self.meta
-        return self._exchange.engine.is_elevated(meta, self._exchange.now)
+        meta = self.exchange.meta_dirty or self.meta
+        return self.exchange.engine.is_elevated(meta, self.exchange.now)
 
     @property
     def recently_authenticated(self) -> bool:
         """Whether the user proved who they are within the re-auth window."""
-        meta = self._exchange.meta_dirty or self.meta
-        return self._exchange.engine.recently_authenticated(meta, self._exchange.now)
+        meta = self.exchange.meta_dirty or self.meta
+        return self.exchange.engine.recently_authenticated(meta, self.exchange.now)
 
     def status(self) -> SessionStatus:
         """The figures of F20."""
-        return self._exchange.status()
+        return self.exchange.status()

@@ -163,12 +163,28 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_wrapper)
 
     def _add(self, scope: Scope, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        present = {name.lower() for name, _ in headers}
-        headers.extend((name, value) for name, value in self._headers if name not in present)
-        if self.policy.no_store_session_responses and _carries_session(scope, headers):
-            headers = [(name, value) for name, value in headers if name.lower() != b"cache-control"]
-            headers.append((b"cache-control", b"no-store"))
-        return headers
+        carries = self.policy.no_store_session_responses and _carries_session(scope, headers)
+        return add_security_headers(self.policy, self._headers, headers, carries_session=carries)
+
+
+def add_security_headers(
+    policy: SecurityHeadersPolicy,
+    added: list[tuple[bytes, bytes]],
+    headers: list[tuple[bytes, bytes]],
+    *,
+    carries_session: bool,
+) -> list[tuple[bytes, bytes]]:
+    """Add ``added`` (``policy.header_list()``) to a response's ``headers``; shared with WSGI.
+
+    A header already set is left alone; a response that carries a session gets
+    ``Cache-Control: no-store`` in place of what it said.
+    """
+    present = {name.lower() for name, _ in headers}
+    headers.extend((name, value) for name, value in added if name not in present)
+    if policy.no_store_session_responses and carries_session:
+        headers = [(name, value) for name, value in headers if name.lower() != b"cache-control"]
+        headers.append((b"cache-control", b"no-store"))
+    return headers
 
 
 def _carries_session(scope: Scope, headers: list[tuple[bytes, bytes]]) -> bool:

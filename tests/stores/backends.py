@@ -22,6 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from sessionward._sync.stores import open_store as open_sync_store
+from sessionward._sync.stores.file import FileStore as SyncFileStore
+from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
+from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.errors import ConfigError
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
@@ -29,6 +33,8 @@ from sessionward.stores.file import FileStore
 from sessionward.stores.memory import MemoryStore
 from sessionward.stores.sql import SqlStore
 from tests_support import service_missing
+
+from .sync_view import AsyncView
 
 BACKENDS = [
     pytest.param("memory", id="memory"),
@@ -39,6 +45,9 @@ BACKENDS = [
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster", id="redis_cluster", marks=pytest.mark.redis),
 ]
+# The generated sync stores (sessionward._sync.stores) against the same servers, through
+# the thread-per-call AsyncView of sync_view.py: the suite's races become thread races.
+BACKENDS += [pytest.param(f"sync:{p.values[0]}", id=f"sync-{p.id}", marks=p.marks) for p in BACKENDS]
 
 
 @dataclass
@@ -61,6 +70,10 @@ class Backend:
     instances: int = 4
     raw_dumper: Callable[[], Awaitable[bytes]] | None = None
     opened: list[SessionStore] = field(default_factory=list)
+    sync_opener: Callable[[], SessionStore] | None = None
+    """Opens the generated sync store on the same namespace, seen through ``AsyncView``."""
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run after the test, once the opened stores are closed."""
 
     async def open(self) -> SessionStore:
         """Open, set up and remember one more instance (closed after the test)."""
@@ -111,6 +124,16 @@ def _sql_backend(name: str, url: str, *, prefix: str, instances: int) -> Backend
         return first if not backend.opened else SqlStore.from_url(url, table_prefix=prefix)
 
     backend = Backend(name, opener, dump, corrupt, instances=instances)
+
+    def sync_opener() -> SessionStore:
+        if not backend.cleanup:
+            # The async store that dumps and corrupts is never opened by the test here.
+            if name in ("postgres", "mysql"):
+                backend.cleanup.append(first.drop)
+            backend.cleanup.append(first.close)
+        return AsyncView(SyncSqlStore.from_url(url, table_prefix=prefix))
+
+    backend.sync_opener = sync_opener
     return backend
 
 
@@ -148,7 +171,9 @@ def _file_backend(root: Path) -> Backend:
     async def corrupt(key: str) -> None:
         (root / "sessions" / key[:2] / key[2:4] / f"{key}.json").write_text(GARBAGE)
 
-    return Backend("file", opener, dump, corrupt, instances=4)
+    backend = Backend("file", opener, dump, corrupt, instances=4)
+    backend.sync_opener = lambda: AsyncView(SyncFileStore(root))
+    return backend
 
 
 # -- Redis -------------------------------------------------------------------------------------
@@ -208,13 +233,17 @@ def _redis_backend(name: str, url: str) -> Backend:
         finally:
             await redis.aclose()
 
-    return Backend(name, lambda: open_store(url), dump, corrupt, instances=4)
+    backend = Backend(name, lambda: open_store(url), dump, corrupt, instances=4)
+    backend.sync_opener = lambda: AsyncView(open_sync_store(url))
+    return backend
 
 
 # -- choosing one ------------------------------------------------------------------------------
 
 
 async def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if name.startswith("sync:"):
+        return await _sync_backend(name.removeprefix("sync:"), request, tmp_path)
     prefix = f"t{secrets.token_hex(4)}_"
     if name == "memory":
         only = MemoryStore()
@@ -241,3 +270,18 @@ async def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path
     except ConfigError as error:
         service_missing(f"the Redis store cannot open {url}: {error}")
     return _redis_backend(name, url)
+
+
+async def _sync_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """The backend ``name`` with its generated sync store in place of the async one."""
+    if name == "memory":
+        only = AsyncView(SyncMemoryStore())
+
+        async def dump() -> bytes:
+            return repr(vars(only.sync)).encode()
+
+        return Backend("memory", lambda: only, dump, None, instances=1)
+    backend = await make_backend(name, request, tmp_path)
+    assert backend.sync_opener is not None
+    backend.opener = backend.sync_opener
+    return backend

@@ -24,6 +24,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             if index == 0 and isinstance(store, SqlStore) and made.name in ("postgres", "mysql"):
                 await store.drop()
             await store.close()
+        for step in made.cleanup:
+            await step()
 
 
 @pytest.fixture

@@ -64,8 +64,14 @@ class SessionStore(ABC):
     async def save(self, key: str, update: Update) -> bool:
         """Apply ``update`` to the live record under ``key``.
 
+        ``update.meta`` replaces the metadata whole (last writer wins), except that a save
+        never changes who the session belongs to: ``meta.user`` changes only through
+        :meth:`establish`, which keeps the per-user index right. "Live" here means "a record,
+        not a tombstone": the engine only saves what it judged valid in the same request,
+        so a record past ``expires_at`` but within retention is not refused by the store.
+
         Returns:
-            ``False`` (and writes nothing) when ``key`` holds no live record.
+            ``False`` (and writes nothing) when ``key`` holds no record (ended or gone).
         """
 
     @abstractmethod

@@ -8,7 +8,10 @@ deadline, plus a little slack); :meth:`RedisStore.load` still checks ``expires_a
 
 Round trips per request: a load is one ``HGETALL``; a save (data, metadata, idle clock,
 TTL) is one script that writes only into a live session, so a concurrent logout is never
-undone. On a standalone or Sentinel-managed Redis, ``establish`` (login, rotation), ``end``
+undone. On a standalone or Sentinel-managed Redis these two hot-path commands are
+auto-pipelined: those of all requests in one event-loop tick travel together
+(:mod:`sessionward.stores.redis_pipeline`); nothing is cached, so every request still
+reads what Redis holds now. On a standalone or Sentinel-managed Redis, ``establish`` (login, rotation), ``end``
 (logout) and ``end_user`` are each one script: one atomic step that also keeps the user
 index exact.
 
@@ -39,13 +42,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from types import TracebackType
 from typing import Any, cast
 
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import (
     BusyLoadingError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -76,6 +81,7 @@ from sessionward.stores.redis_layout import (
     user_keys,
     user_tag,
 )
+from sessionward.stores.redis_pipeline import auto_pipeline
 from sessionward.stores.redis_url import DEFAULT_PREFIX, connect, parse_url
 
 logger = logging.getLogger("sessionward")
@@ -88,18 +94,36 @@ SCAN_COUNT = 500
 _UNAVAILABLE_REPLIES = (ReadOnlyError, TryAgainError, OutOfMemoryError, BusyLoadingError)
 
 
-@contextmanager
-def _translate() -> Iterator[None]:
-    """Map redis-py's errors to the store contract's (F19: outages become 503s)."""
-    try:
-        yield
-    except _UNAVAILABLE_REPLIES as error:
-        raise StoreUnavailableError(f"Redis store unavailable: {error}") from error
-    except ResponseError as error:
-        # WRONGTYPE and the like: someone else's value sits at our key; treat as corrupt.
-        raise StoreError(f"Redis store error: {error}") from error
-    except (RedisError, RedisClusterException, OSError) as error:
-        raise StoreUnavailableError(f"Redis store unavailable: {type(error).__name__}: {error}") from error
+class _Translate:
+    """Map redis-py's errors to the store contract's (F19: outages become 503s).
+
+    ``with _translate():`` uses one shared, stateless instance: nothing is allocated per
+    store call (a generator-based context manager costs two objects on the hot path).
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> _Translate:
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if error is None:
+            return
+        if isinstance(error, _UNAVAILABLE_REPLIES):
+            raise StoreUnavailableError(f"Redis store unavailable: {error}") from error
+        if isinstance(error, ResponseError):
+            # WRONGTYPE and the like: someone else's value sits at our key; treat as corrupt.
+            raise StoreError(f"Redis store error: {error}") from error
+        if isinstance(error, RedisError | RedisClusterException | OSError):
+            raise StoreUnavailableError(f"Redis store unavailable: {type(error).__name__}: {error}") from error
+
+
+_translate = _Translate()
 
 
 def _text(value: bytes | str) -> str:
@@ -141,6 +165,9 @@ class RedisStore(SessionStore):
         self._prune = register(lua.PRUNE)
         self._login = register(lua.LOGIN)
         self._end_user = register(lua.END_USER)
+        # The hot path's auto-pipeline, or None (a cluster client; the generated blocking
+        # twin of this store). Typed Any so that twin, which never uses it, still checks.
+        self._pipeline: Any = auto_pipeline(client)
 
     @classmethod
     def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 1.0) -> RedisStore:
@@ -174,6 +201,8 @@ class RedisStore(SessionStore):
             self._ready = True
 
     async def close(self) -> None:
+        if self._pipeline is not None:
+            await self._pipeline.close()
         await self.client.aclose()
         # A Sentinel-managed client also holds connections to the sentinels themselves.
         manager = getattr(getattr(self.client, "connection_pool", None), "sentinel_manager", None)
@@ -191,9 +220,15 @@ class RedisStore(SessionStore):
     # -- reading -----------------------------------------------------------------------------
 
     async def load(self, key: str, now: float) -> Entry | None:
-        await self._connect()
+        if not self._ready:
+            await self._connect()
+        name = session_key(self.prefix, key)
         with _translate():
-            fields = await self.client.hgetall(session_key(self.prefix, key))
+            if self._pipeline is not None:
+                reply = await self._pipeline.execute(b"HGETALL", name)
+                fields = reply if isinstance(reply, dict) else pairs(reply)  # RESP3 or RESP2
+            else:
+                fields = await self.client.hgetall(name)
         entry = decode_entry(key, fields)
         if entry is None:
             return None
@@ -288,7 +323,8 @@ class RedisStore(SessionStore):
     # -- writing -----------------------------------------------------------------------------
 
     async def save(self, key: str, update: Update) -> bool:
-        await self._connect()
+        if not self._ready:
+            await self._connect()
         args: list[Arg] = [
             self.prefix,
             meta_json(update.meta),
@@ -301,9 +337,22 @@ class RedisStore(SessionStore):
         for name, value in update.set.items():
             args += [DATA_PREFIX + name.encode(), dumps(value)]
         args += [DATA_PREFIX + name.encode() for name in update.delete]
+        keys = self._session_keys(key)
         with _translate():
-            saved = await self._save(keys=self._session_keys(key), args=args)
+            if self._pipeline is not None:
+                saved = await self._pipelined_script(lua.SAVE, self._save.sha, keys, args)
+            else:
+                saved = await self._save(keys=keys, args=args)
         return bool(saved)
+
+    async def _pipelined_script(self, source: str, sha: str, keys: list[str], args: list[Arg]) -> Any:
+        """Run a script through the auto-pipeline, loading it first if Redis lacks it."""
+        try:
+            return await self._pipeline.execute(b"EVALSHA", sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # A restarted or flushed Redis forgot its scripts: load once, as redis-py does.
+            await self.client.script_load(source)
+            return await self._pipeline.execute(b"EVALSHA", sha, len(keys), *keys, *args)
 
     async def end(self, tombstone: Tombstone) -> SessionRecord | None:
         await self._connect()

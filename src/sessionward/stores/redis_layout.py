@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, fields
+from typing import cast
 
 import orjson
 
@@ -40,6 +41,7 @@ from sessionward.records import (
 )
 
 DATA_PREFIX = b"d:"
+_DATA_AT = len(DATA_PREFIX)
 TTL_SLACK_MS = 1000
 """Redis keeps a key this long past its logical expiry: app servers' clocks differ a
 little, and ``load`` checks expiry itself, so a key living a bit longer is harmless while
@@ -123,6 +125,9 @@ def _raw(value: bytes | str) -> bytes:
 
 def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """Turn a flat HGETALL-style list (as a Lua script returns it) into a dict."""
+    if flat and all(type(item) is bytes for item in flat):
+        # The common case (replies are never decoded to text): no copy per item.
+        return dict(zip(flat[::2], flat[1::2], strict=False))
     return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
@@ -134,7 +139,12 @@ def decode_entry(key: str, fields: Mapping[bytes, bytes] | Mapping[bytes | str, 
     """
     if not fields:
         return None
-    raw = {_raw(name): _raw(value) for name, value in fields.items()}
+    raw: Mapping[bytes, bytes]
+    if type(next(iter(fields))) is bytes:
+        # The store's clients never decode replies (decode_responses=False): bytes throughout.
+        raw = cast(Mapping[bytes, bytes], fields)
+    else:
+        raw = {_raw(name): _raw(value) for name, value in fields.items()}
     try:
         expires_at = float(raw[b"e"])
         tomb = raw.get(b"t")
@@ -143,11 +153,7 @@ def decode_entry(key: str, fields: Mapping[bytes, bytes] | Mapping[bytes | str, 
             decoded["reason"] = EndReason(decoded["reason"])
             return Tombstone(key=key, **decoded)
         meta = meta_from_json(raw[b"m"])
-        data = {
-            _text(name[len(DATA_PREFIX) :]): orjson.loads(value)
-            for name, value in raw.items()
-            if name.startswith(DATA_PREFIX)
-        }
+        data = {n[_DATA_AT:].decode(): orjson.loads(v) for n, v in raw.items() if n[:_DATA_AT] == DATA_PREFIX}
         return SessionRecord(
             key=key,
             meta=meta,

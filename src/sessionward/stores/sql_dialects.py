@@ -17,7 +17,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from sessionward.errors import ConfigError
 
@@ -28,6 +28,14 @@ DRIVERS = {
     "mysql": "mysql+asyncmy",
     "mariadb": "mysql+asyncmy",
 }
+SYNC_DRIVERS = {
+    "sqlite": "sqlite+pysqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+"""The blocking drivers of :mod:`sessionward._sync.stores.sql` (Flask, WSGI)."""
 # PostgreSQL SQLSTATEs and MySQL error numbers that mean "retry the transaction".
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 _RETRY_MYSQL_ERRORS = frozenset({1213})
@@ -69,13 +77,64 @@ def open_engine(url: str, *, setting: str, timeout_s: float) -> AsyncEngine:
         ConfigError: naming ``setting``, when the URL is malformed, names another
             database or its driver is not installed.
     """
+    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=DRIVERS)
+    if parsed.get_backend_name() == "sqlite" and "poolclass" in options:
+        options["poolclass"] = AsyncAdaptedQueuePool
+    try:
+        engine = create_async_engine(parsed, **options)
+    except (exc.ArgumentError, ImportError) as error:
+        raise ConfigError(setting, f"{url!r} cannot be opened: {error}") from None
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine.sync_engine, busy_timeout_ms=int(timeout_s * 1000))
+    return engine
+
+
+def open_sync_engine(url: str, *, setting: str, timeout_s: float) -> sa.Engine:
+    """Open a blocking engine (sqlite3, psycopg, PyMySQL) for the generated sync store.
+
+    The same URLs, schema, timeouts and SQLite locking as :func:`open_engine`.
+
+    Raises:
+        ConfigError: as :func:`open_engine`.
+    """
+    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=SYNC_DRIVERS)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        # The engine's connections serve whichever WSGI thread holds them, one at a time.
+        options["connect_args"]["check_same_thread"] = False
+    elif backend == "postgresql":
+        # psycopg's connect timeout is in whole seconds; the statement timeout in ms.
+        options["connect_args"] = {
+            "connect_timeout": max(1, round(timeout_s)),
+            "options": f"-c statement_timeout={int(timeout_s * 1000)}",
+        }
+    else:
+        whole_seconds = max(1, round(timeout_s))
+        options["connect_args"] = {
+            "connect_timeout": whole_seconds,
+            "read_timeout": whole_seconds,
+            "write_timeout": whole_seconds,
+        }
+    try:
+        engine = sa.create_engine(parsed, **options)
+    except (exc.ArgumentError, ImportError) as error:
+        raise ConfigError(setting, f"{url!r} cannot be opened: {error}") from None
+    if backend == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
+    return engine
+
+
+def _engine_options(
+    url: str, *, setting: str, timeout_s: float, drivers: dict[str, str]
+) -> tuple[sa.URL, dict[str, Any]]:
+    """Return the URL with its driver and the engine options shared by both flavours."""
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
         raise ConfigError(setting, f"{url!r} is not a valid database URL") from None
     backend = parsed.get_backend_name()
-    if parsed.drivername in DRIVERS:
-        parsed = parsed.set(drivername=DRIVERS[parsed.drivername])
+    if parsed.drivername in drivers:
+        parsed = parsed.set(drivername=drivers[parsed.drivername])
     elif backend not in ("sqlite", "postgresql", "mysql"):
         raise ConfigError(setting, f"{url!r}: unsupported database {backend!r}; use sqlite, postgresql or mysql")
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": timeout_s}
@@ -86,7 +145,7 @@ def open_engine(url: str, *, setting: str, timeout_s: float) -> AsyncEngine:
             # One connection, handed to one transaction at a time: an in-memory database
             # lives in its connection, and sharing it (StaticPool) would interleave
             # concurrent transactions on it.
-            options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=timeout_s)
+            options.update(poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=timeout_s)
         else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif backend == "postgresql":
@@ -96,22 +155,17 @@ def open_engine(url: str, *, setting: str, timeout_s: float) -> AsyncEngine:
         # server that accepts and then says nothing. Both take whole seconds.
         whole_seconds = max(1, round(timeout_s))
         options["connect_args"] = {"connect_timeout": whole_seconds, "read_timeout": whole_seconds}
+    if backend == "mysql":
         # A statement after a lock wait must see what the lock holder committed;
         # REPEATABLE READ would keep the snapshot from before the wait.
         options["isolation_level"] = "READ COMMITTED"
-    try:
-        engine = create_async_engine(parsed, **options)
-    except (exc.ArgumentError, ImportError) as error:
-        raise ConfigError(setting, f"{url!r} cannot be opened: {error}") from None
-    if backend == "sqlite":
-        _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
-    return engine
+    return parsed, options
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
     # pysqlite's implicit transactions start late and as DEFERRED; take the write lock at
     # BEGIN instead, so that a login's limit check and registration are one serialized step.
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -120,7 +174,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         if not connection.get_execution_options().get("sessionward_readonly"):
             connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,38 @@
+-- wrk script for benchmarks/peers.py: each request carries the next of many session
+-- cookies (read from the file named by the first argument), so the server sees
+-- 200 sessions interleaved rather than one hot session. The second argument is the
+-- method. done() prints one JSON line the harness parses.
+local cookies = {}
+local method = "GET"
+local index = 0
+local non200 = 0
+
+function setup(thread)
+  thread:set("id", math.random(1000))
+end
+
+function init(args)
+  for line in io.lines(args[1]) do
+    if line ~= "" then cookies[#cookies + 1] = line end
+  end
+  method = args[2] or "GET"
+  index = (id or 0) % #cookies
+end
+
+function request()
+  index = index % #cookies + 1
+  return wrk.format(method, nil, { ["Cookie"] = cookies[index] }, "")
+end
+
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+end
+
+function done(summary, latency, requests)
+  local seconds = summary.duration / 1e6
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "seconds": %.6f, "p50_us": %d, "p99_us": %d, "status_errors": %d, "socket_errors": %d}\n',
+    summary.requests, seconds, latency:percentile(50), latency:percentile(99), errors.status,
+    errors.connect + errors.read + errors.write + errors.timeout))
+end

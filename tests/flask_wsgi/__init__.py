@@ -1,0 +1,1 @@
+"""Flask and WSGI: the sync side (issue 7)."""
