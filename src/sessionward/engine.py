@@ -35,6 +35,7 @@ from sessionward.records import (
     SessionMeta,
     SessionRecord,
     Tombstone,
+    TouchRule,
     Update,
 )
 
@@ -167,11 +168,17 @@ class SessionStatus:
 class SessionEngine:
     """Decides about sessions under one :class:`SessionPolicy`; does no I/O."""
 
-    __slots__ = ("cookie_name", "policy")
+    __slots__ = ("cookie_name", "policy", "touch_rule")
 
     def __init__(self, policy: SessionPolicy) -> None:
         self.policy = policy
         self.cookie_name = policy.cookie.cookie_name
+        # What a store may apply while loading, to touch the idle clock in one round trip.
+        self.touch_rule = TouchRule(
+            interval_s=policy.timeouts.effective_touch_interval_s,
+            idle_timeout_s=policy.timeouts.idle_timeout_s,
+            retention_s=policy.invalid_session.tombstone_ttl_s,
+        )
 
     # -- reading the request --------------------------------------------------------------
 

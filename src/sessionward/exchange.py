@@ -237,8 +237,11 @@ class Exchange:
         if raw_id is None or key is None:
             return None
         passive = self.policy.is_passive(self.path)
+        # Stores that can write the idle clock while reading do so (one round trip); the
+        # engine then sees a fresh clock and plans no separate touch.
+        touch = None if passive else self.engine.touch_rule
         try:
-            entry = await self.manager.call_store(lambda: self.manager.store.load(key, self.now))
+            entry = await self.manager.call_store(lambda: self.manager.store.load(key, self.now, touch))
         except StoreUnavailableError:
             raise
         except StoreError:

@@ -143,6 +143,26 @@ class Tombstone:
 Entry = SessionRecord | Tombstone
 
 
+@dataclass(frozen=True, slots=True)
+class TouchRule:
+    """How a store may write the idle clock while it loads a session, in the same round trip.
+
+    A store that supports it sets ``last_access_at = now`` (and the deadlines that follow)
+    only when the record is live — ``now`` before its ``expires_at`` and before
+    ``absolute_deadline``, and less than ``idle_timeout_s`` since the last access — and at
+    least ``interval_s`` has passed since the last write; then it returns the touched record.
+
+    Attributes:
+        interval_s: Least time between two writes of the idle clock.
+        idle_timeout_s: The idle timeout, to compute the new ``expires_at``.
+        retention_s: How long after ``expires_at`` the record is kept (``retain_until``).
+    """
+
+    interval_s: float
+    idle_timeout_s: float
+    retention_s: float
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Update:
     """The writes one request makes to an existing session (F18).

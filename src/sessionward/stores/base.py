@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from sessionward.engine import SessionLimit
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +57,17 @@ class SessionStore(ABC):
     """An async session store. Subclasses keep I/O small and share pure logic."""
 
     @abstractmethod
-    async def load(self, key: str, now: float) -> Entry | None:
-        """Return the record (until ``kept_until``) or unexpired tombstone under ``key``, else ``None``."""
+    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+        """Return the record (until ``kept_until``) or unexpired tombstone under ``key``, else ``None``.
+
+        Args:
+            key: The storage key.
+            now: The current time.
+            touch: When given, a store that can write the idle clock in the same round trip
+                does so under the rule's conditions and returns the touched record (Redis
+                does, in one script). Others ignore it: the exchange then writes the touch
+                with the request's save, at most one more round trip.
+        """
 
     @abstractmethod
     async def save(self, key: str, update: Update) -> bool:

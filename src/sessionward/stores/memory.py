@@ -17,6 +17,7 @@ from sessionward.records import (
     Entry,
     SessionRecord,
     Tombstone,
+    TouchRule,
     Update,
     dumps,
     loads,
@@ -38,7 +39,7 @@ class MemoryStore(SessionStore):
         self._tombs: dict[str, Tombstone] = {}
         self._by_user: dict[str, set[str]] = {}
 
-    async def load(self, key: str, now: float) -> Entry | None:
+    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
         stored = self._live.get(key)
         if stored is not None:
             # Past expires_at but within retention: returned, so the engine can say why it ended.

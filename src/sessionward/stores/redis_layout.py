@@ -5,7 +5,8 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
 ``{`` and ``}`` percent-escaped so that it never breaks a hash tag):
 
 * ``P s:{H}K``: the session, a HASH (the whole key is in its name, for operators' tools).
-  A live session has ``m`` (metadata JSON, unset fields left out), ``e`` (``expires_at``),
+  A live session has ``m`` (metadata JSON, unset fields left out), ``a`` and ``x`` (its
+  idle clock and absolute deadline again, for the load script's touch), ``e`` (``expires_at``),
   ``r`` (``retain_until``: Redis keeps the hash until ``kept_until`` so the reason it
   ended can be told), ``v`` (version), ``u`` (the user's tag, when authenticated) and
   one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
@@ -97,10 +98,20 @@ def meta_json(meta: SessionMeta) -> bytes:
     return orjson.dumps({name: value for name in _META_FIELDS if (value := getattr(meta, name)) is not None})
 
 
+def clock_fields(meta: SessionMeta) -> list[bytes | str]:
+    """Return the idle clock and absolute deadline as their own fields (``a``, ``x``).
+
+    They repeat what ``m`` holds so that the load script can touch the idle clock without
+    parsing JSON; when present, ``a`` is the truth for ``last_access_at``.
+    """
+    return ["a", number(meta.last_access_at), "x", number(meta.absolute_deadline)]
+
+
 def record_fields(record: SessionRecord) -> list[bytes | str]:
     """Return the hash fields and values of a live record, flat (for HSET)."""
     fields: list[bytes | str] = ["m", meta_json(record.meta), "e", number(record.expires_at)]
     fields += ["v", str(record.version), "r", number(record.retain_until)]
+    fields += clock_fields(record.meta)
     if record.meta.user is not None:
         fields += ["u", user_tag(record.meta.user)]
     for name, value in record.data.items():
@@ -153,6 +164,9 @@ def decode_entry(key: str, fields: Mapping[bytes, bytes] | Mapping[bytes | str, 
             decoded["reason"] = EndReason(decoded["reason"])
             return Tombstone(key=key, **decoded)
         meta = meta_from_json(raw[b"m"])
+        touched = raw.get(b"a")
+        if touched is not None:
+            meta.last_access_at = float(touched)
         data = {n[_DATA_AT:].decode(): orjson.loads(v) for n, v in raw.items() if n[:_DATA_AT] == DATA_PREFIX}
         return SessionRecord(
             key=key,

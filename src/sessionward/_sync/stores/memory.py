@@ -19,6 +19,7 @@ from sessionward.records import (
     Entry,
     SessionRecord,
     Tombstone,
+    TouchRule,
     Update,
     dumps,
     loads,
@@ -37,7 +38,7 @@ class MemoryStore(SessionStore):
         self._by_user: dict[str, set[str]] = {}
 
     @_blocking.serialized
-    def load(self, key: str, now: float) -> Entry | None:
+    def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
         stored = self._live.get(key)
         if stored is not None:
             # Past expires_at but within retention: returned, so the engine can say why it ended.

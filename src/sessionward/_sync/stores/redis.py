@@ -53,13 +53,14 @@ from redis.exceptions import NoScriptError
 from sessionward.engine import SessionLimit
 from sessionward.errors import LoginRefusedError, StoreError
 from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update, dumps
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update, dumps
 from sessionward.stores import redis_lua as lua
 from sessionward._sync.stores.base import SessionStore
 from sessionward.stores.base import Established, StoreStats
 from sessionward.stores.redis_layout import (
     DATA_PREFIX,
     check_prefix,
+    clock_fields,
     decode_entry,
     handle_key,
     is_live,
@@ -101,6 +102,7 @@ class RedisStore(SessionStore):
         self._ready_lock = _blocking.Lock()
         register = client.register_script
         self._save = register(lua.SAVE)
+        self._load_touch = register(lua.LOAD_TOUCH)
         self._end = register(lua.END)
         self._write = register(lua.WRITE)
         self._admit = register(lua.ADMIT)
@@ -162,12 +164,26 @@ class RedisStore(SessionStore):
 
     # -- reading -----------------------------------------------------------------------------
 
-    def load(self, key: str, now: float) -> Entry | None:
+    def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
         if not self._ready:
             self._connect()
         name = session_key(self.prefix, key)
         with _translate():
-            if self._pipeline is not None:
+            if touch is not None:
+                # Read and, when due, touch the idle clock in one script: one round trip.
+                args: list[Arg] = [
+                    self.prefix,
+                    number(now),
+                    number(touch.interval_s),
+                    number(touch.idle_timeout_s),
+                    number(touch.retention_s),
+                ]
+                if self._pipeline is not None:
+                    reply = self._pipelined_script(lua.LOAD_TOUCH, self._load_touch.sha, [name], args)
+                else:
+                    reply = self._load_touch(keys=[name], args=args)
+                fields = reply if isinstance(reply, dict) else pairs(reply)
+            elif self._pipeline is not None:
                 reply = self._pipeline.execute(b"HGETALL", name)
                 fields = reply if isinstance(reply, dict) else pairs(reply)  # RESP3 or RESP2
             else:
@@ -275,7 +291,8 @@ class RedisStore(SessionStore):
             number(update.retain_until),
             ttl_ms(update.kept_until, update.meta.last_access_at),
             "1" if update.touches_data else "0",
-            len(update.set),
+            len(update.set) + 2,
+            *clock_fields(update.meta),
         ]
         for name, value in update.set.items():
             args += [DATA_PREFIX + name.encode(), dumps(value)]
