@@ -36,7 +36,7 @@ from starlette.applications import Starlette
 from sessionward import CookiePolicy, SessionPolicy
 from sessionward.asgi import SessionMiddleware
 from sessionward.engine import SessionEngine
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.records import SessionRecord
 from sessionward.stores.redis import RedisStore
 

@@ -130,8 +130,9 @@ FILES = (
     ),
     Source("stores/redis_url.py"),
     Source("stores/__init__.py"),
-    # The exchange bounds store calls with sessionward._deadlines (no asyncio left in it);
+    # The manager bounds store calls with sessionward._deadlines (no asyncio left in it);
     # its blocking twin uses the same object as a plain, non-bounding context manager.
+    Source("manager.py"),
     Source("exchange.py"),
 )
 

@@ -31,7 +31,7 @@ from sessionward import CookiePolicy, SessionPolicy  # noqa: E402
 from sessionward.asgi import SessionMiddleware  # noqa: E402
 from sessionward.clock import Clock  # noqa: E402
 from sessionward.events import EventBus, SessionEvent  # noqa: E402
-from sessionward.exchange import SessionManager  # noqa: E402
+from sessionward.manager import SessionManager  # noqa: E402
 from sessionward.starlette import get_session  # noqa: E402
 from sessionward.stores.base import SessionStore  # noqa: E402
 

@@ -18,8 +18,9 @@ import orjson
 from sessionward.clientinfo import client_info
 from sessionward.errors import StoreUnavailableError
 from sessionward.events import EventName
-from sessionward.exchange import Exchange, Interruption, SessionManager
+from sessionward.exchange import Exchange, Interruption
 from sessionward.firewall import check_request
+from sessionward.manager import SessionManager
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

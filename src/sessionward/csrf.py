@@ -48,7 +48,8 @@ from sessionward.clientinfo import Network, normalize_origin, request_origin
 from sessionward.config import Creation
 from sessionward.errors import ConfigError, SessionNotAvailableError
 from sessionward.events import EventName
-from sessionward.exchange import Exchange, RequestSession, SessionManager
+from sessionward.exchange import Exchange, RequestSession
+from sessionward.manager import SessionManager
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

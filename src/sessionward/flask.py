@@ -37,7 +37,8 @@ from typing import Any
 from flask import Flask, Request, Response, g, jsonify, request
 from flask.sessions import SessionInterface, SessionMixin
 
-from sessionward._sync.exchange import Exchange, RequestSession, SessionManager
+from sessionward._sync.exchange import Exchange, RequestSession
+from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import open_store
 from sessionward._sync.stores.base import SessionStore
 from sessionward.clock import Clock

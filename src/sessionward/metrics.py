@@ -29,7 +29,7 @@ except ImportError as error:  # pragma: no cover - depends on the installed extr
 
 from sessionward.errors import StoreError
 from sessionward.events import EventName, SessionEvent
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 
 logger = logging.getLogger("sessionward")
 

@@ -27,7 +27,8 @@ from urllib.parse import quote
 
 import orjson
 
-from sessionward._sync.exchange import Exchange, SessionManager
+from sessionward._sync.exchange import Exchange
+from sessionward._sync.manager import SessionManager
 from sessionward.clientinfo import request_origin
 from sessionward.csrf import (
     DEFAULT_MAX_BODY_BYTES,
@@ -144,7 +145,7 @@ class SessionMiddleware:
 
     Args:
         app: The wrapped WSGI application.
-        manager: The sync :class:`~sessionward._sync.exchange.SessionManager` (policy,
+        manager: The sync :class:`~sessionward._sync.manager.SessionManager` (policy,
             store, clock, events).
         csrf: The CSRF check's settings; ``None`` turns it off.
         security_headers: The security headers added to every response; ``None`` adds none.

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 from sessionward import Creation, ManualClock, SessionNotAvailableError
 from sessionward.asgi import SessionMiddleware
 from sessionward.events import EventBus
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.records import Entry, TouchRule, Update
 from sessionward.starlette import SessionDep
 from sessionward.stores.base import SessionStore

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sessionward import ManualClock, TimeoutPolicy
 from sessionward.errors import StoreUnavailableError
 from sessionward.events import EventName, SessionEvent
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.metrics import SessionMetrics
 from sessionward.stores.base import StoreStats
 from sessionward.stores.memory import MemoryStore

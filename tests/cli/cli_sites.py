@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from sessionward import LoginRefusedError, SessionPolicy
 from sessionward.asgi import SessionMiddleware
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.test import Client
 
 from sessionward import ManualClock
-from sessionward._sync.exchange import RequestSession, SessionManager
+from sessionward._sync.exchange import RequestSession
+from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores.memory import MemoryStore
 from sessionward.errors import StoreUnavailableError
 from sessionward.records import Update

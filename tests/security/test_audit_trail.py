@@ -30,7 +30,7 @@ from sessionward import (
 )
 from sessionward.asgi import SessionMiddleware
 from sessionward.csrf import CsrfMiddleware
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import plain_http_policy

@@ -12,8 +12,8 @@ import pytest
 
 from sessionward import BindingMismatch, BindingPolicy, EventBus, InvalidSessionPolicy, ManualClock, SessionPolicy
 from sessionward.asgi import SessionMiddleware
-from sessionward.exchange import SessionManager
 from sessionward.ids import storage_key
+from sessionward.manager import SessionManager
 from sessionward.records import EndReason, SessionRecord, Tombstone
 from sessionward.stores.memory import MemoryStore
 from tests_support import Recorder, make_app, plain_http_policy

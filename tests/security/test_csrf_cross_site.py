@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 from sessionward import ConfigError, EventBus, ManualClock
 from sessionward.asgi import SessionMiddleware
 from sessionward.csrf import CsrfMiddleware, csrf_token
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import Recorder, plain_http_policy

@@ -15,7 +15,8 @@ from test_csrf_cross_site import SAME_ORIGIN, Bank, logged_in
 from sessionward import Creation, ManualClock, SessionNotAvailableError, SessionPolicy
 from sessionward.csrf import CsrfMiddleware, csrf_token
 from sessionward.engine import ClientInfo
-from sessionward.exchange import Exchange, SessionManager
+from sessionward.exchange import Exchange
+from sessionward.manager import SessionManager
 from sessionward.stores.memory import MemoryStore
 
 

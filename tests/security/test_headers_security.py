@@ -14,8 +14,8 @@ from starlette.routing import Route
 
 from sessionward import ConfigError, ManualClock
 from sessionward.asgi import SessionMiddleware
-from sessionward.exchange import SessionManager
 from sessionward.headers import DEFAULT_CSP, SecurityHeadersMiddleware, SecurityHeadersPolicy
+from sessionward.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import plain_http_policy

@@ -18,8 +18,8 @@ from sessionward import BindingPolicy, ManualClock
 from sessionward.asgi import SessionMiddleware
 from sessionward.clientinfo import client_info, normalize_origin, request_origin
 from sessionward.csrf import CsrfMiddleware
-from sessionward.exchange import SessionManager
 from sessionward.ids import storage_key
+from sessionward.manager import SessionManager
 from sessionward.records import SessionRecord
 from sessionward.stores.memory import MemoryStore
 from tests_support import ROUTES, plain_http_policy

@@ -25,7 +25,7 @@ from sessionward import ManualClock, SessionPolicy
 from sessionward.asgi import SessionMiddleware
 from sessionward.config import CookiePolicy, LoginPolicy
 from sessionward.errors import LoginRefusedError
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore

@@ -24,116 +24,26 @@ out by an outage.
 from __future__ import annotations
 
 import logging
-import time
 import weakref
-from collections.abc import Callable
 from dataclasses import replace
-from typing import TypeVar
 
-from sessionward._deadlines import Deadlines
 from sessionward.binding import BindingCheck
-from sessionward.clock import Clock
-from sessionward.config import BindingMismatch, Creation, SessionPolicy
+from sessionward.config import BindingMismatch, Creation
 from sessionward.cookies import build_set_cookie
-from sessionward.engine import KEEP_ID, ClientInfo, CookieRead, SessionEngine, SessionStatus, Verdict
+from sessionward.engine import KEEP_ID, ClientInfo, CookieRead, SessionStatus, Verdict
 from sessionward.errors import (
     LoginRefusedError,
     SessionNotAvailableError,
     StoreError,
     StoreUnavailableError,
 )
-from sessionward.events import EventBus, EventName, SessionEvent
+from sessionward.events import EventName
+from sessionward._sync.manager import SessionManager
 from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
 from sessionward.session import Session
-from sessionward._sync.stores.base import SessionStore
 from sessionward.exchange import CookieAction, Interruption, SessionInfo
 
 logger = logging.getLogger("sessionward")
-T = TypeVar("T")
-
-
-class SessionManager:
-    """What every request of an application shares: policy, engine, store, clock, events."""
-
-    def __init__(
-        self,
-        store: SessionStore,
-        policy: SessionPolicy | None = None,
-        *,
-        clock: Clock | None = None,
-        events: EventBus | None = None,
-        store_timeout_s: float = 2.0,
-    ) -> None:
-        from sessionward.clock import system_clock
-
-        self.policy = policy or SessionPolicy()
-        self.engine = SessionEngine(self.policy)
-        self.store = store
-        self.clock = clock or system_clock
-        self.events = events or EventBus()
-        # One shared timer bounds all store calls (cheaper than asyncio.timeout per call).
-        self._deadlines = Deadlines(store_timeout_s)
-        self.store_observers: list[Callable[[float, str], None]] = []
-        """Called after each store call with its duration (s) and ``ok``/``error``/``timeout``."""
-
-    @property
-    def store_timeout_s(self) -> float:
-        """How long a store call may take before it counts as an outage (F19)."""
-        return self._deadlines.timeout_s
-
-    @store_timeout_s.setter
-    def store_timeout_s(self, seconds: float) -> None:
-        self._deadlines.timeout_s = seconds
-
-    def call_store(self, operation: Callable[[], T]) -> T:
-        """Run one store operation under the store timeout (F19)."""
-        started = time.perf_counter() if self.store_observers else 0.0
-        outcome = "ok"
-        try:
-            with self._deadlines:
-                return operation()
-        except TimeoutError:
-            outcome = "timeout"
-            raise StoreUnavailableError(f"the session store did not answer within {self.store_timeout_s} s") from None
-        except StoreError:
-            outcome = "error"
-            raise
-        finally:
-            if self.store_observers:
-                self._observe_store(time.perf_counter() - started, outcome)
-
-    def _observe_store(self, seconds: float, outcome: str) -> None:
-        for observer in self.store_observers:
-            try:
-                observer(seconds, outcome)
-            except Exception:  # a broken metrics hook must never break a request
-                logger.exception("sessionward store observer %r failed", observer)
-
-    def emit(
-        self,
-        name: EventName,
-        *,
-        reason: str | None = None,
-        handle: str | None = None,
-        user: str | None = None,
-        client: ClientInfo | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Emit an event, if anyone listens."""
-        if not self.events.has_subscribers:
-            return
-        self.events.emit_sync(
-            SessionEvent(
-                name=name,
-                at=self.clock(),
-                reason=reason,
-                handle=handle,
-                user=user,
-                ip=client.ip if client else None,
-                user_agent=client.user_agent if client else None,
-                path=path,
-            )
-        )
 
 
 class Exchange:

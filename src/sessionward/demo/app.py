@@ -31,7 +31,7 @@ from sessionward.demo.settings import load_settings
 from sessionward.demo.users import UserDirectory
 from sessionward.errors import StoreError
 from sessionward.events import EventBus, JsonAuditLogger
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 from sessionward.stores import open_store
 
 logger = logging.getLogger("sessionward.demo")

@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 from sessionward.demo.settings import DemoSettings
 from sessionward.demo.users import UserDirectory
 from sessionward.events import SessionEvent
-from sessionward.exchange import SessionManager
+from sessionward.manager import SessionManager
 
 MAX_JSON_BODY_BYTES = 16 * 1024
 

@@ -11,8 +11,9 @@ from starlette.middleware import Middleware
 
 from sessionward.asgi import SessionMiddleware
 from sessionward.csrf import CsrfMiddleware, csrf_token
-from sessionward.exchange import RequestSession, SessionManager
+from sessionward.exchange import RequestSession
 from sessionward.headers import SecurityHeadersMiddleware
+from sessionward.manager import SessionManager
 
 
 def middleware(manager: SessionManager) -> list[Middleware]:
