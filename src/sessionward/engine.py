@@ -20,14 +20,16 @@ as arguments, so every timeout is testable without sleeping.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TypeVar
 
 from sessionward import ids
 from sessionward.binding import BindingResult, check_binding, compute_binding
 from sessionward.config import Creation, Fixation, SessionPolicy
 from sessionward.cookies import session_cookie_values
+from sessionward.errors import LoginRefusedError
 from sessionward.records import (
     EndReason,
     Entry,
@@ -40,6 +42,8 @@ from sessionward.records import (
 )
 
 MAX_USER_AGENT_CHARS = 256
+Candidate = TypeVar("Candidate")
+"""A session as a store holds it while choosing whom a login displaces (a record, a row…)."""
 
 
 class CookieProblem(StrEnum):
@@ -130,12 +134,42 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class SessionLimit:
-    """Multiple-login control as a store enforces it, atomically (F11)."""
+    """Multiple-login control as a store enforces it, atomically (F11).
+
+    A store gathers, under its per-user lock, the user's other live sessions (not the one
+    being written, not the one being retired) oldest first by :func:`login_order`, and asks
+    :meth:`displace` which to end; the rule lives here once, the locking in each store.
+    """
 
     max_sessions: int
     prevent_login: bool
     now: float
     tombstone_expires_at: float
+
+    def displace(self, user: str, others: Sequence[Candidate]) -> Sequence[Candidate]:
+        """Return the sessions to end so the new one fits, oldest first.
+
+        Raises:
+            LoginRefusedError: when ``prevent_login`` ("first wins") and there is no room;
+                the store must then write nothing.
+        """
+        surplus = len(others) + 1 - self.max_sessions
+        if surplus <= 0:
+            return ()
+        if self.prevent_login:
+            raise LoginRefusedError(user, self.max_sessions)
+        return others[:surplus]
+
+    def tombstone(self, key: str, user: str) -> Tombstone:
+        """Return the tombstone of a session displaced by this login."""
+        return Tombstone(
+            key=key, reason=EndReason.DISPLACED, user=user, ended_at=self.now, expires_at=self.tombstone_expires_at
+        )
+
+
+def login_order(record: SessionRecord) -> tuple[float, str]:
+    """Sort key of a user's sessions for multiple-login control: oldest login first."""
+    return (record.meta.created_at, record.key)
 
 
 @dataclass(frozen=True, slots=True)

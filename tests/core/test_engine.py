@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionward import ClientInfo, Fixation, LoginPolicy, SessionPolicy, TimeoutPolicy
+from sessionward import ClientInfo, Fixation, LoginPolicy, LoginRefusedError, SessionPolicy, TimeoutPolicy
 from sessionward.engine import KEEP_ID, SessionEngine, Verdict
 from sessionward.ids import storage_key
 from sessionward.records import EndReason
@@ -181,3 +181,17 @@ def test_limit_only_when_max_sessions_set() -> None:
     limit = engine(login=LoginPolicy(max_sessions=2, prevent_login=True)).limit(T0)
     assert limit is not None
     assert (limit.max_sessions, limit.prevent_login) == (2, True)
+
+
+def test_limit_displaces_the_oldest_or_refuses() -> None:
+    last_wins = engine(login=LoginPolicy(max_sessions=2)).limit(T0)
+    first_wins = engine(login=LoginPolicy(max_sessions=2, prevent_login=True)).limit(T0)
+    assert last_wins is not None
+    assert first_wins is not None
+    assert list(last_wins.displace("alice", ["a"])) == []  # room for one more
+    assert list(last_wins.displace("alice", ["a", "b", "c"])) == ["a", "b"]  # the oldest go
+    assert list(first_wins.displace("alice", ["a"])) == []
+    with pytest.raises(LoginRefusedError):
+        first_wins.displace("alice", ["a", "b"])
+    tomb = last_wins.tombstone("k" * 64, "alice")
+    assert (tomb.reason, tomb.user, tomb.expires_at) == (EndReason.DISPLACED, "alice", last_wins.tombstone_expires_at)

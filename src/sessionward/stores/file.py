@@ -45,8 +45,8 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
-from sessionward.engine import SessionLimit
-from sessionward.errors import ConfigError, LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.engine import SessionLimit, login_order
+from sessionward.errors import ConfigError, StoreError, StoreUnavailableError
 from sessionward.ids import is_handle, is_key
 from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
@@ -290,24 +290,9 @@ class FileStore(SessionStore):
         if user is not None:
             others = self._live_of(user, {key for key in index if key != record.key})
             if limit is not None:
-                alive = sorted(
-                    (r for r in others if r.key != retire_key and r.expires_at > limit.now),
-                    key=lambda r: (r.meta.created_at, r.key),
-                )
-                surplus = len(alive) + 1 - limit.max_sessions
-                if surplus > 0 and limit.prevent_login:
-                    raise LoginRefusedError(user, limit.max_sessions)  # before any write
-                victims = alive[: max(surplus, 0)]
-                for victim in victims:
-                    burials.append(
-                        Tombstone(
-                            key=victim.key,
-                            reason=EndReason.DISPLACED,
-                            user=user,
-                            ended_at=limit.now,
-                            expires_at=limit.tombstone_expires_at,
-                        )
-                    )
+                alive = sorted((r for r in others if r.key != retire_key and r.expires_at > limit.now), key=login_order)
+                victims = list(limit.displace(user, alive))  # raises before any write when refused
+                burials.extend(limit.tombstone(victim.key, user) for victim in victims)
             # File the new key before the record exists (the index is a superset), and
             # prune keys that no longer hold this user's sessions while the lock is held.
             filed = {r.key for r in others} | {record.key}

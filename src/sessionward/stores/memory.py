@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sessionward.engine import SessionLimit
-from sessionward.errors import LoginRefusedError
+from sessionward.engine import SessionLimit, login_order
 from sessionward.records import (
     EndReason,
     Entry,
@@ -84,22 +83,10 @@ class MemoryStore(SessionStore):
                 for k in self._by_user.get(user, ())
                 if k not in excluded and (s := self._live[k]).record.expires_at > limit.now
             ]
-            surplus = len(others) + 1 - limit.max_sessions
-            if surplus > 0:
-                if limit.prevent_login:
-                    raise LoginRefusedError(user, limit.max_sessions)
-                others.sort(key=lambda r: (r.meta.created_at, r.key))
-                for victim in others[:surplus]:
-                    self._end(
-                        Tombstone(
-                            key=victim.key,
-                            reason=EndReason.DISPLACED,
-                            user=user,
-                            ended_at=limit.now,
-                            expires_at=limit.tombstone_expires_at,
-                        )
-                    )
-                    displaced.append(victim)
+            others.sort(key=login_order)
+            for victim in limit.displace(user, others):
+                self._end(limit.tombstone(victim.key, user))
+                displaced.append(victim)
         if retire is not None and retire.key != record.key:
             self._end(retire)
         previous = self._live.get(record.key)

@@ -48,7 +48,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from sessionward.engine import SessionLimit
-from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.errors import StoreError, StoreUnavailableError
 from sessionward.ids import handle_of
 from sessionward.records import (
     EndReason,
@@ -375,16 +375,10 @@ class SqlStore(SessionStore):
                 .order_by(c.created_at, c.key)
             )
         )
-        surplus = len(rows) + 1 - limit.max_sessions
-        if surplus <= 0:
+        victims = list(limit.displace(user, rows))  # rows come oldest first (ORDER BY above)
+        if not victims:
             return []
-        if limit.prevent_login:
-            raise LoginRefusedError(user, limit.max_sessions)
-        victims = rows[:surplus]
-        tomb = Tombstone(
-            key="", reason=EndReason.DISPLACED, user=user, ended_at=limit.now, expires_at=limit.tombstone_expires_at
-        )
-        self._bury(connection, [row.key for row in victims], tomb)
+        self._bury(connection, [row.key for row in victims], limit.tombstone("", user))
         return self._readable(victims)
 
     def _bury(self, connection: Connection, keys: list[str], tomb: Tombstone) -> None:
