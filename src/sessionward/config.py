@@ -245,7 +245,7 @@ class InvalidSessionPolicy:
 
     def is_excluded(self, path: str) -> bool:
         """Tell whether ``path`` is exempt from invalid-session detection."""
-        return _path_matches(path, self.excluded_paths)
+        return path_matches(path, self.excluded_paths)
 
     def is_api(self, path: str) -> bool:
         """Tell whether ``path`` gets JSON answers rather than redirects."""
@@ -380,7 +380,7 @@ class SessionPolicy:
 
     def is_passive(self, path: str) -> bool:
         """Tell whether a request to ``path`` leaves the idle clock alone."""
-        return _path_matches(path, self.passive_paths)
+        return path_matches(path, self.passive_paths)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: SessionPolicy | None = None) -> SessionPolicy:
@@ -394,7 +394,8 @@ class SessionPolicy:
         return policy_from_env(os.environ if environ is None else environ, base or cls())
 
 
-def _path_matches(path: str, patterns: tuple[str, ...]) -> bool:
+def path_matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """Tell whether ``path`` is one of ``patterns``: exact, or a prefix when it ends in ``/``."""
     for pattern in patterns:
         if pattern.endswith("/") and len(pattern) > 1:
             if path.startswith(pattern):

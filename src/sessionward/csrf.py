@@ -45,7 +45,7 @@ import orjson
 
 from sessionward._sync.exchange import RequestSession as SyncRequestSession
 from sessionward.clientinfo import Network, normalize_origin, request_origin
-from sessionward.config import Creation
+from sessionward.config import Creation, path_matches
 from sessionward.errors import ConfigError, SessionNotAvailableError
 from sessionward.events import EventName
 from sessionward.exchange import Exchange, RequestSession
@@ -220,13 +220,7 @@ class CsrfMiddleware:
         await send({"type": "http.response.body", "body": payload})
 
     def _exempt(self, path: str) -> bool:
-        for pattern in self.exempt_paths:
-            if pattern.endswith("/") and len(pattern) > 1:
-                if path.startswith(pattern):
-                    return True
-            elif path == pattern:
-                return True
-        return False
+        return path_matches(path, self.exempt_paths)
 
 
 def origin_refusal(

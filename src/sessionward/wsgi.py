@@ -30,6 +30,7 @@ import orjson
 from sessionward._sync.exchange import Exchange
 from sessionward._sync.manager import SessionManager
 from sessionward.clientinfo import request_origin
+from sessionward.config import path_matches
 from sessionward.csrf import (
     DEFAULT_MAX_BODY_BYTES,
     FORM_TYPES,
@@ -94,13 +95,7 @@ class CsrfSettings:
 
     def exempts(self, path: str) -> bool:
         """Tell whether ``path`` is never checked."""
-        for pattern in self.exempt_paths:
-            if pattern.endswith("/") and len(pattern) > 1:
-                if path.startswith(pattern):
-                    return True
-            elif path == pattern:
-                return True
-        return False
+        return path_matches(path, self.exempt_paths)
 
 
 def request_scope(environ: WSGIEnvironment) -> dict[str, Any]:
