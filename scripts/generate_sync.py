@@ -130,7 +130,7 @@ FILES = (
     ),
     Source("stores/redis_url.py"),
     Source("stores/__init__.py"),
-    # The manager bounds store calls with sessionward._deadlines (no asyncio left in it);
+    # The manager guards store calls with sessionward._store_calls (no asyncio left in it);
     # its blocking twin uses the same object as a plain, non-bounding context manager.
     Source("manager.py"),
     Source("exchange.py"),

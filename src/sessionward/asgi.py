@@ -46,15 +46,18 @@ class SessionMiddleware:
         self.manager = manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         manager = self.manager
         path: str = scope.get("path", "")
         client = client_info(scope, manager.policy.trusted_proxies)
-        if scope["type"] == "http":
+        if kind == "http":
             raw_path: bytes = scope.get("raw_path") or path.encode("utf-8", "surrogateescape")
-            rejection = check_request(manager.policy.firewall, scope["method"], raw_path.split(b"?", 1)[0])
+            if b"?" in raw_path:
+                raw_path = raw_path.partition(b"?")[0]
+            rejection = check_request(manager.policy.firewall, scope["method"], raw_path)
             if rejection is not None:
                 await manager.emit(EventName.FIREWALL_REFUSED, reason=rejection.reason, client=client, path=path)
                 await _send_json(send, rejection.status, {"error": "request_rejected", "reason": rejection.reason})
@@ -67,41 +70,17 @@ class SessionMiddleware:
             await self._unavailable(send, scope, exchange, error)
             return
         if interruption is not None:
-            if scope["type"] == "websocket":
+            if kind == "websocket":
                 await send({"type": "websocket.close", "code": 4401, "reason": "session_invalid"})
                 return
             await _send_interruption(send, exchange, interruption)
             return
         scope["session"] = exchange.session
         scope["sessionward"] = exchange
-        if scope["type"] == "websocket":
+        if kind == "websocket":
             await self.app(scope, receive, send)
             return
-
-        replaced = False
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal replaced
-            if replaced:
-                return
-            if message["type"] == "http.response.start":
-                try:
-                    extra = await exchange.commit(message["status"])
-                except StoreUnavailableError as error:
-                    replaced = True
-                    await self._unavailable(send, scope, exchange, error)
-                    return
-                if extra:
-                    headers = list(message.get("headers", ()))
-                    if any(name == b"set-cookie" for name, _ in extra) and not any(
-                        name.lower() == b"cache-control" for name, _ in headers
-                    ):
-                        # A response carrying a session ID must never sit in a shared cache.
-                        extra.append((b"cache-control", b"no-store"))
-                    message["headers"] = headers + extra
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
+        await self.app(scope, receive, _CommittingSend(self, scope, exchange, send))
 
     async def _unavailable(self, send: Send, scope: Scope, exchange: Exchange, error: Exception) -> None:
         logger.warning("session store unavailable: %s", error)
@@ -117,6 +96,44 @@ class SessionMiddleware:
             {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE},
             extra=[(b"retry-after", b"1")],
         )
+
+
+class _CommittingSend:
+    """The ``send`` the application gets: commits the session as the response starts.
+
+    A small object rather than a closure: it is made for every request, and a closure
+    would cost a function and a cell per captured name.
+    """
+
+    __slots__ = ("exchange", "middleware", "replaced", "scope", "send")
+
+    def __init__(self, middleware: SessionMiddleware, scope: Scope, exchange: Exchange, send: Send) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self.exchange = exchange
+        self.send = send
+        self.replaced = False
+        """A 503 went out instead of the application's response; the rest of it is dropped."""
+
+    async def __call__(self, message: Message) -> None:
+        if self.replaced:
+            return
+        if message["type"] == "http.response.start":
+            try:
+                extra = await self.exchange.commit(message["status"])
+            except StoreUnavailableError as error:
+                self.replaced = True
+                await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
+                return
+            if extra:
+                headers = [*message.get("headers", ()), *extra]
+                if any(name == b"set-cookie" for name, _ in extra) and not any(
+                    name.lower() == b"cache-control" for name, _ in headers
+                ):
+                    # A response carrying a session ID must never sit in a shared cache.
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+        await self.send(message)
 
 
 async def _send_interruption(send: Send, exchange: Exchange, interruption: Interruption) -> None:

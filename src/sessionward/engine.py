@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from sessionward import ids
-from sessionward.binding import BindingResult, check_binding, compute_binding
+from sessionward.binding import BindingCheck, BindingResult, check_binding, compute_binding
 from sessionward.config import Creation, Fixation, SessionPolicy
 from sessionward.cookies import session_cookie_values
 from sessionward.errors import LoginRefusedError
@@ -82,7 +82,12 @@ class Verdict(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+# Assessment and ClientInfo are plain (not frozen) slotted dataclasses: one of each is
+# made on every request, and a frozen dataclass's __init__ costs about three times as much
+# (an object.__setattr__ per field). Nothing changes them after construction.
+
+
+@dataclass(slots=True)
 class Assessment:
     """The verdict on a presented session.
 
@@ -109,7 +114,7 @@ class Assessment:
     user: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClientInfo:
     """What the adapter knows of the client of a request."""
 
@@ -202,11 +207,28 @@ class SessionStatus:
 class SessionEngine:
     """Decides about sessions under one :class:`SessionPolicy`; does no I/O."""
 
-    __slots__ = ("cookie_name", "policy", "touch_rule")
+    __slots__ = (
+        "_binding_on",
+        "_idle_timeout_s",
+        "_renewal_interval_s",
+        "_touch_interval_s",
+        "cookie_name",
+        "policy",
+        "stateless",
+        "touch_rule",
+    )
 
     def __init__(self, policy: SessionPolicy) -> None:
         self.policy = policy
         self.cookie_name = policy.cookie.cookie_name
+        # Read on every request: looked up once here rather than through the policy.
+        timeouts = policy.timeouts
+        self._idle_timeout_s = timeouts.idle_timeout_s
+        self._renewal_interval_s = timeouts.renewal_interval_s
+        self._touch_interval_s = timeouts.effective_touch_interval_s
+        self.stateless = policy.creation is Creation.STATELESS
+        """Creation policy ``stateless``: no cookie is read and no session is made (F9)."""
+        self._binding_on = policy.binding.enabled
         # What a store may apply while loading, to touch the idle clock in one round trip.
         self.touch_rule = TouchRule(
             interval_s=policy.timeouts.effective_touch_interval_s,
@@ -218,22 +240,23 @@ class SessionEngine:
 
     def read_cookie(self, cookie_headers: Iterable[bytes]) -> CookieRead:
         """Find the session ID among the request's ``Cookie`` header values (F4)."""
-        if self.policy.creation is Creation.STATELESS:
-            return CookieRead()
+        if self.stateless:
+            return NO_COOKIE
         values = session_cookie_values(cookie_headers, self.cookie_name)
         if not values:
-            return CookieRead()
-        if any(value != values[0] for value in values):
+            return NO_COOKIE
+        first = values[0]
+        if len(values) > 1 and any(value != first for value in values):
             # Two different session cookies: an attacker may have planted one from a
             # sibling domain; choosing either would be a guess, so fail closed.
             return CookieRead(problem=CookieProblem.CONFLICT)
         try:
-            raw = values[0].decode("ascii")
+            raw = first.decode("ascii")
         except UnicodeDecodeError:
             return CookieRead(problem=CookieProblem.MALFORMED)
         if not ids.is_well_formed(raw):
             return CookieRead(problem=CookieProblem.MALFORMED)
-        return CookieRead(raw_id=raw, key=ids.storage_key(raw))
+        return CookieRead(raw, ids.storage_key(raw))
 
     def assess(self, raw_id: str, entry: Entry | None, now: float, *, passive: bool = False) -> Assessment:
         """Judge the entry loaded for ``raw_id`` at time ``now``.
@@ -254,14 +277,16 @@ class SessionEngine:
                     return Assessment(Verdict.GRACE, successor_key=entry.successor_key, successor_id=successor)
             return Assessment(Verdict.ENDED, reason=entry.reason.value, user=entry.user)
         meta = entry.meta
-        timeouts = self.policy.timeouts
         if now >= meta.absolute_deadline:
             return self._ended(entry, EndReason.ABSOLUTE_TIMEOUT, now)
-        if now - meta.last_access_at >= timeouts.idle_timeout_s:
+        idle = now - meta.last_access_at
+        if idle >= self._idle_timeout_s:
             return self._ended(entry, EndReason.IDLE_TIMEOUT, now)
-        rotate = timeouts.renewal_interval_s > 0 and now - meta.rotated_at >= timeouts.renewal_interval_s
-        touch = not passive and now - meta.last_access_at >= timeouts.effective_touch_interval_s
-        return Assessment(Verdict.VALID, record=entry, rotate=rotate and not passive, touch=touch)
+        if passive:
+            return Assessment(Verdict.VALID, entry)
+        renewal = self._renewal_interval_s
+        rotate = renewal > 0 and now - meta.rotated_at >= renewal
+        return Assessment(Verdict.VALID, entry, rotate=rotate, touch=idle >= self._touch_interval_s)
 
     def _ended(self, record: SessionRecord, reason: EndReason, now: float) -> Assessment:
         tomb = self.plan_end(record.key, record.meta.user, reason, now)
@@ -296,6 +321,8 @@ class SessionEngine:
 
     def check_binding(self, meta: SessionMeta, client: ClientInfo) -> BindingResult:
         """Compare a request's client with the session's binding (F13)."""
+        if not self._binding_on:
+            return BINDING_OFF
         return check_binding(self.policy.binding, meta.binding, ip=client.ip, user_agent=client.user_agent)
 
     def _set_deadlines(self, record: SessionRecord) -> None:
@@ -422,15 +449,17 @@ class SessionEngine:
         new_meta = meta if meta is not None else record.meta
         if touch:
             new_meta = replace(new_meta, last_access_at=now)
-        expires_at = self.deadline(new_meta)
+        meta_changed = touch or meta is not None
+        expires_at = self.deadline(new_meta) if meta_changed else record.expires_at
         return Update(
             set=written,
             delete=deleted,
             meta=new_meta,
             expires_at=expires_at,
-            retain_until=self.retention(expires_at),
+            retain_until=self.retention(expires_at) if meta_changed else record.retain_until,
             base_version=record.version,
             base_data=record.data,
+            meta_changed=meta_changed,
         )
 
     def limit(self, now: float) -> SessionLimit | None:
@@ -476,6 +505,10 @@ class SessionEngine:
             next_rotation_s=next_rotation,
         )
 
+
+NO_COOKIE = CookieRead()
+"""What :meth:`SessionEngine.read_cookie` returns when no session cookie was sent (shared)."""
+BINDING_OFF = BindingResult(BindingCheck.OFF)
 
 KEEP_ID = ""
 """The ``raw_id`` of a login transition that keeps the old ID (fixation ``none``)."""

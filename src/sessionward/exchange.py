@@ -30,7 +30,7 @@ from enum import Enum
 from sessionward.binding import BindingCheck
 from sessionward.config import BindingMismatch, Creation
 from sessionward.cookies import build_set_cookie
-from sessionward.engine import KEEP_ID, ClientInfo, CookieRead, SessionStatus, Verdict
+from sessionward.engine import KEEP_ID, NO_COOKIE, ClientInfo, CookieRead, SessionStatus, Verdict
 from sessionward.errors import (
     LoginRefusedError,
     SessionNotAvailableError,
@@ -43,6 +43,8 @@ from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
 from sessionward.session import Session
 
 logger = logging.getLogger("sessionward")
+
+_VARY_COOKIE = (b"vary", b"Cookie")
 
 
 class CookieAction(Enum):
@@ -123,7 +125,7 @@ class Exchange:
         self.client = client
         self.now = manager.clock()
         self.raw_id: str | None = None
-        self.cookie = CookieRead()
+        self.cookie: CookieRead = NO_COOKIE
         self.session = RequestSession(None, max_bytes=self.policy.max_data_bytes, exchange=self)
         self.cookie_action = CookieAction.KEEP
         self.touch_due = False
@@ -137,51 +139,62 @@ class Exchange:
 
     async def open(self, cookie_headers: list[bytes]) -> Interruption | None:
         """Read the cookie and load the session; return an interruption for invalid ones."""
-        self.cookie = self.engine.read_cookie(cookie_headers)
-        if not self.cookie.sent:
-            return None
-        self.excluded = self.policy.invalid_session.is_excluded(self.path)
-        if self.cookie.problem is not None:
-            return await self._invalid(self.cookie.problem.value)
-        raw_id, key = self.cookie.raw_id, self.cookie.key
+        cookie = self.cookie = self.engine.read_cookie(cookie_headers)
+        raw_id, key = cookie.raw_id, cookie.key
         if raw_id is None or key is None:
-            return None
-        passive = self.policy.is_passive(self.path)
+            if cookie.problem is None:
+                return None
+            self.excluded = self.policy.invalid_session.is_excluded(self.path)
+            return await self._invalid(cookie.problem.value)
+        policy, engine, manager, now = self.policy, self.engine, self.manager, self.now
+        self.excluded = policy.invalid_session.is_excluded(self.path)
+        passive = policy.is_passive(self.path)
         # Stores that can write the idle clock while reading do so (one round trip); the
         # engine then sees a fresh clock and plans no separate touch.
-        touch = None if passive else self.engine.touch_rule
+        touch = None if passive else engine.touch_rule
         try:
-            entry = await self.manager.call_store(lambda: self.manager.store.load(key, self.now, touch))
+            async with manager.store_call:
+                entry = await manager.store.load(key, now, touch)
         except StoreUnavailableError:
             raise
         except StoreError:
             logger.exception("corrupt session record removed (handle %s)", key[:16])
-            await self.manager.call_store(
-                lambda: self.manager.store.end(self.engine.plan_end(key, None, EndReason.REVOKED, self.now))
-            )
+            async with manager.store_call:
+                await manager.store.end(engine.plan_end(key, None, EndReason.REVOKED, now))
             return await self._invalid("corrupt")
-        assessment = self.engine.assess(raw_id, entry, self.now, passive=passive)
-        successor_key, successor_id = assessment.successor_key, assessment.successor_id
-        if assessment.verdict is Verdict.GRACE and successor_key is not None and successor_id is not None:
-            entry = await self.manager.call_store(lambda: self.manager.store.load(successor_key, self.now))
-            assessment = self.engine.assess(successor_id, entry, self.now, passive=passive)
+        assessment = engine.assess(raw_id, entry, now, passive=passive)
+        if assessment.verdict is Verdict.GRACE:
+            successor_key, successor_id = assessment.successor_key, assessment.successor_id
+            assert successor_key is not None
+            assert successor_id is not None
+            async with manager.store_call:
+                entry = await manager.store.load(successor_key, now)
+            assessment = engine.assess(successor_id, entry, now, passive=passive)
             if assessment.verdict is Verdict.VALID:
                 # A request that was in flight during renewal: hand it the new ID too.
                 raw_id = successor_id
                 self.cookie_action = CookieAction.SET
+        record = assessment.record
         if assessment.verdict is Verdict.VALID:
-            assert assessment.record is not None
-            if not await self._binding_holds(assessment.record):
-                return await self._invalid(EndReason.BINDING_MISMATCH.value, assessment.record.meta.user)
+            assert record is not None
+            binding = engine.check_binding(record.meta, self.client)
+            if binding.check is BindingCheck.UNBOUND:
+                # Bound before binding was on, or under other settings: bind it now.
+                self.meta_dirty = replace(record.meta, binding=binding.binding)
+            elif binding.check is BindingCheck.MISMATCH and not await self._binding_mismatch_tolerated(
+                record, binding.reason
+            ):
+                return await self._invalid(EndReason.BINDING_MISMATCH.value, record.meta.user)
             self.raw_id = raw_id
-            self.session.reset(assessment.record)
+            self.session.reset(record)
             self.touch_due = assessment.touch
             self.rotate_due = assessment.rotate
             return None
         if assessment.end is not None:
             tomb = assessment.end
-            await self.manager.call_store(lambda: self.manager.store.end(tomb))
-            await self.manager.emit(
+            async with manager.store_call:
+                await manager.store.end(tomb)
+            await manager.emit(
                 EventName.EXPIRED,
                 reason=tomb.reason.value,
                 handle=tomb.handle,
@@ -191,18 +204,11 @@ class Exchange:
             )
         return await self._invalid(assessment.reason or "unknown", assessment.user)
 
-    async def _binding_holds(self, record: SessionRecord) -> bool:
-        """Check the client against the session's binding (F13); ``False`` once it is ended."""
-        result = self.engine.check_binding(record.meta, self.client)
-        if result.check is BindingCheck.UNBOUND:
-            # Bound before binding was on, or under other settings: bind it now.
-            self.meta_dirty = replace(record.meta, binding=result.binding)
-            return True
-        if result.check is not BindingCheck.MISMATCH:
-            return True
+    async def _binding_mismatch_tolerated(self, record: SessionRecord, reason: str) -> bool:
+        """Report a client that differs from the session's binding (F13); end it unless reporting only."""
         await self.manager.emit(
             EventName.BINDING_MISMATCH,
-            reason=result.reason,
+            reason=reason,
             handle=record.handle,
             user=record.meta.user,
             client=self.client,
@@ -213,7 +219,8 @@ class Exchange:
         # A cookie replayed from another client: the session is ended for everyone, as
         # the thief and the victim cannot be told apart.
         tomb = self.engine.plan_end(record.key, record.meta.user, EndReason.BINDING_MISMATCH, self.now)
-        await self.manager.call_store(lambda: self.manager.store.end(tomb))
+        async with self.manager.store_call:
+            await self.manager.store.end(tomb)
         return False
 
     async def _invalid(self, reason: str, user: str | None = None) -> Interruption | None:
@@ -253,9 +260,10 @@ class Exchange:
         transition = self.engine.plan_login(current, self.session.data_snapshot(), user, now, self.client)
         limit = self.engine.limit(now)
         try:
-            established = await self.manager.call_store(
-                lambda: self.manager.store.establish(transition.record, retire=transition.retired, limit=limit)
-            )
+            async with self.manager.store_call:
+                established = await self.manager.store.establish(
+                    transition.record, retire=transition.retired, limit=limit
+                )
         except LoginRefusedError:
             await self.manager.emit(
                 EventName.LOGIN_REFUSED, reason="max_sessions", user=user, client=self.client, path=self.path
@@ -293,7 +301,8 @@ class Exchange:
         record = self.record
         if record is not None:
             tomb = self.engine.plan_end(record.key, record.meta.user, EndReason.LOGGED_OUT, self.now)
-            await self.manager.call_store(lambda: self.manager.store.end(tomb))
+            async with self.manager.store_call:
+                await self.manager.store.end(tomb)
             await self.manager.emit(
                 EventName.LOGOUT,
                 reason=EndReason.LOGGED_OUT.value,
@@ -314,9 +323,8 @@ class Exchange:
         record = self._live_record("rotate_id")
         current = replace(record, meta=replace(meta or self.meta_dirty or record.meta, last_access_at=self.now))
         transition = self.engine.plan_rotation(current, self.session.data_snapshot(), self.now)
-        await self.manager.call_store(
-            lambda: self.manager.store.establish(transition.record, retire=transition.retired)
-        )
+        async with self.manager.store_call:
+            await self.manager.store.establish(transition.record, retire=transition.retired)
         self.raw_id = transition.raw_id
         self.cookie_action = CookieAction.SET
         self._adopt(transition.record)
@@ -350,7 +358,8 @@ class Exchange:
         if record is None or record.meta.user is None:
             return []
         user = record.meta.user
-        records = await self.manager.call_store(lambda: self.manager.store.list_user(user, self.now))
+        async with self.manager.store_call:
+            records = await self.manager.store.list_user(user, self.now)
         return [
             SessionInfo(
                 handle=r.handle,
@@ -373,9 +382,8 @@ class Exchange:
             await self.logout()
             return True
         expires = self.now + self.policy.invalid_session.tombstone_ttl_s
-        ended = await self.manager.call_store(
-            lambda: self.manager.store.end_handle(handle, reason, self.now, expires, user=user)
-        )
+        async with self.manager.store_call:
+            ended = await self.manager.store.end_handle(handle, reason, self.now, expires, user=user)
         if ended is None:
             return False
         await self.manager.emit(
@@ -390,9 +398,8 @@ class Exchange:
         if user is None:
             return 0
         expires = self.now + self.policy.invalid_session.tombstone_ttl_s
-        ended = await self.manager.call_store(
-            lambda: self.manager.store.end_user(user, reason, self.now, expires, keep_key=record.key)
-        )
+        async with self.manager.store_call:
+            ended = await self.manager.store.end_user(user, reason, self.now, expires, keep_key=record.key)
         for victim in ended:
             await self.manager.emit(
                 EventName.REVOKED,
@@ -435,18 +442,28 @@ class Exchange:
         Data changes are not saved when the response is a server error (5xx), as Django
         does; cookie changes from verbs already written to the store are still sent.
         """
-        if self.policy.creation is Creation.STATELESS:
+        if self.engine.stateless:
             return []
-        if status < 500:
+        if status < 500 and self._may_write():
             await self._save()
+        session = self.session
         headers: list[tuple[bytes, bytes]] = []
-        if self.session.accessed or self.cookie.sent:
-            headers.append((b"vary", b"Cookie"))
+        if session.accessed or self.cookie.sent:
+            headers.append(_VARY_COOKIE)
         if self.cookie_action is CookieAction.SET and self.raw_id:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, self.raw_id).encode("latin-1")))
         elif self.cookie_action is CookieAction.CLEAR:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, "", expire=True).encode("latin-1")))
         return headers
+
+    def _may_write(self) -> bool:
+        """Tell cheaply whether :meth:`_save` may have anything to write (most reads: no)."""
+        session = self.session
+        if session.may_have_changed:
+            return True
+        if session.record is None:
+            return self.csrf_pending is not None or self.policy.creation is Creation.ALWAYS
+        return self.touch_due or self.rotate_due or self.meta_dirty is not None
 
     async def _save(self) -> None:
         record = self.record
@@ -461,7 +478,8 @@ class Exchange:
         if update is None:
             return
         key = record.key
-        saved = await self.manager.call_store(lambda: self.manager.store.save(key, update))
+        async with self.manager.store_call:
+            saved = await self.manager.store.save(key, update)
         if not saved:
             await self._save_to_successor(key, update.set, update.delete)
 
@@ -470,15 +488,18 @@ class Exchange:
         # ran. Follow a renewal so the change is not lost; never resurrect an ended one.
         if not written and not deleted:
             return
-        entry = await self.manager.call_store(lambda: self.manager.store.load(key, self.now))
-        if isinstance(entry, Tombstone) and entry.successor_key:
-            successor = await self.manager.call_store(
-                lambda: self.manager.store.load(entry.successor_key or "", self.now)
-            )
-            if isinstance(successor, SessionRecord):
-                update = self.engine.plan_update(successor, dict(written), deleted, self.now, touch=False)
-                if update is not None:
-                    await self.manager.call_store(lambda: self.manager.store.save(successor.key, update))
+        manager = self.manager
+        async with manager.store_call:
+            entry = await manager.store.load(key, self.now)
+        if not isinstance(entry, Tombstone) or not entry.successor_key:
+            return
+        async with manager.store_call:
+            successor = await manager.store.load(entry.successor_key, self.now)
+        if isinstance(successor, SessionRecord):
+            update = self.engine.plan_update(successor, dict(written), deleted, self.now, touch=False)
+            if update is not None:
+                async with manager.store_call:
+                    await manager.store.save(successor.key, update)
 
     async def _renew(self, record: SessionRecord) -> None:
         assert self.raw_id is not None
@@ -486,9 +507,8 @@ class Exchange:
         transition = self.engine.plan_rotation(
             replace(record, meta=meta), self.session.data_snapshot(), self.now, old_raw_id=self.raw_id
         )
-        await self.manager.call_store(
-            lambda: self.manager.store.establish(transition.record, retire=transition.retired)
-        )
+        async with self.manager.store_call:
+            await self.manager.store.establish(transition.record, retire=transition.retired)
         self.raw_id = transition.raw_id
         self.cookie_action = CookieAction.SET
         self.session.mark_saved(transition.record)
@@ -511,7 +531,8 @@ class Exchange:
         raw_id, record = self.engine.new_record(self.now, self.session.data_snapshot(), self.client)
         # A form rendered for a visitor without a session carries this token (sessionward.csrf).
         record.meta.csrf_token = self.csrf_pending
-        await self.manager.call_store(lambda: self.manager.store.establish(record))
+        async with self.manager.store_call:
+            await self.manager.store.establish(record)
         self.raw_id = raw_id
         self.cookie_action = CookieAction.SET
         self.session.mark_saved(record)

@@ -163,15 +163,21 @@ class TouchRule:
     retention_s: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Update:
     """The writes one request makes to an existing session (F18).
+
+    Not frozen: one is made for every request that writes, and a frozen dataclass's
+    ``__init__`` costs about three times as much. Stores never change it.
 
     Attributes:
         set: Data keys to write, with their new values.
         delete: Data keys to remove.
-        meta: The new metadata when the request changed it (login, elevation, touch).
+        meta: The session's metadata after the request (changed or not: see ``meta_changed``).
         expires_at: The session's new expiry.
+        meta_changed: Whether ``meta`` (and with it the expiry) differs from what was
+            loaded: a touch of the idle clock, a re-authentication… Stores may skip
+            writing metadata, expiry and TTL when it does not.
         base_version: The record's version when the request loaded it; stores that
             version their writes try that first and re-read only when another writer
             came in between.
@@ -185,6 +191,7 @@ class Update:
     base_version: int = 0
     base_data: dict[str, JSONValue] | None = None
     retain_until: float = 0.0
+    meta_changed: bool = True
 
     @property
     def kept_until(self) -> float:

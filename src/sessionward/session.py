@@ -13,6 +13,12 @@ Rules:
 * Library metadata (user, times, elevation) lives apart in :class:`SessionMeta` and is
   read-only here; adapters add the I/O verbs (``login``, ``logout``, ``rotate_id``…)
   in subclasses.
+
+Cost. A session is made for every request, and most requests only read it, so reading
+allocates nothing: the mapping is the loaded record's own data until the first write
+copies it (the record's data stays what was loaded, the base of the store's merge), and
+the change log and the snapshots of read containers exist only once there is something
+to put in them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from collections.abc import Iterator, MutableMapping
 from sessionward.errors import SessionDataError, SessionTooLargeError
 from sessionward.records import JSONValue, SessionMeta, SessionRecord, dumps
 
+_NO_DELETES: frozenset[str] = frozenset()
+
 
 class Session(MutableMapping[str, JSONValue]):
     """A session's data for the span of one request, with its metadata apart.
@@ -30,36 +38,32 @@ class Session(MutableMapping[str, JSONValue]):
     when data is first written (creation policy ``if_required``) or at login.
     """
 
-    __slots__ = (
-        "_data",
-        "_deleted",
-        "_encoded_size",
-        "_max_bytes",
-        "_read_snapshots",
-        "_written",
-        "accessed",
-        "cleared_by_logout",
-        "record",
-    )
+    __slots__ = ("_changes", "_data", "_encoded_size", "_max_bytes", "_owned", "_read_snapshots", "accessed", "record")
 
     def __init__(self, record: SessionRecord | None, *, max_bytes: int) -> None:
-        self.record = record
-        self._data: dict[str, JSONValue] = dict(record.data) if record is not None else {}
         self._max_bytes = max_bytes
-        self._encoded_size: int | None = None
-        self._read_snapshots: dict[str, bytes] = {}
-        self._written: set[str] = set()
-        self._deleted: set[str] = set()
         self.accessed = False
-        self.cleared_by_logout = False
+        self.record: SessionRecord | None = None
+        self._data: dict[str, JSONValue] = {}
+        self._owned = True
+        self._changes: dict[str, bool] | None = None
+        """Keys this request wrote (``True``) or deleted (``False``); the last of each counts."""
+        self._read_snapshots: dict[str, bytes] | None = None
+        self._encoded_size: int | None = None
+        if record is not None:
+            self.reset(record)
 
     # -- the mapping -------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> JSONValue:
         self.accessed = True
         value = self._data[key]
-        if isinstance(value, dict | list) and key not in self._read_snapshots and key not in self._written:
-            self._read_snapshots[key] = dumps(value)
+        if isinstance(value, dict | list):
+            snapshots = self._read_snapshots
+            if snapshots is None:
+                snapshots = self._read_snapshots = {}
+            if key not in snapshots and not (self._changes and self._changes.get(key)):
+                snapshots[key] = dumps(value)
         return value
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
@@ -76,19 +80,15 @@ class Session(MutableMapping[str, JSONValue]):
         if size > self._max_bytes:
             raise SessionTooLargeError(key, size, self._max_bytes)
         self._encoded_size = size
-        self._data[key] = value
-        self._written.add(key)
-        self._deleted.discard(key)
-        self._read_snapshots.pop(key, None)
+        self._owned_data()[key] = value
+        self._log(key, written=True)
 
     def __delitem__(self, key: str) -> None:
         self.accessed = True
         size = self._size_without(key)
-        del self._data[key]
+        del self._owned_data()[key]
         self._encoded_size = size
-        self._written.discard(key)
-        self._read_snapshots.pop(key, None)
-        self._deleted.add(key)
+        self._log(key, written=False)
 
     def __iter__(self) -> Iterator[str]:
         self.accessed = True
@@ -140,43 +140,63 @@ class Session(MutableMapping[str, JSONValue]):
 
     # -- what the request changed ---------------------------------------------------------
 
+    @property
+    def may_have_changed(self) -> bool:
+        """Tell cheaply whether :meth:`changes` can report anything (``False``: it cannot)."""
+        return bool(self._changes or self._read_snapshots)
+
     def data_snapshot(self) -> dict[str, JSONValue]:
         """Return a shallow copy of all data, for a login that moves it to a new record."""
         return dict(self._data)
 
     def changes(self) -> tuple[dict[str, JSONValue], frozenset[str]]:
         """Return the keys written (with values) and deleted by this request."""
-        written = {key: self._data[key] for key in self._written}
-        for key, snapshot in self._read_snapshots.items():
-            if key in self._data and dumps(self._data[key]) != snapshot:
-                written[key] = self._data[key]
-        if written:
+        data, changes = self._data, self._changes
+        written: dict[str, JSONValue] = {}
+        deleted = _NO_DELETES
+        if changes:
+            written = {key: data[key] for key, is_write in changes.items() if is_write}
+            if len(written) < len(changes):
+                deleted = frozenset(key for key, is_write in changes.items() if not is_write)
+        mutated = False
+        for key, snapshot in (self._read_snapshots or {}).items():
+            if key in data and dumps(data[key]) != snapshot:
+                written[key] = data[key]
+                mutated = True
+        if mutated:
+            # Assignments kept the size in check as they happened; only an in-place
+            # change to a container read earlier can have grown the data unseen.
             size = self._measure()
             if size > self._max_bytes:
-                key = next(iter(written))
-                raise SessionTooLargeError(key, size, self._max_bytes)
-        return written, frozenset(self._deleted)
-
-    @property
-    def has_data_changes(self) -> bool:
-        """Tell whether this request changed data (cheap check, ignores in-place edits)."""
-        return bool(self._written or self._deleted or self._read_snapshots)
+                raise SessionTooLargeError(next(iter(written)), size, self._max_bytes)
+        return written, deleted
 
     def mark_saved(self, record: SessionRecord) -> None:
         """Start tracking afresh against ``record`` (after a login or rotation saved all)."""
         self.record = record
-        self._written.clear()
-        self._deleted.clear()
-        self._read_snapshots.clear()
+        self._changes = self._read_snapshots = None
 
     def reset(self, record: SessionRecord | None) -> None:
         """Replace everything with ``record``'s data (or nothing), as after logout."""
         self.record = record
-        self._data = dict(record.data) if record is not None else {}
+        # Aliased until the first write copies it (see the module docstring).
+        self._data = record.data if record is not None else {}
+        self._owned = record is None
+        self._changes = self._read_snapshots = None
         self._encoded_size = None
-        self._written.clear()
-        self._deleted.clear()
-        self._read_snapshots.clear()
+
+    def _owned_data(self) -> dict[str, JSONValue]:
+        if not self._owned:
+            self._data = dict(self._data)
+            self._owned = True
+        return self._data
+
+    def _log(self, key: str, *, written: bool) -> None:
+        if self._changes is None:
+            self._changes = {}
+        self._changes[key] = written
+        if self._read_snapshots:
+            self._read_snapshots.pop(key, None)
 
     def _measure(self) -> int:
         return len(dumps(self._data))

@@ -136,9 +136,11 @@ def _raw(value: bytes | str) -> bytes:
 
 def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """Turn a flat HGETALL-style list (as a Lua script returns it) into a dict."""
-    if flat and all(type(item) is bytes for item in flat):
-        # The common case (replies are never decoded to text): no copy per item.
-        return dict(zip(flat[::2], flat[1::2], strict=False))
+    if flat and type(flat[0]) is bytes:
+        # The common case: a client's replies are all bytes (never decoded to text) or all
+        # text, so the first tells; no copy per item.
+        items = iter(flat)
+        return dict(zip(items, items, strict=False))
     return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 

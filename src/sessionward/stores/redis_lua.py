@@ -145,18 +145,22 @@ return flat
 SAVE = (
     LIBRARY
     + """
--- KEYS: session, handle. ARGV: P, meta, expires, retain until, ttl, bump version (0/1),
--- n set, n pairs, deletes. Writes only into a live session: a concurrent logout left a
--- tombstone, never resurrected.
+-- KEYS: session, handle. ARGV: P, meta ('' when unchanged), expires, retain until, ttl,
+-- bump version (0/1), n set, n pairs, deletes. With the metadata unchanged only the data
+-- fields move (expiry and TTL stay). Writes only into a live session: a concurrent logout
+-- left a tombstone, never resurrected.
 if redis.call('HEXISTS', KEYS[1], 'm') == 0 then return 0 end
 local nset = tonumber(ARGV[7])
-local fields = {'m', ARGV[2], 'e', ARGV[3], 'r', ARGV[4]}
+local fields = {}
+if ARGV[2] ~= '' then fields = {'m', ARGV[2], 'e', ARGV[3], 'r', ARGV[4]} end
 for i = 8, 7 + 2 * nset do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 if #ARGV > 7 + 2 * nset then redis.call('HDEL', KEYS[1], unpack(ARGV, 8 + 2 * nset)) end
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], 'v', 1) end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[2] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
 return 1
 """
 )

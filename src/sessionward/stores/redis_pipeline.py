@@ -1,13 +1,14 @@
-"""Auto-pipelining for the Redis store's hot path: one write per event-loop tick, one reader.
+"""Auto-pipelining for the Redis store's hot path: one write per event-loop tick, replies read in place.
 
 Why. Under load most of a request's cost in redis-py's asyncio client is the client
 itself (a connection checked out of the pool and back, retry and timeout wrappers, a
 parser call per reply): about 50 µs of CPU per command, more than the rest of the
-request. The session load (``HGETALL``) and save (``EVALSHA``) of all the requests that
-run in one tick of the event loop are therefore queued and written together, on one
-long-lived connection, and their replies are read by one task that feeds hiredis and
-hands each reply to its caller in order. Redis answers a connection's commands in the
-order they were sent, so the n-th reply belongs to the n-th command.
+request. The session load and save of all the requests that run in one tick of the event
+loop are therefore queued and written together, on one long-lived connection. Replies
+are parsed by hiredis right where the event loop delivers the bytes (the connection's
+protocol is ours while the pipeline holds it: no reader task, no stream buffer) and each
+is handed to its caller in order. Redis answers a connection's commands in the order
+they were sent, so the n-th reply belongs to the n-th command.
 
 What stays with redis-py. The connection comes from the client's own pool, so redis-py
 still connects, authenticates, selects the database, speaks TLS and (Sentinel) finds the
@@ -21,8 +22,8 @@ request stay in order because one connection carries them all.
 
 Failures. A closed connection fails the commands waiting for replies with
 :class:`redis.exceptions.ConnectionError`; commands not sent yet go out on a new
-connection. A Redis that keeps the connection open but stops answering for the client's
-``socket_timeout`` (5 s when it has none) fails them with
+connection. A Redis that keeps the connection open but leaves the oldest command sent
+unanswered for the client's ``socket_timeout`` (5 s when it has none) fails them with
 :class:`redis.exceptions.TimeoutError` and the connection is replaced, so service
 resumes by itself when Redis does (F19). Error replies become redis-py's exception types
 (``NOSCRIPT`` → :class:`~redis.exceptions.NoScriptError`…) and reach only their caller.
@@ -50,15 +51,14 @@ except ImportError:  # pragma: no cover - hiredis comes with the 'redis' extra
     HAVE_HIREDIS = False
 
 _NOT_ENOUGH_DATA = object()
-"""What the reader returns for "no complete reply yet" (a RESP3 reply may be ``False``)."""
+"""What the parser returns for "no complete reply yet" (a RESP3 reply may be ``False``)."""
 _PUSH = getattr(hiredis, "PushNotification", None) if HAVE_HIREDIS else None
 """RESP3 out-of-band messages (e.g. maintenance notices): they answer no command."""
 
 logger = logging.getLogger("sessionward")
 
 DEFAULT_STALL_TIMEOUT_S = 5.0
-"""How long replies may be overdue on a client without ``socket_timeout``."""
-READ_SIZE = 256 * 1024
+"""How long the oldest command may wait for its reply on a client without ``socket_timeout``."""
 
 
 def auto_pipeline(client: object) -> AutoPipeline | None:
@@ -83,46 +83,54 @@ class AutoPipeline:
 
     Args:
         pool: The redis-py pool the connection is taken from (and given back to).
-        stall_timeout_s: How long replies may be overdue before the connection is replaced.
+        stall_timeout_s: How long the oldest command sent may wait for its reply before
+            the connection is replaced.
+
+    Attributes:
+        commands_sent: Commands written so far (for benchmarks: commands per write).
+        writes: Writes made so far, each carrying one tick's commands.
     """
 
     def __init__(self, pool: ConnectionPool, *, stall_timeout_s: float) -> None:
         self._pool = pool
         self._stall_timeout_s = stall_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._queued: list[tuple[bytes, asyncio.Future[Any]]] = []
-        self._waiting: deque[asyncio.Future[Any]] = deque()
-        self._connection: AbstractConnection | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        # Two parallel lists rather than a list of pairs: no tuple per command.
+        self._queued: list[bytes] = []
+        self._queued_futures: list[asyncio.Future[Any]] = []
+        self._link: _Link | None = None
         self._opening: asyncio.Task[None] | None = None
-        self._reading: asyncio.Task[None] | None = None
         self._flush_scheduled = False
-        self._progress_at = 0.0
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._dropping: asyncio.Future[None] | None = None
+        self._releasing: set[asyncio.Task[None]] = set()
+        self.commands_sent = 0
+        self.writes = 0
 
-    async def execute(self, *args: bytes | str | int | float) -> Any:
-        """Send one command with the others of this tick; return its reply.
+    def execute(self, *args: bytes | str | int | float) -> asyncio.Future[Any]:
+        """Queue one command with the others of this tick; return the future of its reply.
 
-        Raises:
-            redis.exceptions.RedisError: an error reply, a lost connection or a stall.
+        Awaiting the future raises :class:`redis.exceptions.RedisError` for an error
+        reply, a lost connection or a stall. It is a plain future (no coroutine per call).
         """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._adopt(loop)
         future: asyncio.Future[Any] = loop.create_future()
         # hiredis' stub types the argument as a 1-tuple; it takes a command of any length.
-        self._queued.append((hiredis.pack_command(args), future))  # type: ignore[arg-type]
+        self._queued.append(hiredis.pack_command(args))  # type: ignore[arg-type]
+        self._queued_futures.append(future)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     async def close(self) -> None:
         """Fail what is pending and give the connection back to the pool."""
         if self._opening is not None:
             self._opening.cancel()
-        await self._drop(RedisConnectionError("the session store was closed"), fail_queued=True)
+        self._fail_queued(RedisConnectionError("the session store was closed"))
+        link, self._link = self._link, None
+        if link is not None:
+            await link.drop(RedisConnectionError("the session store was closed"))
 
     # -- sending --------------------------------------------------------------------------
 
@@ -130,26 +138,32 @@ class AutoPipeline:
         # A store used from a new event loop (tests, a CLI run per command): the old
         # loop's connection and tasks cannot be used from here, so start afresh.
         self._loop = loop
-        self._connection = self._writer = self._opening = self._reading = self._watchdog = None
-        self._queued, self._waiting = [], deque()
+        self._link = self._opening = None
+        self._queued, self._queued_futures = [], []
         self._flush_scheduled = False
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._writer is None:
+        link = self._link
+        if link is None or link.closed:
             if self._opening is None and self._queued:
                 self._opening = asyncio.ensure_future(self._open())
             return
-        batch = [(packed, future) for packed, future in self._queued if not future.done()]
-        self._queued = []
-        if not batch:
+        packed, futures = self._queued, self._queued_futures
+        if not packed:
             return
-        if not self._waiting:
-            self._progress_at = asyncio.get_running_loop().time()
-        self._waiting.extend(future for _, future in batch)
-        self._writer.write(b"".join(packed for packed, _ in batch))
-        if self._watchdog is None:
-            self._arm_watchdog(self._progress_at + self._stall_timeout_s)
+        self._queued, self._queued_futures = [], []
+        for future in futures:
+            if future.done():
+                # Its caller gave up (cancelled, timed out) before it was sent: never send
+                # it, so a write the caller saw fail is not applied behind its back.
+                keep = [i for i, f in enumerate(futures) if not f.done()]
+                packed, futures = [packed[i] for i in keep], [futures[i] for i in keep]
+                break
+        if futures:
+            link.send(b"".join(packed), futures)
+            self.commands_sent += len(futures)
+            self.writes += 1
 
     async def _open(self) -> None:
         try:
@@ -160,94 +174,177 @@ class AutoPipeline:
             if not isinstance(error, Exception):
                 raise
             return
-        reader = getattr(connection, "_reader", None)
-        writer = getattr(connection, "_writer", None)
-        if not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
+        link = _Link.take_over(self, connection)
+        self._opening = None
+        if link is None:
             # A redis-py whose connections keep their streams elsewhere: give up cleanly.
             await self._pool.release(connection)
-            self._opening = None
             self._fail_queued(RedisConnectionError("cannot pipeline on this redis-py connection"))
             return
-        self._connection, self._writer, self._opening = connection, writer, None
-        self._reading = asyncio.ensure_future(self._read(reader, connection))
+        self._link = link
         self._flush()
 
-    # -- receiving --------------------------------------------------------------------------
-
-    async def _read(self, reader: asyncio.StreamReader, connection: AbstractConnection) -> None:
-        parser = hiredis.Reader(replyError=BaseParser.parse_error, notEnoughData=_NOT_ENOUGH_DATA)
-        waiting = self._waiting
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                self._progress_at = loop.time()
-                parser.feed(data)
-                while (reply := parser.gets()) is not _NOT_ENOUGH_DATA:
-                    if _PUSH is not None and type(reply) is _PUSH:
-                        continue
-                    future = waiting.popleft()
-                    if future.done():
-                        continue  # its caller gave up (timeout); the reply is dropped
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            if self._connection is connection:
-                await self._drop(error if isinstance(error, RedisConnectionError) else _lost(error))
-
-    def _arm_watchdog(self, when: float) -> None:
-        assert self._loop is not None
-        self._watchdog = self._loop.call_at(when, self._check_stall)
-
-    def _check_stall(self) -> None:
-        self._watchdog = None
-        if not self._waiting:
-            return
-        overdue_at = self._progress_at + self._stall_timeout_s
-        if self._loop is not None and self._loop.time() < overdue_at:
-            self._arm_watchdog(overdue_at)
-            return
-        error = RedisTimeoutError(f"Redis did not answer within {self._stall_timeout_s} s")
-        self._dropping = asyncio.ensure_future(self._drop(error))
-
-    # -- failing ----------------------------------------------------------------------------
-
-    async def _drop(self, error: Exception, *, fail_queued: bool = False) -> None:
-        """Fail the commands awaiting replies, forget the connection and give it back."""
-        connection, reading = self._connection, self._reading
-        self._connection = self._writer = self._reading = None
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        waiting, self._waiting = self._waiting, deque()
-        for future in waiting:
-            if not future.done():
-                future.set_exception(error)
-        if fail_queued:
-            self._fail_queued(error)
-        if reading is not None and reading is not asyncio.current_task():
-            reading.cancel()
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.disconnect()
-            with contextlib.suppress(Exception):
-                await self._pool.release(connection)
-        if self._queued and not self._flush_scheduled and self._loop is not None and not fail_queued:
-            # Commands queued meanwhile were never sent: they go out on a new connection.
+    def _lost(self, link: _Link) -> None:
+        """Forget a link that failed; what is queued goes out on a new connection."""
+        if self._link is link:
+            self._link = None
+        if self._queued and not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _fail_queued(self, error: Exception) -> None:
-        queued, self._queued = self._queued, []
-        for _, future in queued:
+        futures = self._queued_futures
+        self._queued, self._queued_futures = [], []
+        for future in futures:
             if not future.done():
                 future.set_exception(error)
+
+
+class _Link(asyncio.Protocol):
+    """One pipelined connection: writes batches, parses replies as the loop delivers them.
+
+    It replaces the stream protocol of a redis-py connection for as long as the pipeline
+    holds it; connection loss is passed on to that protocol, so redis-py's own
+    ``disconnect`` (which waits for the stream to close) still completes.
+    """
+
+    def __init__(
+        self,
+        pipeline: AutoPipeline,
+        connection: AbstractConnection,
+        transport: Any,
+        original: asyncio.BaseProtocol,
+    ) -> None:
+        self._pipeline = pipeline
+        self._connection = connection
+        self._transport = transport
+        self._original = original
+        self._parser = hiredis.Reader(replyError=BaseParser.parse_error, notEnoughData=_NOT_ENOUGH_DATA)
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        # When each write still awaiting replies went out, and how many commands it held.
+        self._sent: deque[list[Any]] = deque()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._released = False
+        self.closed = False
+
+    @classmethod
+    def take_over(cls, pipeline: AutoPipeline, connection: AbstractConnection) -> _Link | None:
+        """Make a link of a freshly connected redis-py connection, or ``None`` if it cannot be."""
+        reader = getattr(connection, "_reader", None)
+        writer = getattr(connection, "_writer", None)
+        if not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
+            return None
+        # uvloop's transports are not registered as asyncio.Transport: test for what is used.
+        transport: Any = writer.transport
+        if not all(hasattr(transport, name) for name in ("set_protocol", "get_protocol", "write", "is_closing")):
+            return None
+        if transport.is_closing():
+            return None
+        link = cls(pipeline, connection, transport, transport.get_protocol())
+        leftover = bytes(getattr(reader, "_buffer", b""))  # read past redis-py's handshake: none expected
+        transport.set_protocol(link)
+        if leftover:
+            link.data_received(leftover)
+        return link
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def send(self, data: bytes, futures: list[asyncio.Future[Any]]) -> None:
+        """Write one batch; ``futures`` receive its replies in order."""
+        self._waiting.extend(futures)
+        loop = self._pipeline._loop
+        assert loop is not None
+        self._sent.append([loop.time(), len(futures)])
+        self._transport.write(data)
+        if self._watchdog is None:
+            self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        loop = self._pipeline._loop
+        assert loop is not None
+        self._watchdog = loop.call_at(self._sent[0][0] + self._pipeline._stall_timeout_s, self._check_stall)
+
+    def _check_stall(self) -> None:
+        self._watchdog = None
+        if not self._sent:
+            return
+        loop = self._pipeline._loop
+        assert loop is not None
+        if loop.time() < self._sent[0][0] + self._pipeline._stall_timeout_s:
+            self._arm_watchdog()
+            return
+        timeout = self._pipeline._stall_timeout_s
+        self._fail(RedisTimeoutError(f"Redis did not answer within {timeout} s"))
+
+    # -- reading (asyncio.Protocol) -----------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # the link already failed; what still arrives answers nobody
+        parser, waiting, sent = self._parser, self._waiting, self._sent
+        try:
+            parser.feed(data)
+            while (reply := parser.gets()) is not _NOT_ENOUGH_DATA:
+                if _PUSH is not None and type(reply) is _PUSH:
+                    continue
+                future = waiting.popleft()
+                batch = sent[0]
+                batch[1] -= 1
+                if not batch[1]:
+                    sent.popleft()
+                if future.done():
+                    continue  # its caller gave up (timeout); the reply is dropped
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        except Exception as error:  # a protocol error, or more replies than commands
+            self._fail(_lost(error))
+
+    def eof_received(self) -> bool | None:
+        self._fail(RedisConnectionError("Redis closed the connection"))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError(f"Redis connection lost: {exc}" if exc else "Redis closed the connection"))
+        self._original.connection_lost(exc)
+
+    # -- failing ----------------------------------------------------------------------------
+
+    def _fail(self, error: Exception, *, release: bool = True) -> None:
+        """Fail the commands awaiting replies and retire the connection (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        waiting, self._waiting = self._waiting, deque()
+        self._sent.clear()
+        for future in waiting:
+            if not future.done():
+                future.set_exception(error)
+        self._pipeline._lost(self)
+        loop = self._pipeline._loop
+        if release and loop is not None and not loop.is_closed():
+            releasing = self._pipeline._releasing
+            task = loop.create_task(self._release())
+            releasing.add(task)
+            task.add_done_callback(releasing.discard)
+
+    async def drop(self, error: Exception) -> None:
+        """Fail what waits and give the connection back now (the pipeline is closing)."""
+        self._fail(error, release=False)
+        await self._release()
+
+    async def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        with contextlib.suppress(Exception):
+            await self._connection.disconnect()
+        with contextlib.suppress(Exception):
+            await self._pipeline._pool.release(self._connection)
 
 
 def _lost(error: Exception) -> RedisConnectionError:

@@ -113,6 +113,7 @@ class RedisStore(SessionStore):
         # The hot path's auto-pipeline, or None (a cluster client; the generated blocking
         # twin of this store). Typed Any so that twin, which never uses it, still checks.
         self._pipeline: Any = auto_pipeline(client)
+        self._touch_cache: tuple[TouchRule, tuple[str, str, str]] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 1.0) -> RedisStore:
@@ -168,23 +169,21 @@ class RedisStore(SessionStore):
         if not self._ready:
             self._connect()
         name = session_key(self.prefix, key)
+        pipeline = self._pipeline
         with _translate():
             if touch is not None:
                 # Read and, when due, touch the idle clock in one script: one round trip.
-                args: list[Arg] = [
-                    self.prefix,
-                    number(now),
-                    number(touch.interval_s),
-                    number(touch.idle_timeout_s),
-                    number(touch.retention_s),
-                ]
-                if self._pipeline is not None:
-                    reply = self._pipelined_script(lua.LOAD_TOUCH, self._load_touch.sha, [name], args)
+                args = (self.prefix, number(now), *self._touch_args(touch))
+                if pipeline is not None:
+                    try:
+                        reply = pipeline.execute(b"EVALSHA", self._load_touch.sha, 1, name, *args)
+                    except NoScriptError:
+                        reply = self._evaluate(lua.LOAD_TOUCH, [name], args)
                 else:
                     reply = self._load_touch(keys=[name], args=args)
                 fields = reply if isinstance(reply, dict) else pairs(reply)
-            elif self._pipeline is not None:
-                reply = self._pipeline.execute(b"HGETALL", name)
+            elif pipeline is not None:
+                reply = pipeline.execute(b"HGETALL", name)
                 fields = reply if isinstance(reply, dict) else pairs(reply)  # RESP3 or RESP2
             else:
                 fields = self.client.hgetall(name)
@@ -195,6 +194,23 @@ class RedisStore(SessionStore):
         if (entry.kept_until if isinstance(entry, SessionRecord) else entry.expires_at) <= now:
             return None
         return entry
+
+    def _touch_args(self, touch: TouchRule) -> tuple[str, str, str]:
+        """Return the load script's fixed arguments for ``touch``, encoded once per rule."""
+        cached = self._touch_cache
+        if cached is None or cached[0] is not touch:
+            cached = self._touch_cache = (
+                touch,
+                (number(touch.interval_s), number(touch.idle_timeout_s), number(touch.retention_s)),
+            )
+        return cached[1]
+
+    def _evaluate(self, source: str, keys: list[str], args: Sequence[Arg]) -> Any:
+        """Run a script through the pipeline by its source (Redis lost it: restarted, flushed).
+
+        ``EVAL`` also caches the script again, so the ``EVALSHA`` of later calls succeed.
+        """
+        return self._pipeline.execute(b"EVAL", source, len(keys), *keys, *args)
 
     def find_handle(self, handle: str, now: float) -> SessionRecord | None:
         self._connect()
@@ -284,35 +300,29 @@ class RedisStore(SessionStore):
     def save(self, key: str, update: Update) -> bool:
         if not self._ready:
             self._connect()
-        args: list[Arg] = [
-            self.prefix,
-            meta_json(update.meta),
-            number(update.expires_at),
-            number(update.retain_until),
-            ttl_ms(update.kept_until, update.meta.last_access_at),
-            "1" if update.touches_data else "0",
-            len(update.set) + 2,
-            *clock_fields(update.meta),
-        ]
+        args: list[Arg] = [self.prefix]
+        if update.meta_changed:
+            meta = update.meta
+            args += [meta_json(meta), number(update.expires_at), number(update.retain_until)]
+            args += [ttl_ms(update.kept_until, meta.last_access_at), "1" if update.touches_data else "0"]
+            args += [len(update.set) + 2, *clock_fields(meta)]
+        else:
+            # Only data changed: the script leaves metadata, expiry and TTL as they are.
+            args += ["", "", "", "", "1" if update.touches_data else "0", len(update.set)]
         for name, value in update.set.items():
             args += [DATA_PREFIX + name.encode(), dumps(value)]
         args += [DATA_PREFIX + name.encode() for name in update.delete]
         keys = self._session_keys(key)
+        pipeline = self._pipeline
         with _translate():
-            if self._pipeline is not None:
-                saved = self._pipelined_script(lua.SAVE, self._save.sha, keys, args)
+            if pipeline is not None:
+                try:
+                    saved = pipeline.execute(b"EVALSHA", self._save.sha, 2, *keys, *args)
+                except NoScriptError:
+                    saved = self._evaluate(lua.SAVE, keys, args)
             else:
                 saved = self._save(keys=keys, args=args)
         return bool(saved)
-
-    def _pipelined_script(self, source: str, sha: str, keys: list[str], args: list[Arg]) -> Any:
-        """Run a script through the auto-pipeline, loading it first if Redis lacks it."""
-        try:
-            return self._pipeline.execute(b"EVALSHA", sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # A restarted or flushed Redis forgot its scripts: load once, as redis-py does.
-            self.client.script_load(source)
-            return self._pipeline.execute(b"EVALSHA", sha, len(keys), *keys, *args)
 
     def end(self, tombstone: Tombstone) -> SessionRecord | None:
         self._connect()
