@@ -3,12 +3,25 @@
 It applies the firewall (F5) before anything else, opens the request's
 :class:`~sessionward.exchange.Exchange`, exposes the session as ``scope["session"]``
 (which Starlette's ``request.session`` reads), and wraps ``send`` so that the session is
-committed and its headers added on ``http.response.start``. Store failures become 503
+committed and its headers added before the response starts. Store failures become 503
 (F19); websocket connections get a read-only view of the session.
+
+Where the commit happens. A commit that writes waits on the store, and it must finish
+before the response starts (a failed write becomes a 503, a new ID a ``Set-Cookie``).
+Waiting inside the application's ``send`` would suspend the application's whole call
+stack (some 25 frames in Starlette), and resuming that stack costs more CPU than the
+store call itself. So :class:`_HeldResponse` takes a complete response (the start, then a
+body with ``more_body`` false) without sending it, lets the application return, and
+commits and sends from this middleware's own frame. Should the application go on working
+after handing over its response (Starlette's background tasks), the response is
+committed and sent from a task of its own at the next loop tick instead, so the client
+never waits for that work. A streamed response is committed when its first chunk comes,
+and a response that needs no store write is passed straight through.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -80,7 +93,16 @@ class SessionMiddleware:
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, _CommittingSend(self, scope, exchange, send))
+        response = _HeldResponse(self, scope, exchange, send)
+        try:
+            await self.app(scope, receive, response)
+        except Exception:
+            await response.finish(app_failed=True)
+            raise
+        except BaseException:
+            response.abandon()
+            raise
+        await response.finish(app_failed=False)
 
     async def _unavailable(self, send: Send, scope: Scope, exchange: Exchange, error: Exception) -> None:
         logger.warning("session store unavailable: %s", error)
@@ -98,42 +120,111 @@ class SessionMiddleware:
         )
 
 
-class _CommittingSend:
-    """The ``send`` the application gets: commits the session as the response starts.
+class _HeldResponse:
+    """The ``send`` the application gets: commits the session before the response starts.
 
-    A small object rather than a closure: it is made for every request, and a closure
-    would cost a function and a cell per captured name.
+    See the module docstring for why a complete response is held. A small object rather
+    than a closure: it is made for every request, and a closure costs a function and a
+    cell per captured name.
     """
 
-    __slots__ = ("exchange", "middleware", "replaced", "scope", "send")
+    __slots__ = ("body", "exchange", "later", "middleware", "replaced", "scope", "send", "sending", "start")
 
     def __init__(self, middleware: SessionMiddleware, scope: Scope, exchange: Exchange, send: Send) -> None:
         self.middleware = middleware
         self.scope = scope
         self.exchange = exchange
         self.send = send
+        self.start: Message | None = None
+        """The held ``http.response.start``."""
+        self.body: Message | None = None
+        """The held final ``http.response.body``."""
+        self.later: asyncio.Handle | None = None
+        """The call that finishes a held response in its own task, should the app go on."""
+        self.sending: asyncio.Task[None] | None = None
         self.replaced = False
         """A 503 went out instead of the application's response; the rest of it is dropped."""
 
     async def __call__(self, message: Message) -> None:
         if self.replaced:
             return
-        if message["type"] == "http.response.start":
-            try:
-                extra = await self.exchange.commit(message["status"])
-            except StoreUnavailableError as error:
-                self.replaced = True
-                await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
+        kind = message["type"]
+        start = self.start
+        if kind == "http.response.start":
+            if self.exchange.may_write(message["status"]):
+                self.start = message
                 return
-            if extra:
-                headers = [*message.get("headers", ()), *extra]
-                if any(name == b"set-cookie" for name, _ in extra) and not any(
-                    name.lower() == b"cache-control" for name, _ in headers
-                ):
-                    # A response carrying a session ID must never sit in a shared cache.
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-        await self.send(message)
+            # Nothing to write: committing does not wait on the store, so do it now.
+            if await self._commit(message):
+                await self.send(message)
+            return
+        if start is None:
+            await self.send(message)
+            return
+        if kind == "http.response.body" and not message.get("more_body", False) and self.body is None:
+            self.body = message
+            self.later = asyncio.get_running_loop().call_soon(self._finish_in_task)
+            return
+        # A streamed response (or an extension's message): commit at its first part.
+        self.start = None
+        if await self._commit(start):
+            await self.send(start)
+            await self.send(message)
+
+    async def finish(self, *, app_failed: bool) -> None:
+        """Send what the application handed over, once it has returned (or failed)."""
+        if self.later is not None:
+            self.later.cancel()
+            self.later = None
+            await self._send_held()
+        elif self.sending is not None:
+            await self.sending
+        elif self.start is not None:
+            start, self.start = self.start, None
+            # A start without a body: an application that failed gets the server's 500.
+            if not app_failed and await self._commit(start):
+                await self.send(start)
+
+    def abandon(self) -> None:
+        """Drop what is held: the request was cancelled."""
+        if self.later is not None:
+            self.later.cancel()
+        if self.sending is not None:
+            self.sending.cancel()
+        self.start = self.body = self.later = None
+
+    def _finish_in_task(self) -> None:
+        # The application went on after handing over its response (a background task):
+        # the client gets it now, not when that work is done.
+        self.later = None
+        self.sending = asyncio.get_running_loop().create_task(self._send_held())
+
+    async def _send_held(self) -> None:
+        start, body = self.start, self.body
+        self.start = self.body = None
+        assert start is not None
+        assert body is not None
+        if await self._commit(start):
+            await self.send(start)
+            await self.send(body)
+
+    async def _commit(self, start: Message) -> bool:
+        """Commit the session and add its headers to ``start``; ``False`` when a 503 went out instead."""
+        try:
+            extra = await self.exchange.commit(start["status"])
+        except StoreUnavailableError as error:
+            self.replaced = True
+            await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
+            return False
+        if extra:
+            headers = [*start.get("headers", ()), *extra]
+            if any(name == b"set-cookie" for name, _ in extra) and not any(
+                name.lower() == b"cache-control" for name, _ in headers
+            ):
+                # A response carrying a session ID must never sit in a shared cache.
+                headers.append((b"cache-control", b"no-store"))
+            start["headers"] = headers
+        return True
 
 
 async def _send_interruption(send: Send, exchange: Exchange, interruption: Interruption) -> None:

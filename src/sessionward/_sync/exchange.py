@@ -395,7 +395,7 @@ class Exchange:
         """
         if self.engine.stateless:
             return []
-        if status < 500 and self._may_write():
+        if self.may_write(status):
             self._save()
         session = self.session
         headers: list[tuple[bytes, bytes]] = []
@@ -407,8 +407,13 @@ class Exchange:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, "", expire=True).encode("latin-1")))
         return headers
 
-    def _may_write(self) -> bool:
-        """Tell cheaply whether :meth:`_save` may have anything to write (most reads: no)."""
+    def may_write(self, status: int) -> bool:
+        """Tell cheaply whether :meth:`commit` with ``status`` may write to the store (most reads: no).
+
+        When it is ``False``, committing never waits on the store.
+        """
+        if status >= 500 or self.engine.stateless:
+            return False
         session = self.session
         if session.may_have_changed:
             return True
