@@ -218,9 +218,7 @@ class _HeldResponse:
             return False
         if extra:
             headers = [*start.get("headers", ()), *extra]
-            if any(name == b"set-cookie" for name, _ in extra) and not any(
-                name.lower() == b"cache-control" for name, _ in headers
-            ):
+            if self.exchange.sets_cookie and not any(name.lower() == b"cache-control" for name, _ in headers):
                 # A response carrying a session ID must never sit in a shared cache.
                 headers.append((b"cache-control", b"no-store"))
             start["headers"] = headers

@@ -76,7 +76,7 @@ def client_info(scope: Mapping[str, Any], trusted_proxies: Iterable[Network]) ->
         # runs on every request.
         user_agent = None
         for name, value in scope.get("headers", ()):
-            if name.lower() == b"user-agent":
+            if name == b"user-agent":  # ASGI header names are lower-case
                 user_agent = value.decode("latin-1")
         return ClientInfo(ip=ip, user_agent=user_agent)
     return request_origin(scope, proxies).client

@@ -25,17 +25,17 @@ MAX_SET_COOKIE_BYTES = 4096
 _VALUE_PATTERN = re.compile(r"[!#-+\--:<-\[\]-~]*")  # RFC 6265 cookie-octet
 
 
-def session_cookie_values(headers: Iterable[bytes], name: str) -> list[bytes]:
+def session_cookie_values(headers: Iterable[bytes], name: str | bytes) -> list[bytes]:
     """Return every value sent for the cookie ``name``, in order, as raw bytes.
 
     Args:
         headers: The raw values of every ``Cookie`` header of the request.
-        name: The session cookie's name, matched byte for byte.
+        name: The session cookie's name (ASCII), matched byte for byte.
 
     Returns:
         The values found; an empty list if none, or if the headers are oversized.
     """
-    wanted = name.encode("ascii")
+    wanted = name if isinstance(name, bytes) else name.encode("ascii")
     values: list[bytes] = []
     total = 0
     for header in headers:

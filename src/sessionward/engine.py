@@ -209,6 +209,7 @@ class SessionEngine:
 
     __slots__ = (
         "_binding_on",
+        "_cookie_name_bytes",
         "_idle_timeout_s",
         "_renewal_interval_s",
         "_touch_interval_s",
@@ -229,6 +230,7 @@ class SessionEngine:
         self.stateless = policy.creation is Creation.STATELESS
         """Creation policy ``stateless``: no cookie is read and no session is made (F9)."""
         self._binding_on = policy.binding.enabled
+        self._cookie_name_bytes = self.cookie_name.encode("ascii")
         # What a store may apply while loading, to touch the idle clock in one round trip.
         self.touch_rule = TouchRule(
             interval_s=policy.timeouts.effective_touch_interval_s,
@@ -242,7 +244,7 @@ class SessionEngine:
         """Find the session ID among the request's ``Cookie`` header values (F4)."""
         if self.stateless:
             return NO_COOKIE
-        values = session_cookie_values(cookie_headers, self.cookie_name)
+        values = session_cookie_values(cookie_headers, self._cookie_name_bytes)
         if not values:
             return NO_COOKIE
         first = values[0]

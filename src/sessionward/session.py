@@ -90,6 +90,13 @@ class Session(MutableMapping[str, JSONValue]):
         self._encoded_size = size
         self._log(key, written=False)
 
+    def get(self, key: str, default: JSONValue = None) -> JSONValue:
+        """Return the value of ``key``, or ``default`` (read as by ``session[key]``)."""
+        if key in self._data:
+            return self[key]
+        self.accessed = True
+        return default
+
     def __iter__(self) -> Iterator[str]:
         self.accessed = True
         return iter(self._data)

@@ -407,6 +407,12 @@ class Exchange:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, "", expire=True).encode("latin-1")))
         return headers
 
+    @property
+    def sets_cookie(self) -> bool:
+        """Tell whether the response sets or clears the session cookie (see :meth:`commit`)."""
+        action = self.cookie_action
+        return action is CookieAction.CLEAR or (action is CookieAction.SET and bool(self.raw_id))
+
     def may_write(self, status: int) -> bool:
         """Tell cheaply whether :meth:`commit` with ``status`` may write to the store (most reads: no).
 

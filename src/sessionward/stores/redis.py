@@ -100,6 +100,8 @@ class _Translate:
 
     ``with _translate():`` uses one shared, stateless instance: nothing is allocated per
     store call (a generator-based context manager costs two objects on the hot path).
+    The hot path uses ``except _TRANSLATED`` with :func:`_translated` instead, which costs
+    nothing at all while no error occurs.
     """
 
     __slots__ = ()
@@ -113,15 +115,22 @@ class _Translate:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if error is None:
-            return
-        if isinstance(error, _UNAVAILABLE_REPLIES):
-            raise StoreUnavailableError(f"Redis store unavailable: {error}") from error
-        if isinstance(error, ResponseError):
-            # WRONGTYPE and the like: someone else's value sits at our key; treat as corrupt.
-            raise StoreError(f"Redis store error: {error}") from error
-        if isinstance(error, RedisError | RedisClusterException | OSError):
-            raise StoreUnavailableError(f"Redis store unavailable: {type(error).__name__}: {error}") from error
+        if isinstance(error, _TRANSLATED):
+            raise _translated(error) from error
+
+
+_TRANSLATED = (RedisError, RedisClusterException, OSError)
+"""What :func:`_translated` maps; anything else passes unchanged."""
+
+
+def _translated(error: BaseException) -> StoreError:
+    """Return the store contract's error for a redis-py (or socket) error."""
+    if isinstance(error, _UNAVAILABLE_REPLIES):
+        return StoreUnavailableError(f"Redis store unavailable: {error}")
+    if isinstance(error, ResponseError):
+        # WRONGTYPE and the like: someone else's value sits at our key; treat as corrupt.
+        return StoreError(f"Redis store error: {error}")
+    return StoreUnavailableError(f"Redis store unavailable: {type(error).__name__}: {error}")
 
 
 _translate = _Translate()
@@ -227,23 +236,24 @@ class RedisStore(SessionStore):
             await self._connect()
         name = session_key(self.prefix, key)
         pipeline = self._pipeline
-        with _translate():
+        # The hash comes flat (RESP2, script replies) or as a dict (RESP3, redis-py).
+        try:
             if touch is not None:
                 # Read and, when due, touch the idle clock in one script: one round trip.
                 args = (self.prefix, number(now), *self._touch_args(touch))
                 if pipeline is not None:
                     try:
-                        reply = await pipeline.execute(b"EVALSHA", self._load_touch.sha, 1, name, *args)
+                        fields = await pipeline.execute(b"EVALSHA", self._load_touch.sha, 1, name, *args)
                     except NoScriptError:
-                        reply = await self._evaluate(lua.LOAD_TOUCH, [name], args)
+                        fields = await self._evaluate(lua.LOAD_TOUCH, [name], args)
                 else:
-                    reply = await self._load_touch(keys=[name], args=args)
-                fields = reply if isinstance(reply, dict) else pairs(reply)
+                    fields = await self._load_touch(keys=[name], args=args)
             elif pipeline is not None:
-                reply = await pipeline.execute(b"HGETALL", name)
-                fields = reply if isinstance(reply, dict) else pairs(reply)  # RESP3 or RESP2
+                fields = await pipeline.execute(b"HGETALL", name)
             else:
                 fields = await self.client.hgetall(name)
+        except _TRANSLATED as error:
+            raise _translated(error) from error
         entry = decode_entry(key, fields)
         if entry is None:
             return None
@@ -371,7 +381,7 @@ class RedisStore(SessionStore):
         args += [DATA_PREFIX + name.encode() for name in update.delete]
         keys = self._session_keys(key)
         pipeline = self._pipeline
-        with _translate():
+        try:
             if pipeline is not None:
                 try:
                     saved = await pipeline.execute(b"EVALSHA", self._save.sha, 2, *keys, *args)
@@ -379,6 +389,8 @@ class RedisStore(SessionStore):
                     saved = await self._evaluate(lua.SAVE, keys, args)
             else:
                 saved = await self._save(keys=keys, args=args)
+        except _TRANSLATED as error:
+            raise _translated(error) from error
         return bool(saved)
 
     async def end(self, tombstone: Tombstone) -> SessionRecord | None:

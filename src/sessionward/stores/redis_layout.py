@@ -24,7 +24,7 @@ in one Redis Cluster slot each.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from typing import cast
 
@@ -34,6 +34,7 @@ from sessionward.errors import StoreError
 from sessionward.records import (
     EndReason,
     Entry,
+    JSONValue,
     SessionMeta,
     SessionRecord,
     Tombstone,
@@ -144,39 +145,63 @@ def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
-def decode_entry(key: str, fields: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> Entry | None:
+def decode_entry(
+    key: str, fields: list[bytes] | Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
+) -> Entry | None:
     """Decode a session hash into a record or tombstone; ``None`` if the hash is empty.
+
+    Args:
+        key: The session's storage key.
+        fields: The hash as a mapping (``HGETALL`` in RESP3, redis-py's ``hgetall``) or
+            flat, name after value (``HGETALL`` in RESP2, the scripts' replies): the hot
+            path decodes that without building a dict first.
 
     Raises:
         StoreError: the hash is corrupt (then the caller treats the session as invalid).
     """
     if not fields:
         return None
-    raw: Mapping[bytes, bytes]
-    if type(next(iter(fields))) is bytes:
-        # The store's clients never decode replies (decode_responses=False): bytes throughout.
-        raw = cast(Mapping[bytes, bytes], fields)
+    pairs_in: Iterable[tuple[bytes, bytes]]
+    if isinstance(fields, list) and type(fields[0]) is bytes:
+        items = iter(fields)
+        pairs_in = zip(items, items, strict=False)
     else:
-        raw = {_raw(name): _raw(value) for name, value in fields.items()}
+        mapping = pairs(fields) if isinstance(fields, list) else fields
+        if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
+            mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
+        pairs_in = cast(Mapping[bytes, bytes], mapping).items()
+    meta_json = expires = tomb = touched = None
+    version, retain = b"0", b"0"
+    data: dict[str, JSONValue] = {}
     try:
-        expires_at = float(raw[b"e"])
-        tomb = raw.get(b"t")
+        for name, value in pairs_in:
+            if name[:_DATA_AT] == DATA_PREFIX:
+                data[name[_DATA_AT:].decode()] = orjson.loads(value)
+            elif name == b"m":
+                meta_json = value
+            elif name == b"a":
+                touched = value
+            elif name == b"e":
+                expires = value
+            elif name == b"v":
+                version = value
+            elif name == b"r":
+                retain = value
+            elif name == b"t":
+                tomb = value
+        if expires is None:
+            raise KeyError("e")
         if tomb is not None:
             decoded = orjson.loads(tomb)
             decoded["reason"] = EndReason(decoded["reason"])
             return Tombstone(key=key, **decoded)
-        meta = meta_from_json(raw[b"m"])
-        touched = raw.get(b"a")
+        if meta_json is None:
+            raise KeyError("m")
+        meta = meta_from_json(meta_json)
         if touched is not None:
             meta.last_access_at = float(touched)
-        data = {n[_DATA_AT:].decode(): orjson.loads(v) for n, v in raw.items() if n[:_DATA_AT] == DATA_PREFIX}
         return SessionRecord(
-            key=key,
-            meta=meta,
-            data=data,
-            expires_at=expires_at,
-            version=int(raw.get(b"v", b"0")),
-            retain_until=float(raw.get(b"r", b"0")),
+            key=key, meta=meta, data=data, expires_at=float(expires), version=int(version), retain_until=float(retain)
         )
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as error:
         raise StoreError(f"corrupt session record {key[:16]} in Redis: {type(error).__name__}: {error}") from None

@@ -77,7 +77,18 @@ from sessionward.stores.redis_layout import (
 from sessionward.stores.redis_pipeline import auto_pipeline
 from sessionward._sync.stores.redis_url import connect
 from sessionward.stores.redis_url import DEFAULT_PREFIX, parse_url
-from sessionward.stores.redis import Arg, SCAN_COUNT, _displaced, _glob_escape, _members, _text, _tomb_args, _translate
+from sessionward.stores.redis import (
+    Arg,
+    SCAN_COUNT,
+    _TRANSLATED,
+    _displaced,
+    _glob_escape,
+    _members,
+    _text,
+    _tomb_args,
+    _translate,
+    _translated,
+)
 
 logger = logging.getLogger("sessionward")
 
@@ -170,23 +181,24 @@ class RedisStore(SessionStore):
             self._connect()
         name = session_key(self.prefix, key)
         pipeline = self._pipeline
-        with _translate():
+        # The hash comes flat (RESP2, script replies) or as a dict (RESP3, redis-py).
+        try:
             if touch is not None:
                 # Read and, when due, touch the idle clock in one script: one round trip.
                 args = (self.prefix, number(now), *self._touch_args(touch))
                 if pipeline is not None:
                     try:
-                        reply = pipeline.execute(b"EVALSHA", self._load_touch.sha, 1, name, *args)
+                        fields = pipeline.execute(b"EVALSHA", self._load_touch.sha, 1, name, *args)
                     except NoScriptError:
-                        reply = self._evaluate(lua.LOAD_TOUCH, [name], args)
+                        fields = self._evaluate(lua.LOAD_TOUCH, [name], args)
                 else:
-                    reply = self._load_touch(keys=[name], args=args)
-                fields = reply if isinstance(reply, dict) else pairs(reply)
+                    fields = self._load_touch(keys=[name], args=args)
             elif pipeline is not None:
-                reply = pipeline.execute(b"HGETALL", name)
-                fields = reply if isinstance(reply, dict) else pairs(reply)  # RESP3 or RESP2
+                fields = pipeline.execute(b"HGETALL", name)
             else:
                 fields = self.client.hgetall(name)
+        except _TRANSLATED as error:
+            raise _translated(error) from error
         entry = decode_entry(key, fields)
         if entry is None:
             return None
@@ -314,7 +326,7 @@ class RedisStore(SessionStore):
         args += [DATA_PREFIX + name.encode() for name in update.delete]
         keys = self._session_keys(key)
         pipeline = self._pipeline
-        with _translate():
+        try:
             if pipeline is not None:
                 try:
                     saved = pipeline.execute(b"EVALSHA", self._save.sha, 2, *keys, *args)
@@ -322,6 +334,8 @@ class RedisStore(SessionStore):
                     saved = self._evaluate(lua.SAVE, keys, args)
             else:
                 saved = self._save(keys=keys, args=args)
+        except _TRANSLATED as error:
+            raise _translated(error) from error
         return bool(saved)
 
     def end(self, tombstone: Tombstone) -> SessionRecord | None:
