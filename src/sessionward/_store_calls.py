@@ -16,7 +16,10 @@ Used as ``async with manager.store_call:`` around one store call (F19). Three jo
   :class:`~sessionward.errors.StoreError`) or ``timeout``.
 
 It is an ``async with`` block rather than a wrapper taking a callable because it sits on
-every request's path: a wrapper costs a closure, its cells and a coroutine per call.
+every request's path: a wrapper costs a closure, its cells and a coroutine per call. For
+the same reason ``__aenter__`` and ``__aexit__`` are plain methods that do their work at
+once and return the guard itself, an awaitable that is already complete: no coroutine
+is made per call.
 
 The generated blocking twin of the exchange uses it as ``with manager.store_call:``, which
 bounds nothing by itself (a blocking call cannot be cancelled from outside; the drivers'
@@ -29,8 +32,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import TracebackType
+from typing import Any
 
 from sessionward.errors import StoreError, StoreUnavailableError
 
@@ -38,6 +42,10 @@ logger = logging.getLogger("sessionward")
 
 StoreObserver = Callable[[float, str], None]
 """Called after each store call with its duration (s) and ``ok``/``error``/``timeout``."""
+
+_COMPLETE: Generator[Any, None, None] = (_ for _ in ())
+"""An exhausted iterator: what awaiting an already complete awaitable iterates over."""
+next(_COMPLETE, None)
 
 
 class StoreCalls:
@@ -59,24 +67,28 @@ class StoreCalls:
         self._timer: asyncio.TimerHandle | None = None
         self._threads = threading.local()
 
-    async def __aenter__(self) -> None:
+    def __await__(self) -> Generator[Any, None, None]:
+        return _COMPLETE
+
+    def __aenter__(self) -> StoreCalls:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             # A new event loop (a test, a CLI command): the old loop's tasks are gone.
             self._loop, self._timer = loop, None
             self._in_flight, self._expired = {}, set()
-        task = asyncio.current_task()
+        task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("store calls must be made inside a task")
         started = loop.time()
         self._in_flight[task] = (started, task.cancelling())
         if self._timer is None:
             self._timer = loop.call_at(started + self.timeout_s, self._expire)
+        return self
 
-    async def __aexit__(
+    def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        task = asyncio.current_task()
+    ) -> StoreCalls:
+        task = asyncio.current_task(self._loop)
         assert task is not None
         started, cancelling = self._in_flight.pop(task)
         timed_out = False
@@ -91,6 +103,7 @@ class StoreCalls:
             raise StoreUnavailableError(f"the session store did not answer within {self.timeout_s} s") from None
         if kind is not None and issubclass(kind, TimeoutError):
             raise StoreUnavailableError(f"the session store timed out: {error}") from None
+        return self  # awaiting it yields None: the block's own exception, if any, goes on
 
     def __enter__(self) -> None:
         if self.observers:

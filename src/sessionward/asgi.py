@@ -102,7 +102,8 @@ class SessionMiddleware:
         except BaseException:
             response.abandon()
             raise
-        await response.finish(app_failed=False)
+        if response.holds:
+            await response.finish(app_failed=False)
 
     async def _unavailable(self, send: Send, scope: Scope, exchange: Exchange, error: Exception) -> None:
         logger.warning("session store unavailable: %s", error)
@@ -154,9 +155,9 @@ class _HeldResponse:
             if self.exchange.may_write(message["status"]):
                 self.start = message
                 return
-            # Nothing to write: committing does not wait on the store, so do it now.
-            if await self._commit(message):
-                await self.send(message)
+            # Nothing to write: the headers are all there is to the commit.
+            self._add_headers(message, self.exchange.response_headers())
+            await self.send(message)
             return
         if start is None:
             await self.send(message)
@@ -184,6 +185,11 @@ class _HeldResponse:
             # A start without a body: an application that failed gets the server's 500.
             if not app_failed and await self._commit(start):
                 await self.send(start)
+
+    @property
+    def holds(self) -> bool:
+        """Tell whether some of the response is still to be sent (or is being sent)."""
+        return self.start is not None or self.sending is not None
 
     def abandon(self) -> None:
         """Drop what is held: the request was cancelled."""
@@ -216,13 +222,17 @@ class _HeldResponse:
             self.replaced = True
             await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
             return False
-        if extra:
-            headers = [*start.get("headers", ()), *extra]
-            if self.exchange.sets_cookie and not any(name.lower() == b"cache-control" for name, _ in headers):
-                # A response carrying a session ID must never sit in a shared cache.
-                headers.append((b"cache-control", b"no-store"))
-            start["headers"] = headers
+        self._add_headers(start, extra)
         return True
+
+    def _add_headers(self, start: Message, extra: list[tuple[bytes, bytes]]) -> None:
+        if not extra:
+            return
+        headers = [*start.get("headers", ()), *extra]
+        if self.exchange.sets_cookie and not any(name.lower() == b"cache-control" for name, _ in headers):
+            # A response carrying a session ID must never sit in a shared cache.
+            headers.append((b"cache-control", b"no-store"))
+        start["headers"] = headers
 
 
 async def _send_interruption(send: Send, exchange: Exchange, interruption: Interruption) -> None:

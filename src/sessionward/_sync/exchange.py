@@ -393,13 +393,20 @@ class Exchange:
         Data changes are not saved when the response is a server error (5xx), as Django
         does; cookie changes from verbs already written to the store are still sent.
         """
-        if self.engine.stateless:
-            return []
         if self.may_write(status):
             self._save()
-        session = self.session
+        return self.response_headers()
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """Return the headers the session adds to the response (``Vary``, ``Set-Cookie``).
+
+        :meth:`commit` returns them; call this alone only when :meth:`may_write` said
+        there is nothing to write.
+        """
+        if self.engine.stateless:
+            return []
         headers: list[tuple[bytes, bytes]] = []
-        if session.accessed or self.cookie.sent:
+        if self.session.accessed or self.cookie.sent:
             headers.append(_VARY_COOKIE)
         if self.cookie_action is CookieAction.SET and self.raw_id:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, self.raw_id).encode("latin-1")))
