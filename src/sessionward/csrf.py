@@ -37,11 +37,11 @@ import hmac
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from msgspec.structs import replace
 
 from sessionward._sync.exchange import RequestSession as SyncRequestSession
 from sessionward.clientinfo import Network, normalize_origin, request_origin

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
+
+from msgspec.structs import replace
 
 from sessionward import ids
 from sessionward.binding import BindingCheck, BindingResult, check_binding, compute_binding
@@ -37,7 +39,6 @@ from sessionward.records import (
     SessionMeta,
     SessionRecord,
     Tombstone,
-    TouchRule,
     Update,
 )
 
@@ -216,7 +217,6 @@ class SessionEngine:
         "cookie_name",
         "policy",
         "stateless",
-        "touch_rule",
     )
 
     def __init__(self, policy: SessionPolicy) -> None:
@@ -231,12 +231,6 @@ class SessionEngine:
         """Creation policy ``stateless``: no cookie is read and no session is made (F9)."""
         self._binding_on = policy.binding.enabled
         self._cookie_name_bytes = self.cookie_name.encode("ascii")
-        # What a store may apply while loading, to touch the idle clock in one round trip.
-        self.touch_rule = TouchRule(
-            interval_s=policy.timeouts.effective_touch_interval_s,
-            idle_timeout_s=policy.timeouts.idle_timeout_s,
-            retention_s=policy.invalid_session.tombstone_ttl_s,
-        )
 
     # -- reading the request --------------------------------------------------------------
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
+
+from msgspec.structs import replace
 
 from sessionward.binding import BindingCheck
 from sessionward.config import BindingMismatch, Creation
@@ -149,12 +151,9 @@ class Exchange:
         policy, engine, manager, now = self.policy, self.engine, self.manager, self.now
         self.excluded = policy.invalid_session.is_excluded(self.path)
         passive = policy.is_passive(self.path)
-        # Stores that can write the idle clock while reading do so (one round trip); the
-        # engine then sees a fresh clock and plans no separate touch.
-        touch = None if passive else engine.touch_rule
         try:
             async with manager.store_call:
-                entry = await manager.store.load(key, now, touch)
+                entry = await manager.store.load(key, now)
         except StoreUnavailableError:
             raise
         except StoreError:

@@ -16,7 +16,7 @@ from sessionward import Creation, ManualClock, SessionNotAvailableError
 from sessionward.asgi import SessionMiddleware
 from sessionward.events import EventBus
 from sessionward.manager import SessionManager
-from sessionward.records import Entry, TouchRule, Update
+from sessionward.records import Entry, Update
 from sessionward.starlette import SessionDep
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore
@@ -120,9 +120,9 @@ async def test_concurrent_requests_changing_different_keys_both_keep_their_chang
 class SlowStore(MemoryStore):
     """A real memory store whose loads stall, as a store under overload does."""
 
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    async def load(self, key: str, now: float) -> Entry | None:
         await asyncio.sleep(5)  # longer than the store timeout; the middleware must not wait for it
-        return await super().load(key, now, touch)
+        return await super().load(key, now)
 
 
 async def test_store_timeout_gives_503_not_an_anonymous_answer(clock: ManualClock) -> None:

@@ -14,7 +14,6 @@ from sessionward._sync.stores.memory import MemoryStore
 from sessionward.config import Creation
 from sessionward.errors import ConfigError, SessionDataError, StoreUnavailableError
 from sessionward.flask import SessionWard
-from sessionward.records import TouchRule
 
 from .support import client, cookie_header, make_app, plain_policy, set_cookie, ward_session
 
@@ -175,7 +174,7 @@ def test_audit_log_writes_one_json_line_per_event_without_the_raw_id(store: Memo
 
 
 class _DownStore(MemoryStore):
-    def load(self, key: str, now: float, touch: TouchRule | None = None) -> Any:
+    def load(self, key: str, now: float) -> Any:
         raise StoreUnavailableError("down for the test")
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from sessionward import FirewallPolicy, ManualClock
 from sessionward.firewall import check_request
-from sessionward.records import TouchRule
 from sessionward.stores.memory import MemoryStore
 from tests_support import call_raw, make_app
 
@@ -64,7 +63,7 @@ def test_rules_are_configurable() -> None:
 
 
 class ExplodingStore(MemoryStore):
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> None:
+    async def load(self, key: str, now: float) -> None:
         raise AssertionError("the firewall must refuse before the store is touched")
 
 

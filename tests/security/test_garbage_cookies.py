@@ -7,7 +7,7 @@ import pytest
 from sessionward import ManualClock
 from sessionward.events import EventBus
 from sessionward.ids import generate_id
-from sessionward.records import Entry, TouchRule
+from sessionward.records import Entry
 from sessionward.stores.memory import MemoryStore
 from tests_support import Recorder, client_for, make_app
 
@@ -19,9 +19,9 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.loads = 0
 
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    async def load(self, key: str, now: float) -> Entry | None:
         self.loads += 1
-        return await super().load(key, now, touch)
+        return await super().load(key, now)
 
 
 GARBAGE = [

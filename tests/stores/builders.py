@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from sessionward.engine import SessionLimit
 from sessionward.ids import generate_id, storage_key

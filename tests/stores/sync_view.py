@@ -13,7 +13,7 @@ from functools import partial
 
 from sessionward._sync.stores.base import SessionStore as SyncSessionStore
 from sessionward.engine import SessionLimit
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 
 
@@ -23,8 +23,8 @@ class AsyncView(SessionStore):
     def __init__(self, store: SyncSessionStore) -> None:
         self.sync = store
 
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
-        return await asyncio.to_thread(self.sync.load, key, now, touch)
+    async def load(self, key: str, now: float) -> Entry | None:
+        return await asyncio.to_thread(self.sync.load, key, now)
 
     async def save(self, key: str, update: Update) -> bool:
         return await asyncio.to_thread(self.sync.save, key, update)

@@ -170,7 +170,7 @@ async def test_a_stuck_lock_holder_makes_the_store_unavailable_not_hung(tmp_path
 
 _WORKER = """
 import asyncio, json, sys
-from dataclasses import replace
+from msgspec.structs import replace
 from sessionward.engine import SessionLimit
 from sessionward.records import SessionRecord, Update
 from sessionward.stores.file import FileStore

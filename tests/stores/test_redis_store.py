@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 from redis.asyncio import Redis, RedisCluster
 
 from _redis_servers import RedisServer
 from sessionward.engine import SessionLimit
 from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
 from sessionward.ids import generate_id, handle_of, storage_key
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone, TouchRule, Update
+from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
 from sessionward.stores import open_store
 from sessionward.stores.redis import RedisStore
 from sessionward.stores.redis_layout import handle_key, session_key, user_keys, user_tag
@@ -78,7 +78,7 @@ async def test_session_is_a_hash_with_one_field_per_data_key_and_no_raw_id(store
     record = replace(new_record("alice", data={"n": 1, "cart": ["x"]}), key=storage_key(raw))
     await store.establish(record)
     fields: Any = await store.client.hgetall(session_key(store.prefix, record.key))
-    assert set(fields) == {b"m", b"a", b"x", b"e", b"r", b"v", b"u", b"d:n", b"d:cart"}
+    assert set(fields) == {b"m", b"e", b"r", b"v", b"u", b"d:n", b"d:cart"}
     assert fields[b"d:cart"] == b'["x"]'
     assert raw.encode() not in b"".join([*fields, *fields.values()])
     assert await store.client.get(handle_key(store.prefix, record.key)) == record.key.encode()
@@ -352,56 +352,22 @@ async def test_cluster_client_is_recognised(redis_cluster_url: str) -> None:
     await store.close()
 
 
-# -- reading and touching in one round trip -----------------------------------------------------
-
-TOUCH = TouchRule(interval_s=60, idle_timeout_s=IDLE_S, retention_s=TOMB_S)
+# -- the idle clock mirror of earlier versions ------------------------------------------------
 
 
-async def test_load_touches_the_idle_clock_in_the_same_step_when_due(store: RedisStore) -> None:
+async def test_a_legacy_idle_clock_field_counts_until_a_save_writes_the_metadata(store: RedisStore) -> None:
+    """Hashes written by the earlier load-and-touch script kept the idle clock in ``a``."""
     record = new_record("alice")
     await store.establish(record)
-    loaded = await store.load(record.key, NOW + 100, TOUCH)
+    name = session_key(store.prefix, record.key)
+    await store.client.hset(name, mapping={"a": repr(NOW + 100), "x": repr(record.meta.absolute_deadline)})
+    loaded = await store.load(record.key, NOW + 101)
     assert isinstance(loaded, SessionRecord)
-    assert loaded.meta.last_access_at == NOW + 100
-    assert loaded.expires_at == NOW + 100 + IDLE_S
-    assert loaded.retain_until == NOW + 100 + IDLE_S + TOMB_S
-    again = await store.load(record.key, NOW + 101)  # a plain read sees the stored touch
+    assert loaded.meta.last_access_at == NOW + 100  # the later clock wins, the session is not idle
+    meta = replace(loaded.meta, last_access_at=NOW + 200)
+    update = Update(set={}, delete=frozenset(), meta=meta, expires_at=NOW + 200 + IDLE_S)
+    assert await store.save(record.key, update)
+    assert await store.client.hmget(name, ["a", "x"]) == [None, None]
+    again = await store.load(record.key, NOW + 201)
     assert isinstance(again, SessionRecord)
-    assert again.meta.last_access_at == NOW + 100
-
-
-async def test_load_does_not_touch_within_the_interval(store: RedisStore) -> None:
-    record = new_record("alice")
-    await store.establish(record)
-    loaded = await store.load(record.key, NOW + 59, TOUCH)
-    assert isinstance(loaded, SessionRecord)
-    assert loaded.meta.last_access_at == NOW
-
-
-async def test_load_never_touches_an_idle_expired_session_back_to_life(store: RedisStore) -> None:
-    record = new_record("alice")
-    record.retain_until = record.expires_at + TOMB_S  # kept, so the reason can be told
-    await store.establish(record)
-    loaded = await store.load(record.key, NOW + IDLE_S, TOUCH)
-    assert isinstance(loaded, SessionRecord)
-    assert loaded.meta.last_access_at == NOW
-    assert loaded.expires_at == NOW + IDLE_S
-
-
-async def test_touch_never_extends_past_the_absolute_deadline(store: RedisStore) -> None:
-    record = new_record("alice")
-    record.meta.absolute_deadline = NOW + 2000
-    await store.establish(record)
-    loaded = await store.load(record.key, NOW + 1000, TOUCH)
-    assert isinstance(loaded, SessionRecord)
-    assert loaded.meta.last_access_at == NOW + 1000
-    assert loaded.expires_at == NOW + 2000
-
-
-async def test_load_with_touch_leaves_a_tombstone_alone(store: RedisStore) -> None:
-    record = new_record("alice")
-    await store.establish(record)
-    await store.end(tomb(record.key, user="alice"))
-    loaded = await store.load(record.key, NOW + 100, TOUCH)
-    assert isinstance(loaded, Tombstone)
-    assert loaded.reason is EndReason.LOGGED_OUT
+    assert again.meta.last_access_at == NOW + 200

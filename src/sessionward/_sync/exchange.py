@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from sessionward.binding import BindingCheck
 from sessionward.config import BindingMismatch, Creation
@@ -100,12 +101,9 @@ class Exchange:
         policy, engine, manager, now = self.policy, self.engine, self.manager, self.now
         self.excluded = policy.invalid_session.is_excluded(self.path)
         passive = policy.is_passive(self.path)
-        # Stores that can write the idle clock while reading do so (one round trip); the
-        # engine then sees a fresh clock and plans no separate touch.
-        touch = None if passive else engine.touch_rule
         try:
             with manager.store_call:
-                entry = manager.store.load(key, now, touch)
+                entry = manager.store.load(key, now)
         except StoreUnavailableError:
             raise
         except StoreError:

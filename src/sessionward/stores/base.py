@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from sessionward.engine import SessionLimit
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +57,15 @@ class SessionStore(ABC):
     """An async session store. Subclasses keep I/O small and share pure logic."""
 
     @abstractmethod
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    async def load(self, key: str, now: float) -> Entry | None:
         """Return the record (until ``kept_until``) or unexpired tombstone under ``key``, else ``None``.
 
         Args:
             key: The storage key.
             now: The current time.
-            touch: When given, a store that can write the idle clock in the same round trip
-                does so under the rule's conditions and returns the touched record (Redis
-                does, in one script). Others ignore it: the exchange then writes the touch
-                with the request's save, at most one more round trip.
+
+        One round trip. The idle clock is not written here: when a touch is due the
+        exchange writes it with the request's save (F18), at most one more round trip.
         """
 
     @abstractmethod

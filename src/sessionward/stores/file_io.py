@@ -12,10 +12,10 @@ import os
 import secrets
 import time
 from contextlib import ExitStack, suppress
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import orjson
+from msgspec.structs import asdict, replace
 
 from sessionward.errors import StoreError, StoreUnavailableError
 from sessionward.records import EndReason, Entry, SessionMeta, SessionRecord, Tombstone, dumps

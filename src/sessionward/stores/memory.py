@@ -8,7 +8,9 @@ value that could not be stored elsewhere cannot be stored here either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+from msgspec.structs import replace
 
 from sessionward.engine import SessionLimit, login_order
 from sessionward.records import (
@@ -16,7 +18,6 @@ from sessionward.records import (
     Entry,
     SessionRecord,
     Tombstone,
-    TouchRule,
     Update,
     dumps,
     loads,
@@ -38,7 +39,7 @@ class MemoryStore(SessionStore):
         self._tombs: dict[str, Tombstone] = {}
         self._by_user: dict[str, set[str]] = {}
 
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    async def load(self, key: str, now: float) -> Entry | None:
         stored = self._live.get(key)
         if stored is not None:
             # Past expires_at but within retention: returned, so the engine can say why it ended.

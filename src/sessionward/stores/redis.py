@@ -62,17 +62,15 @@ from redis.exceptions import (
 from sessionward.engine import SessionLimit
 from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
 from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update, dumps
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update, dumps, meta_to_json
 from sessionward.stores import redis_lua as lua
 from sessionward.stores.base import Established, SessionStore, StoreStats
 from sessionward.stores.redis_layout import (
     DATA_PREFIX,
     check_prefix,
-    clock_fields,
     decode_entry,
     handle_key,
     is_live,
-    meta_json,
     number,
     pairs,
     record_fields,
@@ -168,7 +166,6 @@ class RedisStore(SessionStore):
         self._ready_lock = asyncio.Lock()
         register = client.register_script
         self._save = register(lua.SAVE)
-        self._load_touch = register(lua.LOAD_TOUCH)
         self._end = register(lua.END)
         self._write = register(lua.WRITE)
         self._admit = register(lua.ADMIT)
@@ -179,7 +176,6 @@ class RedisStore(SessionStore):
         # The hot path's auto-pipeline, or None (a cluster client; the generated blocking
         # twin of this store). Typed Any so that twin, which never uses it, still checks.
         self._pipeline: Any = auto_pipeline(client)
-        self._touch_cache: tuple[TouchRule, tuple[str, str, str]] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 1.0) -> RedisStore:
@@ -231,24 +227,14 @@ class RedisStore(SessionStore):
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    async def load(self, key: str, now: float) -> Entry | None:
         if not self._ready:
             await self._connect()
         name = session_key(self.prefix, key)
         pipeline = self._pipeline
-        # The hash comes flat (RESP2, script replies) or as a dict (RESP3, redis-py).
+        # One HGETALL; the hash comes flat (RESP2) or as a dict (RESP3, redis-py).
         try:
-            if touch is not None:
-                # Read and, when due, touch the idle clock in one script: one round trip.
-                args = (self.prefix, number(now), *self._touch_args(touch))
-                if pipeline is not None:
-                    try:
-                        fields = await pipeline.execute(b"EVALSHA", self._load_touch.sha, 1, name, *args)
-                    except NoScriptError:
-                        fields = await self._evaluate(lua.LOAD_TOUCH, [name], args)
-                else:
-                    fields = await self._load_touch(keys=[name], args=args)
-            elif pipeline is not None:
+            if pipeline is not None:
                 fields = await pipeline.execute(b"HGETALL", name)
             else:
                 fields = await self.client.hgetall(name)
@@ -261,16 +247,6 @@ class RedisStore(SessionStore):
         if (entry.kept_until if isinstance(entry, SessionRecord) else entry.expires_at) <= now:
             return None
         return entry
-
-    def _touch_args(self, touch: TouchRule) -> tuple[str, str, str]:
-        """Return the load script's fixed arguments for ``touch``, encoded once per rule."""
-        cached = self._touch_cache
-        if cached is None or cached[0] is not touch:
-            cached = self._touch_cache = (
-                touch,
-                (number(touch.interval_s), number(touch.idle_timeout_s), number(touch.retention_s)),
-            )
-        return cached[1]
 
     async def _evaluate(self, source: str, keys: list[str], args: Sequence[Arg]) -> Any:
         """Run a script through the pipeline by its source (Redis lost it: restarted, flushed).
@@ -370,9 +346,9 @@ class RedisStore(SessionStore):
         args: list[Arg] = [self.prefix]
         if update.meta_changed:
             meta = update.meta
-            args += [meta_json(meta), number(update.expires_at), number(update.retain_until)]
+            args += [meta_to_json(meta), number(update.expires_at), number(update.retain_until)]
             args += [ttl_ms(update.kept_until, meta.last_access_at), "1" if update.touches_data else "0"]
-            args += [len(update.set) + 2, *clock_fields(meta)]
+            args.append(len(update.set))
         else:
             # Only data changed: the script leaves metadata, expiry and TTL as they are.
             args += ["", "", "", "", "1" if update.touches_data else "0", len(update.set)]

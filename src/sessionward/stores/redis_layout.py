@@ -5,8 +5,7 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
 ``{`` and ``}`` percent-escaped so that it never breaks a hash tag):
 
 * ``P s:{H}K``: the session, a HASH (the whole key is in its name, for operators' tools).
-  A live session has ``m`` (metadata JSON, unset fields left out), ``a`` and ``x`` (its
-  idle clock and absolute deadline again, for the load script's touch), ``e`` (``expires_at``),
+  A live session has ``m`` (metadata JSON, unset fields left out), ``e`` (``expires_at``),
   ``r`` (``retain_until``: Redis keeps the hash until ``kept_until`` so the reason it
   ended can be told), ``v`` (version), ``u`` (the user's tag, when authenticated) and
   one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
@@ -25,21 +24,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, fields
 from typing import cast
 
 import orjson
+from msgspec.structs import asdict
 
 from sessionward.errors import StoreError
 from sessionward.records import (
     EndReason,
     Entry,
     JSONValue,
-    SessionMeta,
     SessionRecord,
     Tombstone,
     dumps,
     meta_from_json,
+    meta_to_json,
 )
 
 DATA_PREFIX = b"d:"
@@ -91,28 +90,10 @@ def number(value: float) -> str:
     return repr(float(value))
 
 
-_META_FIELDS = tuple(field.name for field in fields(SessionMeta))
-
-
-def meta_json(meta: SessionMeta) -> bytes:
-    """Encode metadata, leaving out unset fields (they decode to their ``None`` default)."""
-    return orjson.dumps({name: value for name in _META_FIELDS if (value := getattr(meta, name)) is not None})
-
-
-def clock_fields(meta: SessionMeta) -> list[bytes | str]:
-    """Return the idle clock and absolute deadline as their own fields (``a``, ``x``).
-
-    They repeat what ``m`` holds so that the load script can touch the idle clock without
-    parsing JSON; when present, ``a`` is the truth for ``last_access_at``.
-    """
-    return ["a", number(meta.last_access_at), "x", number(meta.absolute_deadline)]
-
-
 def record_fields(record: SessionRecord) -> list[bytes | str]:
     """Return the hash fields and values of a live record, flat (for HSET)."""
-    fields: list[bytes | str] = ["m", meta_json(record.meta), "e", number(record.expires_at)]
+    fields: list[bytes | str] = ["m", meta_to_json(record.meta), "e", number(record.expires_at)]
     fields += ["v", str(record.version), "r", number(record.retain_until)]
-    fields += clock_fields(record.meta)
     if record.meta.user is not None:
         fields += ["u", user_tag(record.meta.user)]
     for name, value in record.data.items():
@@ -124,7 +105,7 @@ def tombstone_json(tomb: Tombstone) -> bytes:
     """Encode a tombstone without its key (the Redis key names it; victims share one JSON)."""
     fields = asdict(tomb)
     del fields["key"]
-    return orjson.dumps(fields)
+    return orjson.dumps(fields)  # the reason is a StrEnum: orjson writes its value
 
 
 def _text(value: bytes | str) -> str:
@@ -170,7 +151,7 @@ def decode_entry(
         if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
             mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
         pairs_in = cast(Mapping[bytes, bytes], mapping).items()
-    meta_json = expires = tomb = touched = None
+    meta = expires = tomb = touched = None
     version, retain = b"0", b"0"
     data: dict[str, JSONValue] = {}
     try:
@@ -178,7 +159,7 @@ def decode_entry(
             if name[:_DATA_AT] == DATA_PREFIX:
                 data[name[_DATA_AT:].decode()] = orjson.loads(value)
             elif name == b"m":
-                meta_json = value
+                meta = value
             elif name == b"a":
                 touched = value
             elif name == b"e":
@@ -195,13 +176,20 @@ def decode_entry(
             decoded = orjson.loads(tomb)
             decoded["reason"] = EndReason(decoded["reason"])
             return Tombstone(key=key, **decoded)
-        if meta_json is None:
+        if meta is None:
             raise KeyError("m")
-        meta = meta_from_json(meta_json)
+        decoded_meta = meta_from_json(meta)
         if touched is not None:
-            meta.last_access_at = float(touched)
+            # Written beside ``m`` by earlier versions' load-and-touch script, which left
+            # ``m`` alone: the later of the two is the idle clock. Saves now drop it.
+            decoded_meta.last_access_at = max(decoded_meta.last_access_at, float(touched))
         return SessionRecord(
-            key=key, meta=meta, data=data, expires_at=float(expires), version=int(version), retain_until=float(retain)
+            key=key,
+            meta=decoded_meta,
+            data=data,
+            expires_at=float(expires),
+            version=int(version),
+            retain_until=float(retain),
         )
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as error:
         raise StoreError(f"corrupt session record {key[:16]} in Redis: {type(error).__name__}: {error}") from None

@@ -112,36 +112,6 @@ local function admit(u, ux, now, maxn, prevent, key, created, deadline, skip, de
 end
 """
 
-LOAD_TOUCH = (
-    LIBRARY
-    + """
--- KEYS: session. ARGV: P, now, touch interval, idle timeout, retention.
--- HGETALL, and in the same step write the idle clock when a touch is due and the session is
--- live (not a tombstone, before its expiry and absolute deadline, within the idle timeout):
--- reading a session and touching it is one round trip. The reply is the hash as it is after.
-local s = KEYS[1]
-local ok, flat = pcall(redis.call, 'HGETALL', s)
-if not ok then return redis.error_reply('WRONGTYPE session key holds no hash') end
-if #flat == 0 or field(flat, 't') then return flat end
-local now = tonumber(ARGV[2])
-local a, e, x = tonumber(field(flat, 'a')), tonumber(field(flat, 'e')), tonumber(field(flat, 'x'))
-local idle = tonumber(ARGV[4])
-if a == nil or e == nil or x == nil then return flat end
-if now >= e or now >= x or now - a >= idle or now - a < tonumber(ARGV[3]) then return flat end
-local ne = math.min(now + idle, x)
-local nr = ne + tonumber(ARGV[5])
-local values = {a = ARGV[2], e = string.format('%.17g', ne), r = string.format('%.17g', nr)}
-redis.call('HSET', s, 'a', values.a, 'e', values.e, 'r', values.r)
-redis.call('PEXPIRE', s, string.format('%d', math.max(1, math.ceil((nr - now) * 1000)) + SLACK))
-for i = 1, #flat, 2 do
-  local v = values[flat[i]]
-  if v then flat[i + 1] = v end
-end
-return flat
-"""
-)
-"""See :class:`sessionward.records.TouchRule`. Touches only the session key: runs in cluster mode."""
-
 SAVE = (
     LIBRARY
     + """
@@ -158,6 +128,8 @@ if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 if #ARGV > 7 + 2 * nset then redis.call('HDEL', KEYS[1], unpack(ARGV, 8 + 2 * nset)) end
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], 'v', 1) end
 if ARGV[2] ~= '' then
+  -- 'a' and 'x' mirrored the idle clock for an earlier load-and-touch script: 'm' holds it now.
+  redis.call('HDEL', KEYS[1], 'a', 'x')
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end

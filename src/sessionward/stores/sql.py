@@ -40,10 +40,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from msgspec.structs import replace
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -55,7 +55,6 @@ from sessionward.records import (
     Entry,
     SessionRecord,
     Tombstone,
-    TouchRule,
     Update,
     data_from_json,
     dumps,
@@ -206,7 +205,7 @@ class SqlStore(SessionStore):
                 logger.warning("skipping corrupt session %s: %s", row.key[:16], error)
         return records
 
-    async def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    async def load(self, key: str, now: float) -> Entry | None:
         async def work(connection: AsyncConnection) -> Entry | None:
             row = (await connection.execute(sa.select(self.sessions).where(self.sessions.c.key == key))).first()
             return None if row is None else self._entry(row, now)

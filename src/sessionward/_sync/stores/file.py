@@ -38,17 +38,17 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
+from msgspec.structs import replace
 
 from sessionward.engine import SessionLimit, login_order
 from sessionward.errors import ConfigError, StoreError, StoreUnavailableError
 from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, TouchRule, Update
+from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
 from sessionward._sync.stores.base import SessionStore
 from sessionward.stores.base import Established, StoreStats
 from sessionward.stores.file_io import (
@@ -216,7 +216,7 @@ class FileStore(SessionStore):
 
         self._call(work)
 
-    def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    def load(self, key: str, now: float) -> Entry | None:
         def work() -> Entry | None:
             entry = self._read(key)
             # A record past expires_at is still returned until kept_until: the engine tells why.

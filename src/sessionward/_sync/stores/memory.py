@@ -9,7 +9,8 @@ value that could not be stored elsewhere cannot be stored here either.
 
 from __future__ import annotations
 
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from sessionward import _blocking
 from sessionward.engine import SessionLimit, login_order
@@ -18,7 +19,6 @@ from sessionward.records import (
     Entry,
     SessionRecord,
     Tombstone,
-    TouchRule,
     Update,
     dumps,
     loads,
@@ -37,7 +37,7 @@ class MemoryStore(SessionStore):
         self._by_user: dict[str, set[str]] = {}
 
     @_blocking.serialized
-    def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    def load(self, key: str, now: float) -> Entry | None:
         stored = self._live.get(key)
         if stored is not None:
             # Past expires_at but within retention: returned, so the engine can say why it ended.

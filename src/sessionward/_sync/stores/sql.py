@@ -55,7 +55,6 @@ from sessionward.records import (
     Entry,
     SessionRecord,
     Tombstone,
-    TouchRule,
     Update,
     data_from_json,
     dumps,
@@ -212,7 +211,7 @@ class SqlStore(SessionStore):
                 logger.warning("skipping corrupt session %s: %s", row.key[:16], error)
         return records
 
-    def load(self, key: str, now: float, touch: TouchRule | None = None) -> Entry | None:
+    def load(self, key: str, now: float) -> Entry | None:
         def work(connection: Connection) -> Entry | None:
             row = (connection.execute(sa.select(self.sessions).where(self.sessions.c.key == key))).first()
             return None if row is None else self._entry(row, now)
