@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
 import orjson
@@ -168,23 +168,21 @@ class _HeldResponse:
             return
         # A streamed response (or an extension's message): commit at its first part.
         self.start = None
-        if await self._commit(start):
-            await self.send(start)
-            await self.send(message)
+        await self._deliver(start, message)
 
     async def finish(self, *, app_failed: bool) -> None:
         """Send what the application handed over, once it has returned (or failed)."""
         if self.later is not None:
             self.later.cancel()
             self.later = None
-            await self._send_held()
+            await self._deliver_held()
         elif self.sending is not None:
             await self.sending
         elif self.start is not None:
             start, self.start = self.start, None
             # A start without a body: an application that failed gets the server's 500.
-            if not app_failed and await self._commit(start):
-                await self.send(start)
+            if not app_failed:
+                await self._deliver(start, None)
 
     @property
     def holds(self) -> bool:
@@ -203,27 +201,26 @@ class _HeldResponse:
         # The application went on after handing over its response (a background task):
         # the client gets it now, not when that work is done.
         self.later = None
-        self.sending = asyncio.get_running_loop().create_task(self._send_held())
+        self.sending = asyncio.get_running_loop().create_task(self._deliver_held())
 
-    async def _send_held(self) -> None:
+    def _deliver_held(self) -> Coroutine[Any, Any, None]:
         start, body = self.start, self.body
         self.start = self.body = None
         assert start is not None
-        assert body is not None
-        if await self._commit(start):
-            await self.send(start)
-            await self.send(body)
+        return self._deliver(start, body)
 
-    async def _commit(self, start: Message) -> bool:
-        """Commit the session and add its headers to ``start``; ``False`` when a 503 went out instead."""
+    async def _deliver(self, start: Message, then: Message | None) -> None:
+        """Commit the session, then send ``start`` with its headers and ``then``; or a 503 instead."""
         try:
             extra = await self.exchange.commit(start["status"])
         except StoreUnavailableError as error:
             self.replaced = True
             await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
-            return False
+            return
         self._add_headers(start, extra)
-        return True
+        await self.send(start)
+        if then is not None:
+            await self.send(then)
 
     def _add_headers(self, start: Message, extra: list[tuple[bytes, bytes]]) -> None:
         if not extra:

@@ -441,8 +441,23 @@ class Exchange:
         Data changes are not saved when the response is a server error (5xx), as Django
         does; cookie changes from verbs already written to the store are still sent.
         """
-        if self.may_write(status):
-            await self._save()
+        if not self.may_write(status):
+            return self.response_headers()
+        record = self.record
+        if record is None:
+            await self._create_if_required()
+            return self.response_headers()
+        written, deleted = self.session.changes()
+        if self.rotate_due and self.raw_id is not None:
+            await self._renew(record)
+            return self.response_headers()
+        update = self.engine.plan_update(record, written, deleted, self.now, touch=self.touch_due, meta=self.meta_dirty)
+        if update is not None:
+            key = record.key
+            async with self.manager.store_call:
+                saved = await self.manager.store.save(key, update)
+            if not saved:
+                await self._save_to_successor(key, update.set, update.delete)
         return self.response_headers()
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
@@ -481,24 +496,6 @@ class Exchange:
         if session.record is None:
             return self.csrf_pending is not None or self.policy.creation is Creation.ALWAYS
         return self.touch_due or self.rotate_due or self.meta_dirty is not None
-
-    async def _save(self) -> None:
-        record = self.record
-        if record is None:
-            await self._create_if_required()
-            return
-        written, deleted = self.session.changes()
-        if self.rotate_due and self.raw_id is not None:
-            await self._renew(record)
-            return
-        update = self.engine.plan_update(record, written, deleted, self.now, touch=self.touch_due, meta=self.meta_dirty)
-        if update is None:
-            return
-        key = record.key
-        async with self.manager.store_call:
-            saved = await self.manager.store.save(key, update)
-        if not saved:
-            await self._save_to_successor(key, update.set, update.delete)
 
     async def _save_to_successor(self, key: str, written: dict[str, object], deleted: frozenset[str]) -> None:
         # The session moved (renewal by a concurrent request) or ended while this request

@@ -391,8 +391,23 @@ class Exchange:
         Data changes are not saved when the response is a server error (5xx), as Django
         does; cookie changes from verbs already written to the store are still sent.
         """
-        if self.may_write(status):
-            self._save()
+        if not self.may_write(status):
+            return self.response_headers()
+        record = self.record
+        if record is None:
+            self._create_if_required()
+            return self.response_headers()
+        written, deleted = self.session.changes()
+        if self.rotate_due and self.raw_id is not None:
+            self._renew(record)
+            return self.response_headers()
+        update = self.engine.plan_update(record, written, deleted, self.now, touch=self.touch_due, meta=self.meta_dirty)
+        if update is not None:
+            key = record.key
+            with self.manager.store_call:
+                saved = self.manager.store.save(key, update)
+            if not saved:
+                self._save_to_successor(key, update.set, update.delete)
         return self.response_headers()
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
@@ -431,24 +446,6 @@ class Exchange:
         if session.record is None:
             return self.csrf_pending is not None or self.policy.creation is Creation.ALWAYS
         return self.touch_due or self.rotate_due or self.meta_dirty is not None
-
-    def _save(self) -> None:
-        record = self.record
-        if record is None:
-            self._create_if_required()
-            return
-        written, deleted = self.session.changes()
-        if self.rotate_due and self.raw_id is not None:
-            self._renew(record)
-            return
-        update = self.engine.plan_update(record, written, deleted, self.now, touch=self.touch_due, meta=self.meta_dirty)
-        if update is None:
-            return
-        key = record.key
-        with self.manager.store_call:
-            saved = self.manager.store.save(key, update)
-        if not saved:
-            self._save_to_successor(key, update.set, update.delete)
 
     def _save_to_successor(self, key: str, written: dict[str, object], deleted: frozenset[str]) -> None:
         # The session moved (renewal by a concurrent request) or ended while this request
