@@ -80,6 +80,7 @@ class Peer:
     cookies: list[str] = field(default_factory=list)
     problem: str | None = None
     trips: dict[str, float] = field(default_factory=dict)
+    pid: int = 0
 
 
 @dataclass
@@ -91,6 +92,8 @@ class Sample:
     p99_ms: float
     redis_per_request: float
     errors: int
+    cpu_us: float
+    """Server CPU time (all its processes) per request, µs: the noise-robust view of cost."""
 
 
 def uvicorn(module: str) -> list[str]:
@@ -340,10 +343,32 @@ def round_trips(peer: Peer, redis_port: int, requests: int = 50) -> dict[str, fl
     return trips
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) of process ``pid`` and all its descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(member, 0.0) for member in tree)
+
+
 def run_wrk(
     peer: Peer, method: str, path: str, cookie_file: Path, duration_s: int, connections: int, redis: RedisCounter
 ) -> Sample:
     before = redis.commands()
+    cpu_before = cpu_seconds(peer.pid)
     result = subprocess.run(
         [
             "taskset",
@@ -368,6 +393,7 @@ def run_wrk(
     )
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed on {peer.name} {path}: {result.stderr.strip() or result.stdout.strip()}")
+    cpu = cpu_seconds(peer.pid) - cpu_before
     redis_commands = redis.commands() - before - 1
     line = next(text for text in reversed(result.stdout.splitlines()) if text.startswith("{"))
     figures = json.loads(line)
@@ -378,6 +404,7 @@ def run_wrk(
         p99_ms=figures["p99_us"] / 1000,
         redis_per_request=redis_commands / requests,
         errors=int(figures["status_errors"]) + int(figures["socket_errors"]),
+        cpu_us=cpu / requests * 1e6,
     )
 
 
@@ -417,7 +444,8 @@ def measure(
                 samples.setdefault((peer.name, label), []).append(sample)
                 print(
                     f"  round {round_number + 1} {peer.name:<18} {label:<5} {sample.rps:>9,.0f} req/s  "
-                    f"p99 {sample.p99_ms:6.2f} ms  redis {sample.redis_per_request:.2f}/req",
+                    f"p99 {sample.p99_ms:6.2f} ms  cpu {sample.cpu_us:6.1f} µs/req  "
+                    f"redis {sample.redis_per_request:.2f}/req",
                     file=sys.stderr,
                 )
     return samples
@@ -432,7 +460,7 @@ def report(peers: list[Peer], samples: dict[tuple[str, str], list[Sample]]) -> N
     print()
     print(
         f"{'peer':<18} {'endpoint':<8} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>7} {'p99/bare':>8} "
-        f"{'trips/req':>9} {'ops/req':>7} {'errors':>6}"
+        f"{'trips/req':>9} {'ops/req':>7} {'cpu µs':>7} {'cpu ratio':>9} {'errors':>6}"
     )
     for label, _, _ in ENDPOINTS:
         for peer in peers:
@@ -443,10 +471,12 @@ def report(peers: list[Peer], samples: dict[tuple[str, str], list[Sample]]) -> N
             ratio = rps / median("bare", label, "rps")
             p99_ratio = p99 / median("bare", label, "p99_ms")
             errors = sum(s.errors for s in samples[(peer.name, label)])
+            cpu = median(peer.name, label, "cpu_us")
+            cpu_ratio = median("bare", label, "cpu_us") / cpu if cpu else 0.0
             print(
                 f"{peer.name:<18} {label:<8} {rps:>9,.0f} {median(peer.name, label, 'p50_ms'):>7.2f} {p99:>7.2f} "
                 f"{ratio:>7.1%} {p99_ratio:>7.2f}x {peer.trips.get(label, 0.0):>9.2f} "
-                f"{median(peer.name, label, 'redis_per_request'):>7.2f} {errors:>6}"
+                f"{median(peer.name, label, 'redis_per_request'):>7.2f} {cpu:>7.1f} {cpu_ratio:>9.1%} {errors:>6}"
             )
     for peer in peers:
         if peer.problem:
@@ -468,7 +498,9 @@ def report(peers: list[Peer], samples: dict[tuple[str, str], list[Sample]]) -> N
         print(f"  Redis round trips per read / write: {trips[0]:.2f} / {trips[1]:.2f} {'met' if met else 'MISSED'}")
     print()
     print("trips/req: Redis commands sent over the network per request (counted with MONITOR, untimed);")
-    print("ops/req: every command Redis ran per request, those inside Lua scripts included (timed runs).")
+    print("ops/req: every command Redis ran per request, those inside Lua scripts included (timed runs);")
+    print("cpu µs: the server's CPU time per request; cpu ratio: the bare app's over the peer's (what the")
+    print("req/s ratio would be if the server core were never idle: the noise-robust view on a shared machine).")
 
 
 def main() -> int:
@@ -478,6 +510,11 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--only", action="append", help="time only these peers (bare is always timed)")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="every Python peer calls gc.freeze() once built (peers/tuning.py), bare included",
+    )
     arguments = parser.parse_args()
 
     gaps = prerequisites()
@@ -513,6 +550,7 @@ def main() -> int:
             print("redis-server did not start", file=sys.stderr)
             return 2
         env = {**os.environ, "BENCH_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+        env["BENCH_GC_FREEZE"] = "1" if arguments.gc_freeze else "0"
         runnable = [p for p in peers if p.problem is None]
         for peer in runnable:
             peer.port = free_port()
@@ -526,6 +564,7 @@ def main() -> int:
                     log=folder / f"{peer.name}.log",
                 )
             )
+            peer.pid = process.pid  # taskset execs the server: same process
             if not wait_for_port(peer.port, process):
                 peer.problem = "did not start: " + (folder / f"{peer.name}.log").read_text()[-500:]
         for peer in runnable:
@@ -542,6 +581,8 @@ def main() -> int:
             print("the bare app failed; no ratios to report", file=sys.stderr)
             return 1
         samples = measure(timed, arguments, RedisCounter(redis_port), folder)
+    mode = "gc.freeze() in every Python peer" if arguments.gc_freeze else "default GC (no peer tuned)"
+    print(f"\n{arguments.rounds} x {arguments.duration} s per peer and endpoint; {mode}")
     report(peers, samples)
     return 0
 

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tuning import after_startup
 
 
 async def login(request: Request) -> Response:
@@ -27,3 +28,5 @@ async def incr(request: Request) -> Response:
 app = Starlette(
     routes=[Route("/login", login, methods=["POST"]), Route("/read", read), Route("/incr", incr, methods=["POST"])]
 )
+
+after_startup()

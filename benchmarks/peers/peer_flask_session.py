@@ -10,6 +10,7 @@ import os
 import redis
 from flask import Flask, session
 from flask_session import Session  # type: ignore[import-untyped]
+from tuning import after_startup
 
 app = Flask(__name__)
 app.config.update(
@@ -47,3 +48,5 @@ def incr() -> tuple[dict[str, object], int]:
         return {"error": "no session"}, 401
     session["n"] += 1
     return {"n": session["n"]}, 200
+
+after_startup()

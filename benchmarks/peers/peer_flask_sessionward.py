@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from flask import Flask, session
+from tuning import after_startup
 
 from sessionward.flask import FlaskSession, SessionWard
 
@@ -44,3 +45,5 @@ def incr() -> tuple[dict[str, object], int]:
         return {"error": "no session"}, 401
     session["n"] = int(str(session["n"])) + 1
     return {"n": session["n"]}, 200
+
+after_startup()

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tuning import after_startup
 
 from sessionward import CookiePolicy, SessionPolicy
 from sessionward.asgi import SessionMiddleware
@@ -51,3 +52,5 @@ app = SessionMiddleware(
     ),
     manager,
 )
+
+after_startup()

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starsessions import SessionAutoloadMiddleware, SessionMiddleware, regenerate_session_id
 from starsessions.stores.redis import RedisStore
+from tuning import after_startup
 
 
 async def login(request: Request) -> Response:
@@ -46,3 +47,5 @@ app = Starlette(
         Middleware(SessionAutoloadMiddleware),
     ],
 )
+
+after_startup()

@@ -157,3 +157,22 @@ def test_python_m_demo_with_an_unreachable_store_exits_1_without_a_traceback() -
     assert "not usable" in result.stderr
     assert "Traceback" not in result.stderr
     assert ":pw@" not in result.stderr  # the store's password is never printed
+
+
+def test_the_demo_server_freezes_what_start_up_built_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full collections must not walk the long-lived start-up objects while requests wait (p99)."""
+    import gc
+
+    import uvicorn
+
+    from sessionward.demo import server
+
+    frozen_at_serve: list[int] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: frozen_at_serve.append(gc.get_freeze_count()))
+    gc.unfreeze()
+    try:
+        server.serve(store_url="memory://")
+    finally:
+        gc.unfreeze()
+    assert len(frozen_at_serve) == 1
+    assert frozen_at_serve[0] > 1000
