@@ -29,6 +29,8 @@ from sessionward.errors import SessionDataError, SessionTooLargeError
 from sessionward.records import JSONValue, SessionMeta, SessionRecord, dumps
 
 _NO_DELETES: frozenset[str] = frozenset()
+_CONTAINERS = (dict, list)
+"""Values that can be changed in place after being read (a tuple: ``dict | list`` is rebuilt per call)."""
 
 
 class Session(MutableMapping[str, JSONValue]):
@@ -58,7 +60,7 @@ class Session(MutableMapping[str, JSONValue]):
     def __getitem__(self, key: str) -> JSONValue:
         self.accessed = True
         value = self._data[key]
-        if isinstance(value, dict | list):
+        if isinstance(value, _CONTAINERS):
             snapshots = self._read_snapshots
             if snapshots is None:
                 snapshots = self._read_snapshots = {}

@@ -1,7 +1,8 @@
 """The Redis store's Lua scripts: each runs atomically on the server, in one round trip.
 
-Every script receives the key prefix as ``ARGV[1]`` and starts with :data:`LIBRARY`, the
-key-naming and session helpers (they mirror :mod:`sessionward.stores.redis_layout`).
+Every script receives the key prefix as ``ARGV[1]`` and, but for :data:`SAVE`, starts with
+:data:`LIBRARY`, the key-naming and session helpers (they mirror
+:mod:`sessionward.stores.redis_layout`).
 
 :data:`SAVE`, :data:`END` (without inline indexing), :data:`WRITE`, :data:`ADMIT`,
 :data:`UNINDEX` and :data:`PRUNE` touch only their declared keys, which share one hash
@@ -112,10 +113,9 @@ local function admit(u, ux, now, maxn, prevent, key, created, deadline, skip, de
 end
 """
 
-SAVE = (
-    LIBRARY
-    + """
--- KEYS: session, handle. ARGV: P, meta ('' when unchanged), expires, retain until, ttl,
+SAVE = """
+-- The hot write path: it needs none of LIBRARY's helpers, so Redis does not define them
+-- on every call. KEYS: session, handle. ARGV: P, meta ('' when unchanged), expires, retain until, ttl,
 -- bump version (0/1), n set, n pairs, deletes. With the metadata unchanged only the data
 -- fields move (expiry and TTL stay). Writes only into a live session: a concurrent logout
 -- left a tombstone, never resurrected.
@@ -135,7 +135,6 @@ if ARGV[2] ~= '' then
 end
 return 1
 """
-)
 
 END = (
     LIBRARY
