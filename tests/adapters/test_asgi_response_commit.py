@@ -55,6 +55,13 @@ async def receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+class Recorder(list[Message]):
+    """The server's ``send``: keeps every message the middleware sends."""
+
+    async def __call__(self, message: Message) -> None:
+        self.append(message)
+
+
 def session_cookie(start: Message) -> bytes:
     value = next(v for k, v in start["headers"] if k == b"set-cookie")
     return bytes(value.split(b";", 1)[0])
@@ -96,11 +103,7 @@ async def test_a_write_is_committed_after_the_handler_has_returned(clock: Manual
         handler_returned = True
 
     app = wrapped(store, clock, watched)
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    sent = send = Recorder()
     await app(scope("POST", "/write"), receive, send)
     cookie = session_cookie(sent[0])
     sent.clear()
@@ -176,11 +179,7 @@ async def test_an_application_failing_before_its_body_leaves_the_answer_to_the_s
 
     store = MemoryStore()
     app = wrapped(store, clock, half)
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    sent = send = Recorder()
     with pytest.raises(RuntimeError, match="mid-response"):
         await app(scope("POST", "/x"), receive, send)
     assert sent == []  # nothing started: the server can still answer 500
@@ -198,11 +197,7 @@ async def test_an_application_failing_after_its_response_still_delivers_it(clock
 
     store = MemoryStore()
     app = wrapped(store, clock, whole_then_fail)
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    sent = send = Recorder()
     with pytest.raises(RuntimeError, match="cleanup"):
         await app(scope("POST", "/x"), receive, send)
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
@@ -216,11 +211,7 @@ async def test_a_store_outage_while_committing_a_held_response_gives_503(clock: 
 
     store = FailingSaves()
     app = wrapped(store, clock, Starlette(routes=[Route("/write", write, methods=["POST"])]))
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
+    sent = send = Recorder()
     await app(scope("POST", "/write"), receive, send)
     cookie = session_cookie(sent[0])
     sent.clear()
