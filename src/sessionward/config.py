@@ -245,7 +245,7 @@ class InvalidSessionPolicy:
 
     def is_excluded(self, path: str) -> bool:
         """Tell whether ``path`` is exempt from invalid-session detection."""
-        return path_matches(path, self.excluded_paths)
+        return bool(self.excluded_paths) and path_matches(path, self.excluded_paths)
 
     def is_api(self, path: str) -> bool:
         """Tell whether ``path`` gets JSON answers rather than redirects."""
@@ -380,7 +380,7 @@ class SessionPolicy:
 
     def is_passive(self, path: str) -> bool:
         """Tell whether a request to ``path`` leaves the idle clock alone."""
-        return path_matches(path, self.passive_paths)
+        return bool(self.passive_paths) and path_matches(path, self.passive_paths)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: SessionPolicy | None = None) -> SessionPolicy:
