@@ -35,6 +35,7 @@ from sessionward.errors import LoginRefusedError
 from sessionward.records import (
     EndReason,
     Entry,
+    Expected,
     JSONValue,
     SessionMeta,
     SessionRecord,
@@ -131,11 +132,14 @@ class Transition:
         raw_id: The new ID for the cookie.
         record: The new record to write.
         retired: The tombstone to write over the old key, if there was one.
+        expect: The precondition: the state of the old session this move was decided on.
+            The store applies the move only while it still holds (see :class:`Expected`).
     """
 
     raw_id: str
     record: SessionRecord
     retired: Tombstone | None
+    expect: Expected | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,16 +361,19 @@ class SessionEngine:
         meta.csrf_token = secrets.token_urlsafe(32)
         if current is not None and fixation is Fixation.CHANGE_ID:
             meta.created_at = current.meta.created_at
-        retired = None
-        if current is not None:
-            if fixation is Fixation.NONE:
-                # The ID survives login: open to fixation, as configured (and warned about).
-                record.key = current.key
-                meta.created_at = current.meta.created_at
-                record.version = current.version
-                return Transition(raw_id=KEEP_ID, record=record, retired=None)
-            retired = self.plan_end(current.key, current.meta.user, EndReason.SUPERSEDED, now)
-        return Transition(raw_id=raw_id, record=record, retired=retired)
+        if current is None:
+            return Transition(raw_id=raw_id, record=record, retired=None)
+        expect = Expected(current.key, current.version)
+        if fixation is Fixation.NONE:
+            # The ID survives login: open to fixation, as configured (and warned about).
+            record.key = current.key
+            meta.created_at = current.meta.created_at
+            record.version = current.version
+            return Transition(raw_id=KEEP_ID, record=record, retired=None, expect=expect)
+        # No successor pointer: a login is a new authentication, and nothing that held
+        # the pre-login ID may follow it there (fixation).
+        retired = self.plan_end(current.key, current.meta.user, EndReason.SUPERSEDED, now)
+        return Transition(raw_id=raw_id, record=record, retired=retired, expect=expect)
 
     def plan_rotation(
         self,
@@ -391,7 +398,11 @@ class SessionEngine:
         record = SessionRecord(key=ids.storage_key(raw_id), meta=meta, data=dict(data))
         self._set_deadlines(record)
         if old_raw_id is None:
-            retired = self.plan_end(current.key, meta.user, EndReason.SUPERSEDED, now)
+            # The successor's key, not its ID: the store can end the session where it
+            # moved (a logout racing this rotation), but the old ID never leads there.
+            retired = replace(
+                self.plan_end(current.key, meta.user, EndReason.SUPERSEDED, now), successor_key=record.key
+            )
         else:
             grace_until = now + self.policy.timeouts.rotation_grace_s
             retired = Tombstone(
@@ -404,7 +415,7 @@ class SessionEngine:
                 sealed_successor=ids.seal_successor(old_raw_id, raw_id),
                 grace_until=grace_until,
             )
-        return Transition(raw_id=raw_id, record=record, retired=retired)
+        return Transition(raw_id=raw_id, record=record, retired=retired, expect=Expected(current.key, current.version))
 
     def plan_end(self, key: str, user: str | None, reason: EndReason, now: float) -> Tombstone:
         """Return the tombstone that remembers why the session under ``key`` ended."""

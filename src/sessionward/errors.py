@@ -48,6 +48,15 @@ class SessionNotAvailableError(SessionwardError, RuntimeError):
     """The creation policy forbids a session here (``never`` or ``stateless``)."""
 
 
+class SessionEndedError(SessionNotAvailableError):
+    """The request's session ended, or changed its ID, in a concurrent request.
+
+    Raised by a verb (``rotate_id``, ``elevate``) that found the session it was decided on
+    gone: a logout, a revocation or another rotation got there first. Nothing was written;
+    the adapters answer 401 ``session_invalid`` when the application does not catch it.
+    """
+
+
 class LoginRefusedError(SessionwardError):
     """Multiple-login control refused a new login ("first wins", ``prevent_login``).
 

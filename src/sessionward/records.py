@@ -148,6 +148,31 @@ class Tombstone(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 Entry = SessionRecord | Tombstone
 
+CHAIN_LIMIT = 32
+"""The most successor links followed from one key (renewals and rotations in a row).
+
+A chain grows by one link per renewal, and renewals are ``renewal_interval_s`` apart, so
+only a grace period many times the renewal interval, or a client rotating in a tight
+loop, comes near it; past it the old ID is treated as ended (fail closed)."""
+
+
+class Expected(msgspec.Struct, frozen=True, gc=False):
+    """The state a transition was decided on: the precondition a store checks before applying it.
+
+    A store applies a transition that carries an ``Expected`` only while ``key`` still
+    holds a live record (not a tombstone, not nothing) whose ``version`` is the one the
+    request loaded. Anything else means another request got there first (a logout, a
+    revocation, a renewal, a data write): the store then changes nothing and returns what
+    it found, and the core decides again from that.
+
+    Attributes:
+        key: The storage key of the session the transition moves away from.
+        version: The record's version as loaded (data writes bump it).
+    """
+
+    key: str
+    version: int
+
 
 class Update(msgspec.Struct, kw_only=True, gc=False):
     """The writes one request makes to an existing session (F18); stores never change it.
@@ -184,6 +209,16 @@ class Update(msgspec.Struct, kw_only=True, gc=False):
     def touches_data(self) -> bool:
         """Tell whether any user data changes."""
         return bool(self.set or self.delete)
+
+
+def with_changes(
+    data: dict[str, JSONValue], written: dict[str, JSONValue], deleted: frozenset[str]
+) -> dict[str, JSONValue]:
+    """Return a copy of ``data`` with one request's writes and deletions applied (F18)."""
+    merged = {**data, **written}
+    for name in deleted:
+        merged.pop(name, None)
+    return merged
 
 
 def dumps(value: JSONValue) -> bytes:

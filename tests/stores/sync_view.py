@@ -13,7 +13,7 @@ from functools import partial
 
 from sessionward._sync.stores.base import SessionStore as SyncSessionStore
 from sessionward.engine import SessionLimit
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
+from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 
 
@@ -30,9 +30,15 @@ class AsyncView(SessionStore):
         return await asyncio.to_thread(self.sync.save, key, update)
 
     async def establish(
-        self, record: SessionRecord, *, retire: Tombstone | None = None, limit: SessionLimit | None = None
+        self,
+        record: SessionRecord,
+        *,
+        retire: Tombstone | None = None,
+        limit: SessionLimit | None = None,
+        expect: Expected | None = None,
     ) -> Established:
-        return await asyncio.to_thread(partial(self.sync.establish, record, retire=retire, limit=limit))
+        work = partial(self.sync.establish, record, retire=retire, limit=limit, expect=expect)
+        return await asyncio.to_thread(work)
 
     async def end(self, tombstone: Tombstone) -> SessionRecord | None:
         return await asyncio.to_thread(self.sync.end, tombstone)

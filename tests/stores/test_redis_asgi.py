@@ -236,7 +236,9 @@ async def test_commands_per_request_on_a_cluster(
     assert counted["anonymous request, no cookie"] == []
     # Login and logout cross slots in steps (see the store's module docstring).
     assert len(counted["logout"]) <= 3
-    assert len(counted["login over an existing session"]) <= 8
+    # A script's first use on a node loads it there (SCRIPT, HELLO): once, not per request.
+    steps = [c for c in counted["login over an existing session"] if c not in ("SCRIPT", "HELLO")]
+    assert len(steps) <= 8
 
 
 # -- races -----------------------------------------------------------------------------------------------

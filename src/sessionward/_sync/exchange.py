@@ -31,18 +31,39 @@ from msgspec.structs import replace
 from sessionward.binding import BindingCheck
 from sessionward.config import BindingMismatch, Creation
 from sessionward.cookies import build_set_cookie
-from sessionward.engine import KEEP_ID, NO_COOKIE, ClientInfo, CookieRead, SessionStatus, Verdict
+from sessionward.engine import (
+    KEEP_ID,
+    NO_COOKIE,
+    Assessment,
+    ClientInfo,
+    CookieRead,
+    SessionLimit,
+    SessionStatus,
+    Transition,
+    Verdict,
+)
 from sessionward.errors import (
     LoginRefusedError,
+    SessionEndedError,
     SessionNotAvailableError,
     StoreError,
     StoreUnavailableError,
 )
 from sessionward.events import EventName
 from sessionward._sync.manager import SessionManager
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
+from sessionward.records import (
+    CHAIN_LIMIT,
+    EndReason,
+    Entry,
+    JSONValue,
+    SessionMeta,
+    SessionRecord,
+    Tombstone,
+    with_changes,
+)
 from sessionward.session import Session
-from sessionward.exchange import CookieAction, Interruption, SessionInfo, _VARY_COOKIE
+from sessionward.stores.base import Established
+from sessionward.exchange import CookieAction, Interruption, MOVE_ATTEMPTS, SessionInfo, _VARY_COOKIE, _contended
 
 logger = logging.getLogger("sessionward")
 
@@ -113,15 +134,9 @@ class Exchange:
             return self._invalid("corrupt")
         assessment = engine.assess(raw_id, entry, now, passive=passive)
         if assessment.verdict is Verdict.GRACE:
-            successor_key, successor_id = assessment.successor_key, assessment.successor_id
-            assert successor_key is not None
-            assert successor_id is not None
-            with manager.store_call:
-                entry = manager.store.load(successor_key, now)
-            assessment = engine.assess(successor_id, entry, now, passive=passive)
+            raw_id, assessment = self._follow(raw_id, assessment, passive=passive)
             if assessment.verdict is Verdict.VALID:
                 # A request that was in flight during renewal: hand it the new ID too.
-                raw_id = successor_id
                 self.cookie_action = CookieAction.SET
         record = assessment.record
         if assessment.verdict is Verdict.VALID:
@@ -153,6 +168,71 @@ class Exchange:
             )
         return self._invalid(assessment.reason or "unknown", assessment.user)
 
+    def _follow(self, raw_id: str, assessment: Assessment, *, passive: bool = False) -> tuple[str, Assessment]:
+        """Follow renewals within their grace to the session's live ID and its assessment.
+
+        Several renewals can fall inside one grace period (a short renewal interval): every
+        ID of the chain still leads to the live session while its own grace lasts. A chain
+        longer than ``CHAIN_LIMIT`` is treated as ended (fail closed).
+        """
+        for _ in range(CHAIN_LIMIT):
+            if assessment.verdict is not Verdict.GRACE:
+                return raw_id, assessment
+            successor_id, successor_key = assessment.successor_id, assessment.successor_key
+            assert successor_id is not None
+            assert successor_key is not None
+            with self.manager.store_call:
+                entry = self.manager.store.load(successor_key, self.now)
+            raw_id = successor_id
+            assessment = self.engine.assess(raw_id, entry, self.now, passive=passive)
+        return raw_id, Assessment(Verdict.ENDED, reason=EndReason.RENEWED.value)
+
+    def _establish(self, transition: Transition, limit: SessionLimit | None = None) -> Established:
+        """Apply a move in the store; it applies only if the state it was decided on still holds."""
+        with self.manager.store_call:
+            return self.manager.store.establish(
+                transition.record, retire=transition.retired, limit=limit, expect=transition.expect
+            )
+
+    def _relocate(self, found: Entry | None) -> tuple[str, SessionRecord] | None:
+        """Decide again after a move found its session changed by a racing request.
+
+        Args:
+            found: What the store holds now under the key the move was decided on.
+
+        Returns:
+            The session's ID and live record now: the same key at a newer version (a
+            racing data write), or where renewals moved it within their grace. ``None``
+            when it ended, or moved where this request may not follow (a privilege
+            rotation, a login: their new ID is not handed to holders of the old one).
+        """
+        raw_id = self.raw_id
+        if raw_id is None:
+            return None
+        raw_id, assessment = self._follow(raw_id, self.engine.assess(raw_id, found, self.now))
+        if assessment.verdict is not Verdict.VALID:
+            return None
+        assert assessment.record is not None
+        return raw_id, assessment.record
+
+    def _lose_session(self, found: Entry | None) -> None:
+        """Drop a session that a racing request ended, or moved out of this request's reach.
+
+        Nothing is written to it. The cookie is cleared when the session ended; when a
+        rotation moved it, the racing request sets the new cookie, and clearing it here
+        could log the browser out. Data this request changed follows the move, server-side.
+        """
+        moved = isinstance(found, Tombstone) and found.reason in (EndReason.RENEWED, EndReason.SUPERSEDED)
+        if moved:
+            assert isinstance(found, Tombstone)
+            written, deleted = self.session.changes()
+            self._save_to_successor(found, written, deleted)
+        self.session.reset(None)
+        self.raw_id = None
+        self.touch_due = self.rotate_due = False
+        self.meta_dirty = None
+        self.cookie_action = CookieAction.KEEP if moved else CookieAction.CLEAR
+
     def _binding_mismatch_tolerated(self, record: SessionRecord, reason: str) -> bool:
         """Report a client that differs from the session's binding (F13); end it unless reporting only."""
         self.manager.emit(
@@ -169,7 +249,7 @@ class Exchange:
         # the thief and the victim cannot be told apart.
         tomb = self.engine.plan_end(record.key, record.meta.user, EndReason.BINDING_MISMATCH, self.now)
         with self.manager.store_call:
-            self.manager.store.end(tomb)
+            self.manager.store.end_following(tomb, self.now)
         return False
 
     def _invalid(self, reason: str, user: str | None = None) -> Interruption | None:
@@ -206,18 +286,27 @@ class Exchange:
             raise ValueError("user must be a non-empty string")
         now = self.now
         current = self.record
-        transition = self.engine.plan_login(current, self.session.data_snapshot(), user, now, self.client)
+        written, deleted = self.session.changes()
+        data = self.session.data_snapshot()
         limit = self.engine.limit(now)
-        try:
-            with self.manager.store_call:
-                established = self.manager.store.establish(
-                    transition.record, retire=transition.retired, limit=limit
+        for _ in range(MOVE_ATTEMPTS):
+            transition = self.engine.plan_login(current, data, user, now, self.client)
+            try:
+                established = self._establish(transition, limit)
+            except LoginRefusedError:
+                self.manager.emit(
+                    EventName.LOGIN_REFUSED, reason="max_sessions", user=user, client=self.client, path=self.path
                 )
-        except LoginRefusedError:
-            self.manager.emit(
-                EventName.LOGIN_REFUSED, reason="max_sessions", user=user, client=self.client, path=self.path
-            )
-            raise
+                raise
+            if established.applied:
+                break
+            # The pre-login session changed under this request. Log in on top of what it
+            # is now; if it ended, log in afresh with only this request's own changes.
+            located = self._relocate(established.found)
+            current = located[1] if located is not None else None
+            data = with_changes(current.data if current is not None else {}, written, deleted)
+        else:
+            raise _contended()
         for victim in established.displaced:
             self.manager.emit(
                 EventName.DISPLACED,
@@ -251,7 +340,8 @@ class Exchange:
         if record is not None:
             tomb = self.engine.plan_end(record.key, record.meta.user, EndReason.LOGGED_OUT, self.now)
             with self.manager.store_call:
-                self.manager.store.end(tomb)
+                # Following renewals a racing request may have made: ended means ended.
+                self.manager.store.end_following(tomb, self.now)
             self.manager.emit(
                 EventName.LOGOUT,
                 reason=EndReason.LOGGED_OUT.value,
@@ -270,10 +360,22 @@ class Exchange:
     def rotate_id(self, meta: SessionMeta | None = None, *, reason: str = "privilege_change") -> None:
         """Move the session to a new ID at once; the old ID dies without grace (F7)."""
         record = self._live_record("rotate_id")
-        current = replace(record, meta=replace(meta or self.meta_dirty or record.meta, last_access_at=self.now))
-        transition = self.engine.plan_rotation(current, self.session.data_snapshot(), self.now)
-        with self.manager.store_call:
-            self.manager.store.establish(transition.record, retire=transition.retired)
+        written, deleted = self.session.changes()
+        data = self.session.data_snapshot()
+        for _ in range(MOVE_ATTEMPTS):
+            current = replace(record, meta=replace(meta or self.meta_dirty or record.meta, last_access_at=self.now))
+            transition = self.engine.plan_rotation(current, data, self.now)
+            established = self._establish(transition)
+            if established.applied:
+                break
+            located = self._relocate(established.found)
+            if located is None:
+                self._lose_session(established.found)
+                raise SessionEndedError("the session ended or changed its ID in a concurrent request")
+            self.raw_id, record = located
+            data = with_changes(record.data, written, deleted)
+        else:
+            raise _contended()
         self.raw_id = transition.raw_id
         self.cookie_action = CookieAction.SET
         self._adopt(transition.record)
@@ -398,8 +500,10 @@ class Exchange:
             self._create_if_required()
             return self.response_headers()
         written, deleted = self.session.changes()
-        if self.rotate_due and self.raw_id is not None:
-            self._renew(record)
+        if self.rotate_due and self.raw_id is not None and self._renew(record, written, deleted):
+            return self.response_headers()
+        record = self.record
+        if record is None:
             return self.response_headers()
         update = self.engine.plan_update(record, written, deleted, self.now, touch=self.touch_due, meta=self.meta_dirty)
         if update is not None:
@@ -407,7 +511,9 @@ class Exchange:
             with self.manager.store_call:
                 saved = self.manager.store.save(key, update)
             if not saved:
-                self._save_to_successor(key, update.set, update.delete)
+                with self.manager.store_call:
+                    entry = self.manager.store.load(key, self.now)
+                self._save_to_successor(entry, update.set, update.delete)
         return self.response_headers()
 
     def response_headers(self) -> list[tuple[bytes, bytes]]:
@@ -447,43 +553,83 @@ class Exchange:
             return self.csrf_pending is not None or self.policy.creation is Creation.ALWAYS
         return self.touch_due or self.rotate_due or self.meta_dirty is not None
 
-    def _save_to_successor(self, key: str, written: dict[str, object], deleted: frozenset[str]) -> None:
-        # The session moved (renewal by a concurrent request) or ended while this request
-        # ran. Follow a renewal so the change is not lost; never resurrect an ended one.
+    def _save_to_successor(
+        self, entry: Entry | None, written: dict[str, object], deleted: frozenset[str]
+    ) -> None:
+        """Write this request's data changes where the session moved; never resurrect.
+
+        The session moved (renewed or rotated by a concurrent request) or ended while this
+        request ran. Its changes follow the successor keys, server-side, so they are not
+        lost; a session that ended stays ended.
+        """
         if not written and not deleted:
             return
         manager = self.manager
-        with manager.store_call:
-            entry = manager.store.load(key, self.now)
-        if not isinstance(entry, Tombstone) or not entry.successor_key:
-            return
-        with manager.store_call:
-            successor = manager.store.load(entry.successor_key, self.now)
-        if isinstance(successor, SessionRecord):
-            update = self.engine.plan_update(successor, dict(written), deleted, self.now, touch=False)
-            if update is not None:
+        for _ in range(CHAIN_LIMIT):
+            if not isinstance(entry, Tombstone) or not entry.successor_key:
+                return
+            with manager.store_call:
+                entry = manager.store.load(entry.successor_key, self.now)
+            if isinstance(entry, SessionRecord):
+                update = self.engine.plan_update(entry, dict(written), deleted, self.now, touch=False)
+                if update is None:
+                    return
                 with manager.store_call:
-                    manager.store.save(successor.key, update)
+                    if manager.store.save(entry.key, update):
+                        return
+                    entry = manager.store.load(entry.key, self.now)
 
-    def _renew(self, record: SessionRecord) -> None:
-        assert self.raw_id is not None
-        meta = replace(self.meta_dirty or record.meta, last_access_at=self.now)
-        transition = self.engine.plan_rotation(
-            replace(record, meta=meta), self.session.data_snapshot(), self.now, old_raw_id=self.raw_id
-        )
-        with self.manager.store_call:
-            self.manager.store.establish(transition.record, retire=transition.retired)
-        self.raw_id = transition.raw_id
-        self.cookie_action = CookieAction.SET
-        self.session.mark_saved(transition.record)
-        self.manager.emit(
-            EventName.ROTATED,
-            reason="renewal",
-            handle=transition.record.handle,
-            user=meta.user,
-            client=self.client,
-            path=self.path,
-        )
+    def _renew(
+        self, record: SessionRecord, written: dict[str, JSONValue], deleted: frozenset[str]
+    ) -> bool:
+        """Renew the ID (periodic renewal), with the request's changes; ``False`` to save them instead.
+
+        The move applies only to the version this request loaded. When a racing request
+        wrote data first, the renewal is decided again on the newer record; when another
+        request renewed first, this one takes that successor (as a request in flight
+        within the grace period would) and writes its changes there: one renewal, one
+        new ID. When the session ended meanwhile, nothing is written and the cookie goes.
+        """
+        for _ in range(MOVE_ATTEMPTS):
+            assert self.raw_id is not None
+            meta = replace(self.meta_dirty or record.meta, last_access_at=self.now)
+            data = with_changes(record.data, written, deleted)
+            transition = self.engine.plan_rotation(replace(record, meta=meta), data, self.now, old_raw_id=self.raw_id)
+            established = self._establish(transition)
+            if established.applied:
+                self.raw_id = transition.raw_id
+                self.cookie_action = CookieAction.SET
+                self.session.mark_saved(transition.record)
+                self.manager.emit(
+                    EventName.ROTATED,
+                    reason="renewal",
+                    handle=transition.record.handle,
+                    user=meta.user,
+                    client=self.client,
+                    path=self.path,
+                )
+                return True
+            located = self._relocate(established.found)
+            if located is None:
+                self._lose_session(established.found)
+                return True
+            raw_id, current = located
+            if current.key == record.key:
+                record = current  # a racing data write: renew on top of it
+                continue
+            self.raw_id = raw_id
+            self.cookie_action = CookieAction.SET
+            update = self.engine.plan_update(current, written, deleted, self.now, touch=False)
+            if update is not None:
+                with self.manager.store_call:
+                    saved = self.manager.store.save(current.key, update)
+                if not saved:
+                    self._lose_session(None)
+                    return True
+            self.session.mark_saved(current)
+            return True
+        # Outpaced by racing writers: keep the old ID this time (renewal stays due); save.
+        return False
 
     def _create_if_required(self) -> None:
         creation = self.policy.creation

@@ -48,7 +48,7 @@ from msgspec.structs import replace
 from sessionward.engine import SessionLimit, login_order
 from sessionward.errors import ConfigError, StoreError, StoreUnavailableError
 from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
+from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 from sessionward.stores.file_io import (
     bucket_of,
@@ -256,8 +256,11 @@ class FileStore(SessionStore):
         *,
         retire: Tombstone | None = None,
         limit: SessionLimit | None = None,
+        expect: Expected | None = None,
     ) -> Established:
         _require_keys(record.key, *([retire.key] if retire is not None else []))
+        if expect is not None and expect.key not in (record.key, retire.key if retire is not None else None):
+            raise ValueError("expect.key must be the retired key or the record's own key")
         user = record.meta.user
         retire_key = retire.key if retire is not None and retire.key != record.key else None
         touched = [record.key] + ([retire_key] if retire_key else [])
@@ -274,6 +277,11 @@ class FileStore(SessionStore):
                     with self._locked(keys=[*touched, *index]):
                         if owners() != users:
                             continue  # a record changed hands before we held its user's lock
+                        if expect is not None:
+                            # The precondition, checked under the locks the write holds.
+                            found = self._peek(expect.key)
+                            if not isinstance(found, SessionRecord) or found.version != expect.version:
+                                return Established(applied=False, found=found)
                         return self._establish_locked(record, retire if retire_key else None, limit, index)
 
         return await self._call(work)

@@ -16,6 +16,7 @@ from sessionward.engine import SessionLimit, login_order
 from sessionward.records import (
     EndReason,
     Entry,
+    Expected,
     SessionRecord,
     Tombstone,
     Update,
@@ -51,6 +52,11 @@ class MemoryStore(SessionStore):
             return tomb
         return None
 
+    def _entry(self, key: str) -> Entry | None:
+        """Return what ``key`` holds, whatever its expiry (a failed precondition reports it)."""
+        stored = self._live.get(key)
+        return self._materialize(stored) if stored is not None else self._tombs.get(key)
+
     async def save(self, key: str, update: Update) -> bool:
         stored = self._live.get(key)
         if stored is None:
@@ -74,7 +80,12 @@ class MemoryStore(SessionStore):
         *,
         retire: Tombstone | None = None,
         limit: SessionLimit | None = None,
+        expect: Expected | None = None,
     ) -> Established:
+        if expect is not None:
+            current = self._live.get(expect.key)
+            if current is None or current.record.version != expect.version:
+                return Established(applied=False, found=self._entry(expect.key))
         user = record.meta.user
         displaced: list[SessionRecord] = []
         if limit is not None and user is not None:

@@ -47,6 +47,7 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import Any, cast
 
+from msgspec.structs import replace
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import (
     BusyLoadingError,
@@ -62,7 +63,7 @@ from redis.exceptions import (
 from sessionward.engine import SessionLimit
 from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
 from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update, dumps, meta_to_json
+from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps, meta_to_json
 from sessionward.stores import redis_lua as lua
 from sessionward.stores.base import Established, SessionStore, StoreStats
 from sessionward.stores.redis_layout import (
@@ -172,6 +173,7 @@ class RedisStore(SessionStore):
         self._unindex = register(lua.UNINDEX)
         self._prune = register(lua.PRUNE)
         self._login = register(lua.LOGIN)
+        self._claim_script = register(lua.CLAIM)
         self._end_user = register(lua.END_USER)
         # The hot path's auto-pipeline, or None (a cluster client; the generated blocking
         # twin of this store). Typed Any so that twin, which never uses it, still checks.
@@ -407,12 +409,13 @@ class RedisStore(SessionStore):
         *,
         retire: Tombstone | None = None,
         limit: SessionLimit | None = None,
+        expect: Expected | None = None,
     ) -> Established:
         await self._connect()
         if record.meta.user is None:
             limit = None
         if self.cluster:
-            return await self._establish_in_steps(record, retire, limit)
+            return await self._establish_in_steps(record, retire, limit, expect)
         user = record.meta.user
         displaced_tomb = _displaced(user, limit)
         args: list[Arg] = [
@@ -427,9 +430,13 @@ class RedisStore(SessionStore):
             number(record.meta.absolute_deadline),
         ]
         args += [*_tomb_args(displaced_tomb), retire.key if retire else "", *_tomb_args(retire)]
+        args += [expect.key, str(expect.version)] if expect is not None else ["", ""]
         args += record_fields(record)
         with _translate():
             result = await self._login(keys=self._session_keys(record.key), args=args)
+        if result[0] == 2:
+            assert expect is not None
+            return _not_applied(expect.key, result[1])
         if result[0] == 0:
             assert limit is not None
             assert user is not None
@@ -438,9 +445,16 @@ class RedisStore(SessionStore):
         return Established(displaced=[r for r in displaced if r is not None])
 
     async def _establish_in_steps(
-        self, record: SessionRecord, retire: Tombstone | None, limit: SessionLimit | None
+        self, record: SessionRecord, retire: Tombstone | None, limit: SessionLimit | None, expect: Expected | None
     ) -> Established:
         """Cluster mode: the steps of ``establish``, each atomic in its slot (module docstring)."""
+        if expect is not None and expect.key == record.key:
+            # A login that keeps its ID: the check and the write are on one key, one step.
+            ttl = ttl_ms(record.kept_until, record.meta.last_access_at)
+            reply = await self._claim(expect, ["write", ttl, *record_fields(record)])
+            if reply[0] == 0:
+                return _not_applied(expect.key, reply[1])
+            expect = None
         user = record.meta.user
         tag = user_tag(user) if user is not None else None
         now = limit.now if limit else record.meta.last_access_at
@@ -475,7 +489,19 @@ class RedisStore(SessionStore):
         if previous_tag is not None and _text(previous_tag) != tag:
             with _translate():
                 await self._unindex(keys=self._user_keys(_text(previous_tag)), args=[self.prefix, record.key])
-        if retire is not None and retire.key != record.key:
+        if retire is not None and retire.key != record.key and expect is not None:
+            # The precondition and the retirement, atomic on the old key's slot. The new
+            # session is already written (and admitted): a concurrent "end all sessions"
+            # finds it through the index or through this tombstone's successor key.
+            reply = await self._claim(expect, ["end", *_tomb_args(retire)])
+            if reply[0] == 0:
+                await self._withdraw(record.key, tag, victims)
+                return _not_applied(expect.key, reply[1])
+            old_tag = pairs(reply[1]).get(b"u")
+            if old_tag is not None:
+                with _translate():
+                    await self._unindex(keys=self._user_keys(_text(old_tag)), args=[self.prefix, retire.key])
+        elif retire is not None and retire.key != record.key:
             await self._end_session(retire.key, retire)
         displaced: list[SessionRecord] = []
         displaced_tomb = _displaced(user, limit)
@@ -486,6 +512,21 @@ class RedisStore(SessionStore):
             if victim_record is not None:
                 displaced.append(victim_record)
         return Established(displaced=displaced)
+
+    async def _claim(self, expect: Expected, tail: list[Arg]) -> Any:
+        """Run CLAIM on the expected key's slot (cluster mode)."""
+        args: list[Arg] = [self.prefix, expect.key, str(expect.version), *tail]
+        with _translate():
+            return await self._claim_script(keys=self._session_keys(expect.key), args=args)
+
+    async def _withdraw(self, key: str, tag: str | None, victims: list[str]) -> None:
+        """Undo the first steps of a cluster move whose precondition failed: drop the new session."""
+        if victims:
+            logger.warning("a login lost a race after displacing %d session(s); they stay live", len(victims))
+        with _translate():
+            if tag is not None:
+                await self._unindex(keys=self._user_keys(tag), args=[self.prefix, key])
+            await self.client.delete(*self._session_keys(key))
 
     async def _find_dead(self, tag: str, key: str, skip: list[str], now: float) -> tuple[list[str], bool]:
         """Return the user's indexed sessions that are no longer live, and whether ``key`` is live."""
@@ -529,13 +570,22 @@ class RedisStore(SessionStore):
             with _translate():
                 members = _members(await self.client.zrange(index[0], 0, -1))
             members = [m for m in members if m != keep_key]
+            followed: list[SessionRecord] = []
             for member in members:
                 fields = await self._end_session(member, tomb, only_existing=True)
                 if fields is not None:
                     ended.append((member, fields))
+                    continue
+                # Not atomic with a move of this session on another slot: a renewal may
+                # have retired the member just now, naming a successor not yet indexed.
+                moved = await self.end_following(replace(tomb, key=member), now)
+                if moved is not None and moved.key != keep_key:
+                    followed.append(moved)
             if members:
                 with _translate():
                     await self._unindex(keys=index, args=[self.prefix, *members])
+            records = [_live_record(key, fields) for key, fields in ended] + followed
+            return [r for r in records if r is not None and r.expires_at > now]
         records = [_live_record(key, fields) for key, fields in ended]
         return [r for r in records if r is not None and r.expires_at > now]
 
@@ -562,6 +612,16 @@ def _displaced(user: str | None, limit: SessionLimit | None) -> Tombstone | None
     return Tombstone(
         key="", reason=EndReason.DISPLACED, user=user, ended_at=limit.now, expires_at=limit.tombstone_expires_at
     )
+
+
+def _not_applied(key: str, fields: Any) -> Established:
+    """Return the result of a move whose precondition failed, with what ``key`` holds."""
+    try:
+        found = decode_entry(key, pairs(fields)) if fields else None
+    except StoreError:
+        logger.warning("corrupt session record %s met by a move", key[:16])
+        found = None
+    return Established(applied=False, found=found)
 
 
 def _tomb_args(tomb: Tombstone | None) -> list[Arg]:

@@ -4,7 +4,7 @@ Every script receives the key prefix as ``ARGV[1]`` and, but for :data:`SAVE`, s
 :data:`LIBRARY`, the key-naming and session helpers (they mirror
 :mod:`sessionward.stores.redis_layout`).
 
-:data:`SAVE`, :data:`END` (without inline indexing), :data:`WRITE`, :data:`ADMIT`,
+:data:`SAVE`, :data:`END` (without inline indexing), :data:`WRITE`, :data:`CLAIM`, :data:`ADMIT`,
 :data:`UNINDEX` and :data:`PRUNE` touch only their declared keys, which share one hash
 tag (a session with its handle key; a user's two index keys): they run in cluster mode. :data:`LOGIN`,
 :data:`END` with inline indexing and :data:`END_USER` reach keys they compute, across
@@ -64,6 +64,17 @@ local function unindex(tag, key)
   local u, ux = ukeys(tag)
   redis.call('ZREM', u, key)
   redis.call('ZREM', ux, key)
+end
+
+-- The precondition of a move: s holds a live record (not a tombstone) at version v.
+-- Returns nil when it holds, else what s holds (flat fields, empty when nothing).
+local function unexpected(s, v)
+  if redis.call('TYPE', s)['ok'] ~= 'hash' then return {{}} end
+  if redis.call('HEXISTS', s, 't') == 0 and redis.call('HEXISTS', s, 'm') == 1
+    and (redis.call('HGET', s, 'v') or '0') == v then
+    return nil
+  end
+  return redis.call('HGETALL', s)
 end
 
 -- Write a live session over whatever s held; return the user tag it had, if any.
@@ -204,8 +215,14 @@ LOGIN = (
 -- Standalone only: establish in one atomic step. KEYS: session, handle.
 -- ARGV: P, key, ttl, user tag or '', now, max (0: none), prevent, created, deadline,
 -- displaced tombstone, its expiry, its ttl, retire key or '', retire tombstone, its expiry,
--- its ttl, fields... Returns {0} (refused) or {1, key1, fields1, key2, fields2...} (displaced).
+-- its ttl, expected key or '', expected version, fields... Returns {0} (refused),
+-- {2, fields} (the precondition failed: what the expected key holds; nothing written) or
+-- {1, key1, fields1, key2, fields2...} (displaced).
 local key, tag, now, retire = ARGV[2], ARGV[4], ARGV[5], ARGV[13]
+if ARGV[17] ~= '' then
+  local found = unexpected(skey(ARGV[17]), ARGV[18])
+  if found then return {2, found} end
+end
 local victims = {}
 if tag ~= '' then
   local u, ux = ukeys(tag)
@@ -225,7 +242,7 @@ if retire ~= '' and retire ~= key then
   if prev then unindex(field(prev, 'u'), retire) end
 end
 local fields = {}
-for i = 17, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 19, #ARGV do fields[#fields + 1] = ARGV[i] end
 local prev_tag = write_session(KEYS[1], KEYS[2], key, ARGV[3], fields)
 if prev_tag and prev_tag ~= tag then unindex(prev_tag, key) end
 local out = {1}
@@ -237,6 +254,25 @@ for _, v in ipairs(victims) do
   end
 end
 return out
+"""
+)
+
+CLAIM = (
+    LIBRARY
+    + """
+-- Cluster: the precondition of a move and its first write on the old key's slot, in one
+-- step. KEYS: session, handle (of the expected key). ARGV: P, key, expected version, then
+-- either 'end', tombstone, its expiry, its ttl (retire the key) or 'write', ttl, fields...
+-- (a login that keeps its ID). Returns {0, fields} (the precondition failed) or {1, prev}.
+local found = unexpected(KEYS[1], ARGV[3])
+if found then return {0, found} end
+if ARGV[4] == 'end' then
+  return {1, end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[5], ARGV[6], ARGV[7], false) or {}}
+end
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+write_session(KEYS[1], KEYS[2], ARGV[2], ARGV[5], fields)
+return {1, {}}
 """
 )
 

@@ -15,6 +15,15 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   (a concurrent logout ended it), nothing is written and it returns ``False``.
 * :meth:`SessionStore.establish` writes a new record, retires the old key and enforces
   the per-user limit atomically with respect to other logins of the same user (F11).
+  When it carries an :class:`~sessionward.records.Expected` (every login, rotation and
+  renewal of an existing session does), it applies only while the old key still holds a
+  live record at the expected version, checked and written in one atomic step (one Lua
+  script, one transaction holding the row and user locks, one set of file locks).
+  Otherwise it writes nothing and returns what it found (``applied=False``), so a move
+  never undoes a concurrent logout or revocation and one renewal never forks a session.
+* A move (renewal, rotation) leaves on the old key a tombstone naming the successor's
+  key; :meth:`SessionStore.end_following` follows it, so ending a session that a racing
+  request just moved still ends it.
 * Records whose ``expires_at`` has passed are never listed or counted (``list_user``,
   ``find_handle``, ``stats``, the login limit). :meth:`load` still returns them until
   ``record.kept_until`` (``retain_until``) so the engine can tell the user why the session
@@ -28,8 +37,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from msgspec.structs import replace
+
 from sessionward.engine import SessionLimit
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone, Update
+from sessionward.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, StoreStats
 
 
@@ -69,12 +80,16 @@ class SessionStore(ABC):
         *,
         retire: Tombstone | None = None,
         limit: SessionLimit | None = None,
+        expect: Expected | None = None,
     ) -> Established:
         """Write a new record (login, rotation, first save), atomically.
 
         Args:
             record: The record to write under ``record.key`` (created or overwritten).
             retire: A tombstone to write over an old key, which leaves the user index.
+            expect: The precondition: ``expect.key`` (the retired key, or ``record.key``
+                for a login that keeps its ID) holds a live record at ``expect.version``.
+                When it does not, nothing is written and the result says what is there.
             limit: For a login of ``record.meta.user``: the most live sessions the user
                 may have counting the new one. Sessions other than ``record.key`` and
                 ``retire.key`` count. When over, either refuse (``prevent_login``) or
@@ -143,8 +158,30 @@ class SessionStore(ABC):
         record = self.find_handle(handle, now)
         if record is None or (user is not None and record.meta.user != user):
             return None
-        return self.end(
-            Tombstone(
-                key=record.key, reason=reason, user=record.meta.user, ended_at=now, expires_at=tombstone_expires_at
-            )
+        tomb = Tombstone(
+            key=record.key, reason=reason, user=record.meta.user, ended_at=now, expires_at=tombstone_expires_at
         )
+        return self.end_following(tomb, now)
+
+    def end_following(self, tombstone: Tombstone, now: float) -> SessionRecord | None:
+        """End the session under ``tombstone.key``, and wherever a renewal or rotation moved it.
+
+        A request that loaded a session just before another request renewed it still
+        holds the old key, which is now a tombstone naming the successor: ending only the
+        old key would leave the successor live. Each step is :meth:`end` (atomic on its
+        key); a move applies only to a live key, so once a key is ended the chain cannot
+        grow past it, and following it to its end leaves no ID of the session live.
+
+        Returns:
+            The live record that was ended, or ``None`` if the session had already ended.
+        """
+        key = tombstone.key
+        for _ in range(CHAIN_LIMIT):
+            ended = self.end(replace(tombstone, key=key))
+            if ended is not None:
+                return ended
+            entry = self.load(key, now)
+            if not isinstance(entry, Tombstone) or entry.successor_key is None:
+                return None
+            key = entry.successor_key
+        return None

@@ -16,7 +16,10 @@ Concurrency:
   writes.
 * Every write to a session requires ``tomb IS NULL``: a session ended by a concurrent
   logout is never brought back.
-* ``establish`` (login) and ``end_user`` run in one transaction holding a per-user lock
+* ``establish`` (login, rotation, renewal) checks its precondition on the old row
+  ``FOR UPDATE`` and writes in the same transaction, so a logout or a racing renewal
+  that committed first makes it write nothing (the row lock orders them).
+* ``establish`` (of an authenticated session) and ``end_user`` run in one transaction holding a per-user lock
   — the user's row of ``<prefix>user_locks``, locked by an upsert on PostgreSQL and
   MySQL, the database write lock (``BEGIN IMMEDIATE``) on SQLite — so the
   multiple-login limit holds across any number of app processes and servers (F11).
@@ -53,6 +56,7 @@ from sessionward.ids import handle_of
 from sessionward.records import (
     EndReason,
     Entry,
+    Expected,
     SessionRecord,
     Tombstone,
     Update,
@@ -201,6 +205,16 @@ class SqlStore(SessionStore):
             retain_until=row.kept_until,
         )
 
+    def _decoded(self, row: sa.Row[Any] | None) -> Entry | None:
+        """Decode a row whatever its expiry; a corrupt one reads as none (its next load ends it)."""
+        if row is None:
+            return None
+        try:
+            return tombstone_from_json(row.tomb) if row.tomb is not None else self._record(row)
+        except StoreError as error:
+            logger.warning("corrupt session %s: %s", row.key[:16], error)
+            return None
+
     def _readable(self, rows: Iterable[sa.Row[Any]]) -> list[SessionRecord]:
         """Decode rows for listings, leaving out corrupt ones: their next load ends them."""
         records = []
@@ -332,13 +346,24 @@ class SqlStore(SessionStore):
         *,
         retire: Tombstone | None = None,
         limit: SessionLimit | None = None,
+        expect: Expected | None = None,
     ) -> Established:
         user = record.meta.user
 
         def work(connection: Connection) -> Established:
             displaced: list[SessionRecord] = []
-            if limit is not None and user is not None:
+            if user is not None:
+                # Every move of a user's session, not only a login under a limit: "end all
+                # of the user's sessions" holds the same lock, so it sees either the old
+                # key (then this move finds it ended) or the new one (and ends it).
                 self._lock_user(connection, user)
+            if expect is not None:
+                c = self.sessions.c
+                query = self._select_for_update(sa.select(self.sessions).where(c.key == expect.key))
+                row = (connection.execute(query)).first()
+                if row is None or row.tomb is not None or row.version != expect.version:
+                    return Established(applied=False, found=self._decoded(row))
+            if limit is not None and user is not None:
                 displaced = self._enforce_limit(connection, record, retire, limit, user)
             if retire is not None and retire.key != record.key:
                 self._bury(connection, [retire.key], retire)
