@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from sessionward.clientinfo import client_info
-from sessionward.errors import StoreUnavailableError
+from sessionward.errors import SessionEndedError, StoreUnavailableError
 from sessionward.events import EventName
 from sessionward.exchange import Exchange, Interruption
 from sessionward.firewall import check_request
@@ -96,6 +96,14 @@ class SessionMiddleware:
         response = _HeldResponse(self, scope, exchange, send)
         try:
             await self.app(scope, receive, response)
+        except SessionEndedError:
+            # A verb found the session ended by a racing request (a logout, a revocation):
+            # the application did not catch it, so the client is told as for any ended session.
+            if response.started:
+                raise
+            response.abandon()
+            await _send_interruption(send, exchange, exchange.lost())
+            return
         except Exception:
             await response.finish(app_failed=True)
             raise
@@ -129,7 +137,18 @@ class _HeldResponse:
     cell per captured name.
     """
 
-    __slots__ = ("body", "exchange", "later", "middleware", "replaced", "scope", "send", "sending", "start")
+    __slots__ = (
+        "body",
+        "exchange",
+        "later",
+        "middleware",
+        "replaced",
+        "scope",
+        "send",
+        "sending",
+        "start",
+        "started",
+    )
 
     def __init__(self, middleware: SessionMiddleware, scope: Scope, exchange: Exchange, send: Send) -> None:
         self.middleware = middleware
@@ -145,12 +164,15 @@ class _HeldResponse:
         self.sending: asyncio.Task[None] | None = None
         self.replaced = False
         """A 503 went out instead of the application's response; the rest of it is dropped."""
+        self.started = False
+        """The application has begun its response (held or sent)."""
 
     async def __call__(self, message: Message) -> None:
         if self.replaced:
             return
         kind = message["type"]
         start = self.start
+        self.started = True
         if kind == "http.response.start":
             if self.exchange.may_write(message["status"]):
                 self.start = message

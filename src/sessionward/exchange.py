@@ -293,6 +293,13 @@ class Exchange:
         self.meta_dirty = None
         self.cookie_action = CookieAction.KEEP if moved else CookieAction.CLEAR
 
+    def lost(self) -> Interruption:
+        """Return the answer to a request whose session a racing request ended (:class:`SessionEndedError`)."""
+        settings = self.policy.invalid_session
+        if not settings.is_api(self.path) and settings.redirect_url is not None:
+            return self._redirect(settings.redirect_url, "session_ended")
+        return Interruption(401, "session_ended")
+
     async def _binding_mismatch_tolerated(self, record: SessionRecord, reason: str) -> bool:
         """Report a client that differs from the session's binding (F13); end it unless reporting only."""
         await self.manager.emit(
@@ -323,10 +330,14 @@ class Exchange:
         settings = self.policy.invalid_session
         if settings.is_api(self.path):
             return Interruption(401, reason)
-        if settings.redirect_url is not None:
-            separator = "&" if "?" in settings.redirect_url else "?"
-            return Interruption(303, reason, location=f"{settings.redirect_url}{separator}reason={reason}")
-        return None
+        if settings.redirect_url is None:
+            return None
+        return self._redirect(settings.redirect_url, reason)
+
+    @staticmethod
+    def _redirect(url: str, reason: str) -> Interruption:
+        separator = "&" if "?" in url else "?"
+        return Interruption(303, reason, location=f"{url}{separator}reason={reason}")
 
     # -- the verbs handlers call -------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from sessionward.clock import Clock
 from sessionward.config import SessionPolicy
 from sessionward.csrf import csrf_token as _csrf_token
 from sessionward.engine import SessionStatus
-from sessionward.errors import SessionNotAvailableError, StoreUnavailableError
+from sessionward.errors import SessionEndedError, SessionNotAvailableError, StoreUnavailableError
 from sessionward.events import EventBus, JsonAuditLogger
 from sessionward.exchange import SessionInfo
 from sessionward.headers import SecurityHeadersPolicy
@@ -262,6 +262,7 @@ class SessionWard:
         app.session_interface = _Interface()
         app.jinja_env.globals["csrf_token"] = csrf_token
         app.register_error_handler(StoreUnavailableError, _store_unavailable)
+        app.register_error_handler(SessionEndedError, _session_ended)
         app.extensions[EXTENSION_KEY] = self
 
 
@@ -290,6 +291,11 @@ def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int, dic
     del error  # logged where it happened; the user gets a retryable answer (F19)
     body = jsonify(error="session_store_unavailable", message=STORE_UNAVAILABLE_MESSAGE)
     return body, 503, {"Retry-After": "1", "Cache-Control": "no-store"}
+
+
+def _session_ended(error: SessionEndedError) -> tuple[Response, int, dict[str, str]]:
+    del error  # a racing request ended the session; the middleware clears the cookie
+    return jsonify(error="session_invalid", reason="session_ended"), 401, {"Cache-Control": "no-store"}
 
 
 def _settings(config: Mapping[str, Any]) -> dict[str, str]:
