@@ -191,10 +191,16 @@ class RedisStore(SessionStore):
         return cls(client, key_prefix=target.key_prefix, cluster=target.kind == "cluster")
 
     async def setup(self) -> None:
-        """Check that Redis answers; there is no schema (scripts load themselves on first use)."""
+        """Check that Redis answers and load the scripts (there is no schema).
+
+        Scripts also load themselves on first use (after a restart or a flush); loading
+        them here spares the first requests racing to load them on every node.
+        """
         await self._connect()
         with _translate():
             await self.client.ping()
+            for source in lua.SCRIPTS:
+                await self.client.script_load(source)
 
     async def _connect(self) -> None:
         """Learn the cluster's topology once, before any command (a no-op for one server).

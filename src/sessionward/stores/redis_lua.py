@@ -296,3 +296,6 @@ end
 return out
 """
 )
+
+SCRIPTS = (SAVE, END, WRITE, CLAIM, ADMIT, UNINDEX, PRUNE, LOGIN, END_USER)
+"""Every script, for loading them all at set-up."""
