@@ -51,6 +51,7 @@ from sessionward.errors import (
     StoreUnavailableError,
 )
 from sessionward.events import EventName
+from sessionward.lifecycle import AfterLostRace, after_lost_race
 from sessionward.manager import SessionManager
 from sessionward.records import (
     CHAIN_LIMIT,
@@ -254,44 +255,46 @@ class Exchange:
                 transition.record, retire=transition.retired, limit=limit, expect=transition.expect
             )
 
-    async def _relocate(self, found: Entry | None) -> tuple[str, SessionRecord] | None:
+    async def _relocate(self, found: Entry | None) -> tuple[str, SessionRecord] | AfterLostRace:
         """Decide again after a move found its session changed by a racing request.
 
         Args:
             found: What the store holds now under the key the move was decided on.
 
         Returns:
-            The session's ID and live record now: the same key at a newer version (a
-            racing data write), or where renewals moved it within their grace. ``None``
-            when it ended, or moved where this request may not follow (a privilege
-            rotation, a login: their new ID is not handed to holders of the old one).
+            The session's ID and live record now, to move again: the same key at a newer
+            version (a racing data write), or where renewals within their grace moved it.
+            Otherwise what the request does instead (:func:`after_lost_race`): let go of
+            a session moved out of its reach, or end an ended one.
         """
+        decision = after_lost_race(found, self.now)
         raw_id = self.raw_id
-        if raw_id is None:
-            return None
+        if decision is AfterLostRace.RETRY and raw_id is not None:
+            assert isinstance(found, SessionRecord)
+            return raw_id, found
+        if decision is not AfterLostRace.FOLLOW or raw_id is None:
+            return AfterLostRace.LET_GO if decision is AfterLostRace.LET_GO else AfterLostRace.END
         raw_id, assessment = await self._follow(raw_id, self.engine.assess(raw_id, found, self.now))
         if assessment.verdict is not Verdict.VALID:
-            return None
+            return AfterLostRace.END
         assert assessment.record is not None
         return raw_id, assessment.record
 
-    async def _lose_session(self, found: Entry | None) -> None:
+    async def _lose_session(self, decision: AfterLostRace, found: Entry | None) -> None:
         """Drop a session that a racing request ended, or moved out of this request's reach.
 
-        Nothing is written to it. The cookie is cleared when the session ended; when a
+        Nothing more is written to it. The cookie is cleared when the session ended; when a
         rotation moved it, the racing request sets the new cookie, and clearing it here
         could log the browser out. Data this request changed follows the move, server-side.
         """
-        moved = isinstance(found, Tombstone) and found.reason in (EndReason.RENEWED, EndReason.SUPERSEDED)
-        if moved:
-            assert isinstance(found, Tombstone)
+        if decision is AfterLostRace.LET_GO:
             written, deleted = self.session.changes()
             await self._save_to_successor(found, written, deleted)
         self.session.reset(None)
         self.raw_id = None
         self.touch_due = self.rotate_due = False
         self.meta_dirty = None
-        self.cookie_action = CookieAction.KEEP if moved else CookieAction.CLEAR
+        self.cookie_action = CookieAction.KEEP if decision is AfterLostRace.LET_GO else CookieAction.CLEAR
 
     def lost(self) -> Interruption:
         """Return the answer to a request whose session a racing request ended (:class:`SessionEndedError`)."""
@@ -374,7 +377,7 @@ class Exchange:
             # The pre-login session changed under this request. Log in on top of what it
             # is now; if it ended, log in afresh with only this request's own changes.
             located = await self._relocate(established.found)
-            current = located[1] if located is not None else None
+            current = located[1] if isinstance(located, tuple) else None
             data = with_changes(current.data if current is not None else {}, written, deleted)
         else:
             raise _contended()
@@ -440,8 +443,8 @@ class Exchange:
             if established.applied:
                 break
             located = await self._relocate(established.found)
-            if located is None:
-                await self._lose_session(established.found)
+            if not isinstance(located, tuple):
+                await self._lose_session(located, established.found)
                 raise SessionEndedError("the session ended or changed its ID in a concurrent request")
             self.raw_id, record = located
             data = with_changes(record.data, written, deleted)
@@ -681,8 +684,8 @@ class Exchange:
                 )
                 return True
             located = await self._relocate(established.found)
-            if located is None:
-                await self._lose_session(established.found)
+            if not isinstance(located, tuple):
+                await self._lose_session(located, established.found)
                 return True
             raw_id, current = located
             if current.key == record.key:
@@ -695,7 +698,7 @@ class Exchange:
                 async with self.manager.store_call:
                     saved = await self.manager.store.save(current.key, update)
                 if not saved:
-                    await self._lose_session(None)
+                    await self._lose_session(AfterLostRace.END, None)
                     return True
             self.session.mark_saved(current)
             return True

@@ -9,15 +9,12 @@ renewal makes one successor, the limit counts every live ID, no spurious logouts
 from __future__ import annotations
 
 import asyncio
-import gc
 
 import httpx
-import pytest
 
 from demo.support import COOKIE, PASSWORDS, DemoUnderTest, login, set_sid, sid
 from interleave import GatedStore
 from sessionward.records import EndReason, SessionRecord
-from stores.backends import Backend
 
 from .conftest import GatedDemo
 
@@ -128,16 +125,7 @@ async def test_password_change_decided_before_a_renewal_on_another_device_ends_i
     await assert_dead(demo, phone_id, successor)
 
 
-async def test_a_burst_of_renewals_forks_no_session(
-    gated_demo: GatedDemo, backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    if backend.name == "sync:redis_cluster":
-        # redis-py's blocking cluster client (8.1), reached by ten threads at once on three
-        # nodes, now and then leaves a socket it made to be closed by the garbage collector:
-        # every pool is empty of in-use connections at close. Collected here, so it cannot
-        # fail a later test; the lifecycle assertions below are unaffected.
-        request.addfinalizer(gc.collect)
-        request.applymarker(pytest.mark.filterwarnings("ignore::ResourceWarning"))
+async def test_a_burst_of_renewals_forks_no_session(gated_demo: GatedDemo) -> None:
     demo, store = await gated_demo(
         {**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "true"}
     )

@@ -165,6 +165,11 @@ class RedisStore(SessionStore):
         if self._pipeline is not None:
             self._pipeline.close()
         self.client.close()
+        # redis-py's blocking cluster client (the generated twin of this store) leaves its
+        # nodes' pools connected on close; the asyncio one has no such method (nor need).
+        disconnect = getattr(self.client, "disconnect_connection_pools", None)
+        if disconnect is not None:
+            disconnect()
         # A Sentinel-managed client also holds connections to the sentinels themselves.
         manager = getattr(getattr(self.client, "connection_pool", None), "sentinel_manager", None)
         for sentinel in getattr(manager, "sentinels", ()):
