@@ -106,6 +106,10 @@ class GatedStore(SessionStore):
         await self._gate("find_handle")
         return await self.inner.find_handle(handle, now)
 
+    async def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        await self._gate("find_moved")
+        return await self.inner.find_moved(handle, now)
+
     async def end_user(
         self, user: str, reason: EndReason, now: float, tombstone_expires_at: float, *, keep_key: str | None = None
     ) -> list[SessionRecord]:

@@ -138,6 +138,10 @@ class GatedSyncStore(SessionStore):
         self._gate("find_handle")
         return self.inner.find_handle(handle, now)
 
+    def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        self._gate("find_moved")
+        return self.inner.find_moved(handle, now)
+
     def end_user(
         self, user: str, reason: EndReason, now: float, tombstone_expires_at: float, *, keep_key: str | None = None
     ) -> list[SessionRecord]:

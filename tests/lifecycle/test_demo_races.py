@@ -220,3 +220,18 @@ async def test_elevation_racing_a_revocation_of_the_user_is_refused_not_granted(
     assert response.json() == {"error": "session_invalid", "reason": "session_ended"}
     assert await live(demo, store) == []
     await assert_dead(demo, before, sid(alice))
+
+
+async def test_revoking_a_device_listed_before_it_renewed_still_ends_it(gated_demo: GatedDemo) -> None:
+    demo, store = await gated_demo(RENEWING)
+    laptop = await demo.signed_in("alice", user_agent="laptop/1.0")
+    phone = await demo.signed_in("alice", user_agent="phone/1.0")
+    listed = (await laptop.get("/api/sessions")).json()["sessions"]
+    phone_handle = next(s["handle"] for s in listed if not s["current"])
+    demo.clock.advance(RENEWAL_S + 1)
+    assert (await phone.get("/api/sessions")).status_code == 200  # the phone renews: a new handle
+    renewed = sid(phone)
+    revoked = await laptop.delete(f"/api/sessions/{phone_handle}")
+    assert revoked.status_code == 204, "a session renewed often enough would dodge revocation"
+    assert [s.meta.user_agent for s in await live(demo, store)] == ["laptop/1.0"]
+    await assert_dead(demo, renewed)

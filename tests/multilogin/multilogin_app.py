@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from sessionward import CookiePolicy, EventBus, JsonAuditLogger, LoginRefusedError, SessionPolicy
 from sessionward.asgi import SessionMiddleware
+from sessionward.clock import Clock
 from sessionward.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.base import SessionStore
@@ -71,7 +72,10 @@ async def logout(request: Request) -> Response:
 
 
 def build_app(
-    store: SessionStore, policy: SessionPolicy = BASE_POLICY, events: EventBus | None = None
+    store: SessionStore,
+    policy: SessionPolicy = BASE_POLICY,
+    events: EventBus | None = None,
+    clock: Clock | None = None,
 ) -> SessionMiddleware:
     """Return the app on ``store``, emitting its events on ``events``."""
     routes = [
@@ -82,12 +86,30 @@ def build_app(
         Route("/api/elevate", elevate, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
     ]
-    return SessionMiddleware(Starlette(routes=routes), SessionManager(store, policy, events=events or EventBus()))
+    manager = SessionManager(store, policy, events=events or EventBus(), clock=clock)
+    return SessionMiddleware(Starlette(routes=routes), manager)
+
+
+class FileClock:
+    """A clock the test moves for every server process at once: the time written in a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self) -> float:
+        with open(self.path) as file:
+            return float(file.read())
 
 
 def app_from_env() -> SessionMiddleware:
-    """The uvicorn factory: the app as one of several servers sharing a store."""
+    """The uvicorn factory: the app as one of several servers sharing a store.
+
+    ``ML_CLOCK_FILE``, when set, names the file :class:`FileClock` reads the time from.
+    """
     store = open_worker_store(os.environ["ML_STORE"], os.environ.get("ML_TABLE_PREFIX", "sessionward_"))
     events = EventBus()
     events.subscribe(JsonAuditLogger(os.environ["ML_AUDIT_LOG"]))  # lives as long as the process
-    return build_app(store, SessionPolicy.from_env(base=BASE_POLICY), events)
+    clock_file = os.environ.get("ML_CLOCK_FILE")
+    return build_app(
+        store, SessionPolicy.from_env(base=BASE_POLICY), events, clock=FileClock(clock_file) if clock_file else None
+    )

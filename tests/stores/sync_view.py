@@ -49,6 +49,9 @@ class AsyncView(SessionStore):
     async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
         return await asyncio.to_thread(self.sync.find_handle, handle, now)
 
+    async def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        return await asyncio.to_thread(self.sync.find_moved, handle, now)
+
     async def end_user(
         self, user: str, reason: EndReason, now: float, tombstone_expires_at: float, *, keep_key: str | None = None
     ) -> list[SessionRecord]:

@@ -367,23 +367,35 @@ class FileStore(SessionStore):
 
     async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
         def work() -> SessionRecord | None:
-            if not is_handle(handle):
-                return None  # never build a path from an unchecked handle
-            shard = self._sessions / handle[:2] / handle[2:4]
-            try:
-                names = [name for name in os.listdir(shard) if name.startswith(handle) and name.endswith(".json")]
-            except FileNotFoundError:
-                return None
-            for name in names:
-                key = name.removesuffix(".json")
-                if not is_key(key):
-                    continue
-                entry = self._peek(key)
+            for entry in self._named(handle):
                 if isinstance(entry, SessionRecord) and entry.expires_at > now:
                     return entry
             return None
 
         return await self._call(work)
+
+    async def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        def work() -> Tombstone | None:
+            for entry in self._named(handle):
+                if isinstance(entry, Tombstone) and entry.successor_key is not None and entry.expires_at > now:
+                    return entry
+            return None
+
+        return await self._call(work)
+
+    def _named(self, handle: str) -> Iterator[Entry]:
+        """Yield the readable entries whose key starts with ``handle``."""
+        if not is_handle(handle):
+            return  # never build a path from an unchecked handle
+        shard = self._sessions / handle[:2] / handle[2:4]
+        try:
+            names = [name for name in os.listdir(shard) if name.startswith(handle) and name.endswith(".json")]
+        except FileNotFoundError:
+            return
+        for name in names:
+            key = name.removesuffix(".json")
+            if is_key(key) and (entry := self._peek(key)) is not None:
+                yield entry
 
     async def end_user(
         self,

@@ -145,6 +145,14 @@ class MemoryStore(SessionStore):
                 return self._materialize(stored)
         return None
 
+    async def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        if len(handle) < 16:
+            return None
+        for key, tomb in self._tombs.items():
+            if key.startswith(handle) and tomb.successor_key is not None and tomb.expires_at > now:
+                return tomb
+        return None
+
     async def end_user(
         self,
         user: str,

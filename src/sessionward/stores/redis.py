@@ -282,6 +282,20 @@ class RedisStore(SessionStore):
         entry = await self.load(key, now)
         return entry if isinstance(entry, SessionRecord) and entry.expires_at > now else None
 
+    async def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        await self._connect()
+        if not is_handle(handle):
+            return None
+        with _translate():
+            found = await self.client.get(handle_key(self.prefix, handle))
+        if found is None or not is_key(key := _text(found)) or not key.startswith(handle):
+            return None
+        try:
+            entry = await self.load(key, now)
+        except StoreError:
+            return None
+        return entry if isinstance(entry, Tombstone) and entry.successor_key is not None else None
+
     async def list_user(self, user: str, now: float) -> list[SessionRecord]:
         await self._connect()
         tag = user_tag(user)

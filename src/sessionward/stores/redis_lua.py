@@ -56,6 +56,8 @@ local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing)
   if redis.pcall('GET', h) == key then redis.call('DEL', h) end
   redis.call('HSET', s, 't', tomb, 'e', tomb_e)
   redis.call('PEXPIRE', s, ttl)
+  -- A move (renewal, rotation) keeps the handle: revoking it still reaches the successor.
+  if string.find(tomb, '"successor_key":"', 1, true) then redis.call('SET', h, key, 'PX', ttl) end
   return prev
 end
 

@@ -238,6 +238,20 @@ class SqlStore(SessionStore):
 
         return await self._run(work, read_only=True)
 
+    async def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        async def work(connection: AsyncConnection) -> Tombstone | None:
+            c = self.sessions.c
+            rows = await connection.execute(
+                sa.select(self.sessions).where(c.handle == handle, c.tomb.is_not(None), c.expires_at > now)
+            )
+            for row in rows:
+                entry = self._decoded(row)
+                if isinstance(entry, Tombstone) and entry.successor_key is not None:
+                    return entry
+            return None
+
+        return await self._run(work, read_only=True)
+
     async def list_user(self, user: str, now: float) -> list[SessionRecord]:
         async def work(connection: AsyncConnection) -> list[SessionRecord]:
             c = self.sessions.c

@@ -156,12 +156,27 @@ class SessionStore(ABC):
             The record ended, or ``None`` if no such live session (of that user) exists.
         """
         record = self.find_handle(handle, now)
-        if record is None or (user is not None and record.meta.user != user):
+        if record is None:
+            # Listed before a renewal or rotation moved the session: still end it, where it
+            # is now. Otherwise a session renewed often enough would dodge revocation.
+            moved = self.find_moved(handle, now)
+            if moved is None or (user is not None and moved.user != user):
+                return None
+            key, owner = moved.key, moved.user
+        elif user is not None and record.meta.user != user:
             return None
-        tomb = Tombstone(
-            key=record.key, reason=reason, user=record.meta.user, ended_at=now, expires_at=tombstone_expires_at
-        )
+        else:
+            key, owner = record.key, record.meta.user
+        tomb = Tombstone(key=key, reason=reason, user=owner, ended_at=now, expires_at=tombstone_expires_at)
         return self.end_following(tomb, now)
+
+    def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        """Return the unexpired tombstone named by ``handle`` if it names a successor, else ``None``.
+
+        A renewal or rotation leaves such a tombstone; :meth:`end_handle` follows it, so a
+        handle from a listing made before the move still revokes the session.
+        """
+        return None
 
     def end_following(self, tombstone: Tombstone, now: float) -> SessionRecord | None:
         """End the session under ``tombstone.key``, and wherever a renewal or rotation moved it.

@@ -149,6 +149,15 @@ class MemoryStore(SessionStore):
         return None
 
     @_blocking.serialized
+    def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        if len(handle) < 16:
+            return None
+        for key, tomb in self._tombs.items():
+            if key.startswith(handle) and tomb.successor_key is not None and tomb.expires_at > now:
+                return tomb
+        return None
+
+    @_blocking.serialized
     def end_user(
         self,
         user: str,

@@ -227,6 +227,20 @@ class RedisStore(SessionStore):
         entry = self.load(key, now)
         return entry if isinstance(entry, SessionRecord) and entry.expires_at > now else None
 
+    def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        self._connect()
+        if not is_handle(handle):
+            return None
+        with _translate():
+            found = self.client.get(handle_key(self.prefix, handle))
+        if found is None or not is_key(key := _text(found)) or not key.startswith(handle):
+            return None
+        try:
+            entry = self.load(key, now)
+        except StoreError:
+            return None
+        return entry if isinstance(entry, Tombstone) and entry.successor_key is not None else None
+
     def list_user(self, user: str, now: float) -> list[SessionRecord]:
         self._connect()
         tag = user_tag(user)

@@ -243,6 +243,20 @@ class SqlStore(SessionStore):
 
         return self._run(work, read_only=True)
 
+    def find_moved(self, handle: str, now: float) -> Tombstone | None:
+        def work(connection: Connection) -> Tombstone | None:
+            c = self.sessions.c
+            rows = connection.execute(
+                sa.select(self.sessions).where(c.handle == handle, c.tomb.is_not(None), c.expires_at > now)
+            )
+            for row in rows:
+                entry = self._decoded(row)
+                if isinstance(entry, Tombstone) and entry.successor_key is not None:
+                    return entry
+            return None
+
+        return self._run(work, read_only=True)
+
     def list_user(self, user: str, now: float) -> list[SessionRecord]:
         def work(connection: Connection) -> list[SessionRecord]:
             c = self.sessions.c
