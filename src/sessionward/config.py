@@ -20,6 +20,7 @@ from typing import Literal, Self
 
 from sessionward.errors import ConfigError
 from sessionward.ids import DEFAULT_ID_BITS, MAX_ID_BITS, MIN_ID_BITS
+from sessionward.records import CHAIN_LIMIT
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -149,6 +150,15 @@ class TimeoutPolicy:
             raise ConfigError("timeouts.renewal_interval_s", "must be 0 (off) or a positive number of seconds")
         if not 0 <= self.rotation_grace_s <= 60:
             raise ConfigError("timeouts.rotation_grace_s", "must be between 0 and 60 seconds")
+        renewal = self.renewal_interval_s
+        if renewal > 0 and self.rotation_grace_s / renewal + 1 > CHAIN_LIMIT:
+            # Every ID renewed away within the grace period must still lead to the session;
+            # past CHAIN_LIMIT links a request is refused (fail closed), so refuse the setting.
+            raise ConfigError(
+                "timeouts.rotation_grace_s",
+                f"must not exceed {CHAIN_LIMIT - 1} renewal intervals "
+                f"({renewal:g} s each: at most {renewal * (CHAIN_LIMIT - 1):g} s)",
+            )
         if self.touch_interval_s is not None and self.touch_interval_s < 0:
             raise ConfigError("timeouts.touch_interval_s", "must be 0 or a positive number of seconds")
 

@@ -148,12 +148,12 @@ class Tombstone(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 Entry = SessionRecord | Tombstone
 
-CHAIN_LIMIT = 32
+CHAIN_LIMIT = 64
 """The most successor links followed from one key (renewals and rotations in a row).
 
-A chain grows by one link per renewal, and renewals are ``renewal_interval_s`` apart, so
-only a grace period many times the renewal interval, or a client rotating in a tight
-loop, comes near it; past it the old ID is treated as ended (fail closed)."""
+A chain grows by one link per renewal, and renewals are ``renewal_interval_s`` apart;
+the configuration refuses a grace period that could need more links than this. A longer
+chain (a client rotating in a tight loop) is treated as ended: fail closed."""
 
 
 class Expected(msgspec.Struct, frozen=True, gc=False):
