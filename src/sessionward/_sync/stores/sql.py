@@ -16,9 +16,11 @@ Concurrency:
   writes.
 * Every write to a session requires ``tomb IS NULL``: a session ended by a concurrent
   logout is never brought back.
-* ``establish`` (login, rotation, renewal) checks its precondition on the old row
-  ``FOR UPDATE`` and writes in the same transaction, so a logout or a racing renewal
-  that committed first makes it write nothing (the row lock orders them).
+* ``establish`` (login, rotation, renewal) makes its first write a conditional
+  ``UPDATE … WHERE key = :old AND tomb IS NULL AND version = :seen``: the precondition
+  and the retirement in one statement, ordered by the row lock, so a logout or a racing
+  renewal that committed first makes it match nothing, and the transaction writes
+  nothing else.
 * ``establish`` (of an authenticated session) and ``end_user`` run in one transaction holding a per-user lock
   — the user's row of ``<prefix>user_locks``, locked by an upsert on PostgreSQL and
   MySQL, the database write lock (``BEGIN IMMEDIATE``) on SQLite — so the
@@ -371,30 +373,52 @@ class SqlStore(SessionStore):
                 # of the user's sessions" holds the same lock, so it sees either the old
                 # key (then this move finds it ended) or the new one (and ends it).
                 self._lock_user(connection, user)
-            if expect is not None:
-                c = self.sessions.c
-                query = self._select_for_update(sa.select(self.sessions).where(c.key == expect.key))
-                row = (connection.execute(query)).first()
-                if row is None or row.tomb is not None or row.version != expect.version:
-                    return Established(applied=False, found=self._decoded(row))
+            if expect is not None and not self._claim(connection, expect, record, retire):
+                query = sa.select(self.sessions).where(self.sessions.c.key == expect.key)
+                return Established(applied=False, found=self._decoded((connection.execute(query)).first()))
+            # A refused login raises here, after the claim: the transaction rolls it back.
             if limit is not None and user is not None:
                 displaced = self._enforce_limit(connection, record, retire, limit, user)
-            if retire is not None and retire.key != record.key:
+            if expect is None and retire is not None and retire.key != record.key:
                 self._bury(connection, [retire.key], retire)
-            # Overwriting bumps the stored version, so a writer that loaded the old row
-            # cannot pass the optimistic check against the new one.
-            connection.execute(
-                self._upsert(
-                    self._row_values(record),
-                    lambda new: {
-                        **{name: new[name] for name in _ESTABLISHED_COLUMNS},
-                        "version": self.sessions.c.version + 1,
-                    },
+            if expect is None or expect.key != record.key:
+                # Overwriting bumps the stored version, so a writer that loaded the old row
+                # cannot pass the optimistic check against the new one.
+                connection.execute(
+                    self._upsert(
+                        self._row_values(record),
+                        lambda new: {
+                            **{name: new[name] for name in _ESTABLISHED_COLUMNS},
+                            "version": self.sessions.c.version + 1,
+                        },
+                    )
                 )
-            )
             return Established(displaced=displaced)
 
         return self._run(work)
+
+    def _claim(
+        self, connection: Connection, expect: Expected, record: SessionRecord, retire: Tombstone | None
+    ) -> bool:
+        """Make a move's first write only if its precondition holds; tell whether it did.
+
+        One conditional ``UPDATE`` on the expected row: it retires the old key (a move to
+        a new ID) or rewrites the record in place (a login that keeps its ID). The row
+        lock it takes orders it with a racing logout or move: whichever commits second
+        finds the row changed and matches nothing.
+        """
+        c = self.sessions.c
+        if expect.key == record.key:
+            row = self._row_values(record)
+            values: dict[str, Any] = {name: row[name] for name in _ESTABLISHED_COLUMNS} | {"version": c.version + 1}
+        else:
+            if retire is None or retire.key != expect.key:
+                raise ValueError("expect.key must be the retired key or the record's own key")
+            buried = _tomb_row(retire.key, retire)
+            values = {name: buried[name] for name in _BURIED_COLUMNS}
+        held = sa.and_(c.key == expect.key, c.tomb.is_(None), c.version == expect.version)
+        result = connection.execute(sa.update(self.sessions).where(held).values(**values))
+        return bool(result.rowcount)
 
     def _enforce_limit(
         self,
