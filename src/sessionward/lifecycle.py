@@ -61,7 +61,7 @@ login, fixation none   LIVE k           k LIVE with the user         k LIVE at v
 renew                  LIVE k           k RENEWED -> new LIVE        k LIVE at version v
 rotate, elevate        LIVE k           k MOVED -> new LIVE          k LIVE at version v
 write data             LIVE k           k LIVE, version v+1          k a record (per-key
-                                                                     merge, F18)
+                                                                     merge)
 touch idle clock       LIVE k           k LIVE                       k a record
 logout, revoke one     LIVE k (chain)   k and successors ENDED       none (ending wins)
 revoke others / user   user's LIVE keys ENDED                        user lock
