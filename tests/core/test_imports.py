@@ -11,6 +11,7 @@ CORE_MODULES = [
     "sessionward.ids",
     "sessionward.cookies",
     "sessionward.session",
+    "sessionward.lifecycle",
     "sessionward.engine",
     "sessionward.events",
     "sessionward.firewall",
