@@ -90,8 +90,14 @@ class FlaskSession(SessionMixin):
         return key in self._session
 
     def clear(self) -> None:
-        """Drop the data. The ID stays: call :meth:`login` or :meth:`rotate_id` to change it."""
-        self._session.clear()
+        """End the session, as :meth:`logout` does: its data, its login and its ID all go.
+
+        ``session.clear()`` is how most Flask applications log a user out. Dropping only
+        the data would leave the user signed in under the same ID (and keep alive an ID an
+        attacker planted). Values written afterwards start a new anonymous session under a
+        new ID; to sign someone in, call :meth:`login`.
+        """
+        self._session.logout()
 
     @property
     def permanent(self) -> bool:

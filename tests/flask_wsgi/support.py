@@ -70,7 +70,7 @@ def make_app(
 
     @app.post("/clear-and-set-user")
     def clear_and_set_user() -> Any:
-        # The seed's Flask-Session "login": clear the data, write the user. No new ID.
+        # The seed's Flask-Session "login": clear the data, write the user (a logout here).
         session.clear()
         session["user_id"] = request.args.get("user", "alice")
         return jsonify(ok=True)

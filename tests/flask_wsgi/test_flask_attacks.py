@@ -64,10 +64,10 @@ def test_planted_unknown_id_is_never_adopted(app: Flask, store: MemoryStore, clo
     assert attacker.json["user"] is None
 
 
-def test_flask_session_clear_pattern_keeps_the_planted_id_and_login_does_not(
-    app: Flask, redis_url: str, tmp_path: object
+def test_flask_session_clear_pattern_ends_the_planted_id_and_so_does_login(
+    app: Flask, store: MemoryStore, clock: ManualClock, redis_url: str
 ) -> None:
-    """The seed's Flask-Session login (``session.clear()``) is a fixation hole; ``login()`` closes it."""
+    """The seed's Flask-Session login (``session.clear()``) is a fixation hole; here clear() and login() close it."""
     import redis
     from flask import Flask as PlainFlask
     from flask import jsonify, session
@@ -104,12 +104,16 @@ def test_flask_session_clear_pattern_keeps_the_planted_id_and_login_does_not(
     hijacked = client(peer).get("/whoami", headers=cookie_header(attacker_cookie, "session"))
     assert hijacked.json == {"user": "alice"}  # Flask-Session: the attacker is now alice
 
-    # The same pattern on sessionward keeps the ID too (clear() is about data)…
+    # The same pattern on sessionward ends the planted session: clear() is a logout, and
+    # what is written after it goes to a new anonymous session under a new ID…
     planted = set_cookie(client(app).post("/set", query_string={"cart": "book"}))
     assert planted
     cleared = client(app).post("/clear-and-set-user", headers=cookie_header(planted))
-    assert set_cookie(cleared) is None
-    # …which is why the login is a verb: it moves the victim to a new ID and kills the planted one.
+    assert set_cookie(cleared) not in (None, "", planted)
+    assert isinstance(store.load(storage_key(planted), clock()), Tombstone)
+    # …and the login is a verb: it moves the victim to a new ID and kills the planted one.
+    planted = set_cookie(client(app).post("/set", query_string={"cart": "book"}))
+    assert planted
     fresh = set_cookie(client(app).post("/login", headers=cookie_header(planted)))
     assert fresh
     assert fresh != planted
@@ -308,3 +312,18 @@ def test_session_id_in_the_url_is_ignored(app: Flask) -> None:
 
     assert response.json is not None
     assert response.json["user"] is None
+
+
+def test_flask_session_clear_logs_the_user_out(app: Flask, store: MemoryStore, clock: ManualClock) -> None:
+    """``session.clear()`` is how most Flask apps log out: the login must not survive it."""
+    sid = logged_in(app)
+
+    response = client(app).post("/clear-and-set-user", headers=cookie_header(sid))
+
+    assert set_cookie(response) != sid
+    entry = store.load(storage_key(sid), clock())
+    assert isinstance(entry, Tombstone), "the logged-in session outlived session.clear()"
+    assert entry.reason is EndReason.LOGGED_OUT
+    replay = client(app).get("/whoami", headers=cookie_header(sid))
+    assert replay.json is not None
+    assert replay.json["user"] is None
