@@ -378,6 +378,14 @@ class Exchange:
             # is now; if it ended, log in afresh with only this request's own changes.
             located = await self._relocate(established.found)
             current = located[1] if isinstance(located, tuple) else None
+            found = established.found
+            if located is AfterLostRace.LET_GO and isinstance(found, Tombstone) and found.successor_key:
+                # A rotation moved the pre-login session out of this request's reach. The
+                # login supersedes it all the same: end it where it went (its data stays
+                # there, ended), so no session of this browser outlives its login.
+                tomb = self.engine.plan_end(found.successor_key, found.user, EndReason.SUPERSEDED, now)
+                async with self.manager.store_call:
+                    await self.manager.store.end_following(tomb, now)
             data = with_changes(current.data if current is not None else {}, written, deleted)
         else:
             raise _contended()

@@ -145,6 +145,28 @@ class Tombstone(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         """The public handle of the session that ended here."""
         return handle_of(self.key)
 
+    @property
+    def sealed_until(self) -> float | None:
+        """Until when the store keeps the sealed successor, if it holds one: the grace's end.
+
+        Past the grace the seal is useless to the engine and only a risk at rest: anyone
+        with the old ID and a copy of the store (a backup, a replica) could open it and
+        walk to the live ID. Every store forgets it then (Redis by expiry, the others at
+        the first purge or load after it) and keeps the rest of the tombstone.
+        """
+        if self.sealed_successor is None:
+            return None
+        return self.grace_until if self.grace_until is not None else self.ended_at
+
+    def unsealed(self) -> Tombstone:
+        """Return this tombstone without its sealed successor."""
+        return msgspec.structs.replace(self, sealed_successor=None) if self.sealed_successor is not None else self
+
+    def seen_at(self, now: float) -> Tombstone:
+        """Return the tombstone as a load at ``now`` shows it: without a seal whose grace is over."""
+        until = self.sealed_until
+        return self.unsealed() if until is not None and now > until else self
+
 
 Entry = SessionRecord | Tombstone
 

@@ -45,7 +45,7 @@ from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
 from sessionward.stores.sql import SqlStore
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 40
 STEPS = 40
 USERS = ("alice", "bob")
 CLIENTS = 4  # clients 0, 1 are alice's devices; 2, 3 bob's

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
+from sessionward.ids import generate_id, seal_successor, storage_key
 from sessionward.records import EndReason, Expected, SessionRecord, Tombstone
 from sessionward.stores.base import SessionStore
 
@@ -419,3 +420,47 @@ async def test_establish_without_expect_writes_a_fresh_session(store: SessionSto
     assert (result.applied, result.found, result.displaced) == (True, None, [])
     assert (await live(store, record.key)).data == {"cart": 1}
     assert await store.load(new_key(), NOW) is None
+
+
+# -- the renewal seal lives only as long as its grace ---------------------------------------------
+
+SEAL_GRACE_S = 0.3
+"""Short: Redis forgets the seal by its own (real) clock; the other stores at the purge."""
+
+
+async def test_a_renewal_seal_is_gone_from_the_store_once_its_grace_is_over(
+    backend: Backend, store: SessionStore
+) -> None:
+    """Someone with an old, renewed-away cookie and a copy of the store (a backup, a replica)
+    must not be able to open the seal after the grace and walk to the live ID."""
+    old_raw, new_raw = generate_id(), generate_id()
+    old = make_record(key=storage_key(old_raw), user="alice")
+    await store.establish(old)
+    new = make_record(key=storage_key(new_raw), user="alice")
+    sealed = seal_successor(old_raw, new_raw)
+    retire = Tombstone(
+        key=old.key,
+        reason=EndReason.RENEWED,
+        user="alice",
+        ended_at=NOW,
+        expires_at=NOW + TOMB_TTL_S,
+        successor_key=new.key,
+        sealed_successor=sealed,
+        grace_until=NOW + SEAL_GRACE_S,
+    )
+    assert (await store.establish(new, retire=retire, expect=Expected(old.key, old.version))).applied
+    within = await ended(store, old.key, NOW + SEAL_GRACE_S / 2)
+    assert within.sealed_successor == sealed  # in-flight requests still find the new ID
+    assert sealed.encode() in await backend.dump()
+
+    after = NOW + SEAL_GRACE_S + 1
+    await store.purge_expired(after)
+    for _ in range(100):  # Redis expires the seal by its own clock: wait for it, at most 5 s
+        if sealed.encode() not in await backend.dump():
+            break
+        await asyncio.sleep(0.05)
+    assert sealed.encode() not in await backend.dump(), "the seal outlived its grace at rest"
+    later = await ended(store, old.key, after)
+    assert later.reason is EndReason.RENEWED  # the reason is still told
+    assert later.sealed_successor is None
+    assert later.successor_key == new.key  # a logout or revocation still follows the move

@@ -81,6 +81,13 @@ def kept_until(entry: Entry) -> float:
     return entry.kept_until if isinstance(entry, SessionRecord) else entry.expires_at
 
 
+def settle_at(entry: Entry) -> float:
+    """When the purge must next look at ``entry``: its seal's end, else when it may go."""
+    if isinstance(entry, Tombstone) and entry.sealed_until is not None:
+        return entry.sealed_until
+    return kept_until(entry)
+
+
 def encode_entry(entry: Entry) -> bytes:
     """Encode a record or tombstone as an entry file."""
     if isinstance(entry, Tombstone):

@@ -49,7 +49,10 @@ class MemoryStore(SessionStore):
             return self._materialize(stored)
         tomb = self._tombs.get(key)
         if tomb is not None and tomb.expires_at > now:
-            return tomb
+            seen = tomb.seen_at(now)
+            if seen is not tomb:
+                self._tombs[key] = seen  # the grace is over: the seal goes
+            return seen
         return None
 
     def _entry(self, key: str) -> Entry | None:
@@ -186,6 +189,8 @@ class MemoryStore(SessionStore):
         for key in [k for k, t in self._tombs.items() if t.expires_at <= now][: batch_size - removed]:
             del self._tombs[key]
             removed += 1
+        for key, tomb in list(self._tombs.items()):
+            self._tombs[key] = tomb.seen_at(now)  # seals whose grace is over go
         return removed
 
     async def stats(self, now: float) -> StoreStats:

@@ -11,6 +11,8 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
   one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
   HSET/HDEL. A tombstone has only ``t`` (its JSON, without the key) and ``e``.
 * ``P h:{H}``: the handle's key ``K`` (a string), for revocation by handle.
+* ``P g:{H}K``: after a renewal, the successor sealed under the old ID (a string), kept
+  only for the grace period (its TTL): the tombstone's ``t`` never holds it.
 * ``P u:{T}``: the user's live sessions, a ZSET of ``K`` scored by ``created_at``
   (oldest first, ties by key, as the contract orders them).
 * ``P ux:{T}``: the same members scored by their absolute deadline, an upper bound on
@@ -59,6 +61,22 @@ def check_prefix(prefix: str) -> str:
 def session_key(prefix: str, key: str) -> str:
     """Return the Redis key of the session stored under storage key ``key``."""
     return f"{prefix}s:{{{key[:16]}}}{key}"
+
+
+def seal_key(prefix: str, key: str) -> str:
+    """Return the Redis key holding a renewed session's sealed successor, for its grace only."""
+    return f"{prefix}g:{{{key[:16]}}}{key}"
+
+
+def seal_args(tomb: Tombstone | None) -> list[bytes | str | int]:
+    """Return the sealed successor and its TTL in ms (until the grace ends), or ``''`` and 0.
+
+    No slack here, unlike other TTLs: the seal must not outlive the grace at rest, and one
+    that vanishes a moment early only turns a late request's answer into "renewed".
+    """
+    if tomb is None or tomb.sealed_successor is None or tomb.sealed_until is None:
+        return ["", 0]
+    return [tomb.sealed_successor, max(1, math.ceil((tomb.sealed_until - tomb.ended_at) * 1000))]
 
 
 def handle_key(prefix: str, key: str) -> str:
@@ -151,7 +169,7 @@ def decode_entry(
         if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
             mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
         pairs_in = cast(Mapping[bytes, bytes], mapping).items()
-    meta = expires = tomb = touched = None
+    meta = expires = tomb = touched = sealed = None
     version, retain = b"0", b"0"
     data: dict[str, JSONValue] = {}
     try:
@@ -170,11 +188,15 @@ def decode_entry(
                 retain = value
             elif name == b"t":
                 tomb = value
+            elif name == b"g":
+                sealed = value  # only in a script's reply: the seal's own key, joined
         if expires is None:
             raise KeyError("e")
         if tomb is not None:
             decoded = orjson.loads(tomb)
             decoded["reason"] = EndReason(decoded["reason"])
+            if sealed is not None:
+                decoded["sealed_successor"] = sealed.decode()
             return Tombstone(key=key, **decoded)
         if meta is None:
             raise KeyError("m")

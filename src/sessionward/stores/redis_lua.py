@@ -21,6 +21,12 @@ local P = ARGV[1]
 local SLACK = {TTL_SLACK_MS}
 local function skey(k) return P .. 's:{{' .. string.sub(k, 1, 16) .. '}}' .. k end
 local function hkey(k) return P .. 'h:{{' .. string.sub(k, 1, 16) .. '}}' end
+local function gkey(k) return P .. 'g:{{' .. string.sub(k, 1, 16) .. '}}' .. k end
+
+-- Keep a renewal's sealed successor beside the tombstone, for its grace period only.
+local function seal(k, sealed, ttl)
+  if sealed ~= '' then redis.call('SET', gkey(k), sealed, 'PX', ttl) end
+end
 local function ukeys(tag) return P .. 'u:{{' .. tag .. '}}', P .. 'ux:{{' .. tag .. '}}' end
 
 local function field(flat, name)
@@ -68,15 +74,22 @@ local function unindex(tag, key)
   redis.call('ZREM', ux, key)
 end
 
--- The precondition of a move: s holds a live record (not a tombstone) at version v.
--- Returns nil when it holds, else what s holds (flat fields, empty when nothing).
-local function unexpected(s, v)
+-- The precondition of a move: the session under key k (hash s) is a live record (not a
+-- tombstone) at version v. Returns nil when it holds, else what s holds (flat fields,
+-- empty when nothing), with a renewal's sealed successor as a field 'g' while it lasts.
+local function unexpected(k, s, v)
   if redis.call('TYPE', s)['ok'] ~= 'hash' then return {{}} end
   if redis.call('HEXISTS', s, 't') == 0 and redis.call('HEXISTS', s, 'm') == 1
     and (redis.call('HGET', s, 'v') or '0') == v then
     return nil
   end
-  return redis.call('HGETALL', s)
+  local found = redis.call('HGETALL', s)
+  local sealed = redis.call('GET', gkey(k))
+  if sealed then
+    found[#found + 1] = 'g'
+    found[#found + 1] = sealed
+  end
+  return found
 end
 
 -- Write a live session over whatever s held; return the user tag it had, if any.
@@ -152,8 +165,10 @@ return 1
 END = (
     LIBRARY
     + """
--- KEYS: session, handle. ARGV: P, key, tombstone, its expiry, ttl, index inline (0/1), only existing (0/1).
+-- KEYS: session, handle. ARGV: P, key, tombstone, its expiry, ttl, index inline (0/1), only existing (0/1),
+-- sealed successor or '', its ttl.
 local prev = end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7] == '1')
+seal(ARGV[2], ARGV[8], ARGV[9])
 if prev and ARGV[6] == '1' then unindex(field(prev, 'u'), ARGV[2]) end
 return prev or false
 """
@@ -217,12 +232,13 @@ LOGIN = (
 -- Standalone only: establish in one atomic step. KEYS: session, handle.
 -- ARGV: P, key, ttl, user tag or '', now, max (0: none), prevent, created, deadline,
 -- displaced tombstone, its expiry, its ttl, retire key or '', retire tombstone, its expiry,
--- its ttl, expected key or '', expected version, fields... Returns {0} (refused),
+-- its ttl, expected key or '', expected version, sealed successor or '', its ttl,
+-- fields... Returns {0} (refused),
 -- {2, fields} (the precondition failed: what the expected key holds; nothing written) or
 -- {1, key1, fields1, key2, fields2...} (displaced).
 local key, tag, now, retire = ARGV[2], ARGV[4], ARGV[5], ARGV[13]
 if ARGV[17] ~= '' then
-  local found = unexpected(skey(ARGV[17]), ARGV[18])
+  local found = unexpected(ARGV[17], skey(ARGV[17]), ARGV[18])
   if found then return {2, found} end
 end
 local victims = {}
@@ -242,9 +258,10 @@ end
 if retire ~= '' and retire ~= key then
   local prev = end_session(skey(retire), hkey(retire), retire, ARGV[14], ARGV[15], ARGV[16], false)
   if prev then unindex(field(prev, 'u'), retire) end
+  seal(retire, ARGV[19], ARGV[20])
 end
 local fields = {}
-for i = 19, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 21, #ARGV do fields[#fields + 1] = ARGV[i] end
 local prev_tag = write_session(KEYS[1], KEYS[2], key, ARGV[3], fields)
 if prev_tag and prev_tag ~= tag then unindex(prev_tag, key) end
 local out = {1}
@@ -264,12 +281,15 @@ CLAIM = (
     + """
 -- Cluster: the precondition of a move and its first write on the old key's slot, in one
 -- step. KEYS: session, handle (of the expected key). ARGV: P, key, expected version, then
--- either 'end', tombstone, its expiry, its ttl (retire the key) or 'write', ttl, fields...
--- (a login that keeps its ID). Returns {0, fields} (the precondition failed) or {1, prev}.
-local found = unexpected(KEYS[1], ARGV[3])
+-- either 'end', tombstone, its expiry, its ttl, sealed successor or '', its ttl (retire
+-- the key) or 'write', ttl, fields... (a login that keeps its ID). Returns {0, fields}
+-- (the precondition failed) or {1, prev}.
+local found = unexpected(ARGV[2], KEYS[1], ARGV[3])
 if found then return {0, found} end
 if ARGV[4] == 'end' then
-  return {1, end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[5], ARGV[6], ARGV[7], false) or {}}
+  local prev = end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[5], ARGV[6], ARGV[7], false) or {}
+  seal(ARGV[2], ARGV[8], ARGV[9])
+  return {1, prev}
 end
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end

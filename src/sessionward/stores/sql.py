@@ -182,10 +182,12 @@ class SqlStore(SessionStore):
     # -- reading ---------------------------------------------------------------------------
 
     def _entry(self, row: sa.Row[Any], now: float) -> Entry | None:
+        if row.tomb is not None:
+            # A tombstone's row is kept until it expires; its kept_until is when the purge
+            # must next look at it (the end of a renewal's grace, to drop the seal).
+            return tombstone_from_json(row.tomb).seen_at(now) if row.expires_at > now else None
         if row.kept_until <= now:
             return None  # a record past expires_at is still returned until then: the engine tells why
-        if row.tomb is not None:
-            return tombstone_from_json(row.tomb)
         return self._record(row)
 
     def _record(self, row: sa.Row[Any]) -> SessionRecord:
@@ -494,20 +496,44 @@ class SqlStore(SessionStore):
     def expired_keys_query(self, now: float, batch_size: int) -> sa.Select[Any]:
         """Return the query that picks a purge batch: a range scan of the ``kept_until`` index."""
         c = self.sessions.c
-        return sa.select(c.key).where(c.kept_until <= now).order_by(c.kept_until).limit(batch_size)
+        due = sa.select(c.key, c.tomb, c.expires_at).where(c.kept_until <= now)
+        return due.order_by(c.kept_until).limit(batch_size)
 
     async def purge_expired(self, now: float, batch_size: int = 500) -> int:
         async def work(connection: AsyncConnection) -> int:
             c = self.sessions.c
-            # The index range holds only expired rows: the cost is what the batch removes.
-            keys = [row.key for row in await connection.execute(self.expired_keys_query(now, batch_size))]
-            if not keys:
-                return 0
-            # Re-checked on delete: a session extended meanwhile stays.
-            result = await connection.execute(sa.delete(self.sessions).where(c.key.in_(keys), c.kept_until <= now))
-            return int(result.rowcount)
+            # The index range holds only rows due now: the cost is what the batch settles.
+            rows = list(await connection.execute(self.expired_keys_query(now, batch_size)))
+            gone = [row.key for row in rows if row.tomb is None or row.expires_at <= now]
+            settled = 0
+            if gone:
+                # Re-checked on delete: a session extended meanwhile stays.
+                query = sa.delete(self.sessions).where(c.key.in_(gone), c.kept_until <= now)
+                deleted = await connection.execute(query)
+                settled += int(deleted.rowcount)
+            for row in rows:
+                if row.tomb is not None and row.expires_at > now:
+                    settled += await self._drop_seal(connection, row.key, row.tomb)
+            return settled
 
         return await self._run(work)
+
+    async def _drop_seal(self, connection: AsyncConnection, key: str, text: str) -> int:
+        """Rewrite a tombstone whose grace is over without its seal; it stays until it expires."""
+        c = self.sessions.c
+        try:
+            tomb = tombstone_from_json(text)
+        except StoreError:
+            logger.warning("purging corrupt tombstone %s", key[:16])
+            result = await connection.execute(sa.delete(self.sessions).where(c.key == key, c.tomb == text))
+            return int(result.rowcount)
+        unsealed = _tomb_row(key, tomb.unsealed())
+        result = await connection.execute(
+            sa.update(self.sessions)
+            .where(c.key == key, c.tomb == text)  # unless ended or rewritten meanwhile
+            .values(tomb=unsealed["tomb"], kept_until=unsealed["kept_until"])
+        )
+        return int(result.rowcount)
 
 
 # Columns an establish overwrites on an existing row (all but the key and the version).
@@ -543,7 +569,8 @@ def _tomb_row(key: str, tomb: Tombstone) -> dict[str, Any]:
         "meta": None,
         "user_id": None,
         "expires_at": tomb.expires_at,
-        "kept_until": tomb.expires_at,
+        # The purge looks at the row when the seal's grace ends (to drop it), else when it goes.
+        "kept_until": tomb.sealed_until if tomb.sealed_until is not None else tomb.expires_at,
     }
 
 

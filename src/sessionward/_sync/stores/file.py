@@ -23,7 +23,8 @@ Invariants:
   sessions: keys are added before the record is written and removed after it ended, and
   readers check each entry, so a crash between two writes never shows a dead session.
 * Each entry has a marker in the bucket of the minute it may be forgotten (a record's
-  ``kept_until``, a tombstone's ``expires_at``), made before the entry is written;
+  ``kept_until``, a tombstone's ``expires_at``, or the end of a renewal's grace while
+  the tombstone holds the sealed successor), made before the entry is written;
   :meth:`FileStore.purge_expired` walks only buckets that have begun, so its cost
   follows what it removes, not the store's size.
 
@@ -58,6 +59,7 @@ from sessionward.stores.file_io import (
     ensure_dir,
     hold_locks,
     kept_until,
+    settle_at,
     write_atomic,
 )
 from sessionward.stores.file import _require_keys, _user_digest
@@ -163,8 +165,8 @@ class FileStore(SessionStore):
 
     def _put(self, entry: Entry, previous: Entry | None) -> None:
         """Write ``entry``, filing its expiry marker first when its bucket is new."""
-        bucket = bucket_of(kept_until(entry))
-        if previous is None or bucket_of(kept_until(previous)) != bucket:
+        bucket = bucket_of(settle_at(entry))
+        if previous is None or bucket_of(settle_at(previous)) != bucket:
             marker_dir = self._expiry / str(bucket)
             ensure_dir(marker_dir, self.root)
             (marker_dir / entry.key).touch(mode=0o600)
@@ -220,7 +222,9 @@ class FileStore(SessionStore):
         def work() -> Entry | None:
             entry = self._read(key)
             # A record past expires_at is still returned until kept_until: the engine tells why.
-            return entry if entry is not None and kept_until(entry) > now else None
+            if entry is None or kept_until(entry) <= now:
+                return None
+            return entry.seen_at(now) if isinstance(entry, Tombstone) else entry
 
         return self._call(work)
 
@@ -472,8 +476,13 @@ class FileStore(SessionStore):
             if entry is None:
                 (directory / key).unlink(missing_ok=True)
                 return 0
+            if isinstance(entry, Tombstone) and entry.sealed_until is not None and entry.sealed_until < now:
+                # The grace is over: the seal goes (a new marker files the rest for later).
+                self._put(entry.unsealed(), entry)
+                (directory / key).unlink(missing_ok=True)
+                return 0
             if kept_until(entry) > now:
-                if bucket_of(kept_until(entry)) != bucket:
+                if bucket_of(settle_at(entry)) != bucket:
                     (directory / key).unlink(missing_ok=True)  # extended: its marker is elsewhere
                 return 0
             if isinstance(entry, SessionRecord) and entry.meta.user != owner:

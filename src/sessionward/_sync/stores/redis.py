@@ -67,6 +67,8 @@ from sessionward.stores.redis_layout import (
     number,
     pairs,
     record_fields,
+    seal_args,
+    seal_key,
     session_key,
     tombstone_json,
     ttl_ms,
@@ -201,9 +203,19 @@ class RedisStore(SessionStore):
         entry = decode_entry(key, fields)
         if entry is None:
             return None
-        # An expired record stays loadable until kept_until, so the engine can tell why it ended.
-        if (entry.kept_until if isinstance(entry, SessionRecord) else entry.expires_at) <= now:
+        if isinstance(entry, SessionRecord):
+            # An expired record stays loadable until kept_until, so the engine can tell why it ended.
+            return entry if entry.kept_until > now else None
+        if entry.expires_at <= now:
             return None
+        if entry.successor_key is not None and entry.grace_until is not None and now <= entry.grace_until:
+            # A renewal within its grace: the sealed successor lives beside it (rarely read).
+            try:
+                sealed = self.client.get(seal_key(self.prefix, key))
+            except _TRANSLATED as error:
+                raise _translated(error) from error
+            if sealed is not None:
+                return replace(entry, sealed_successor=_text(sealed))
         return entry
 
     def _evaluate(self, source: str, keys: list[str], args: Sequence[Arg]) -> Any:
@@ -355,11 +367,12 @@ class RedisStore(SessionStore):
         args: list[Arg] = [
             self.prefix,
             key,
-            tombstone_json(tomb),
+            tombstone_json(tomb.unsealed()),
             number(tomb.expires_at),
             ttl_ms(tomb.expires_at, tomb.ended_at),
             "0" if self.cluster else "1",
             "1" if only_existing else "0",
+            *seal_args(tomb),
         ]
         with _translate():
             previous = self._end(keys=self._session_keys(key), args=args)
@@ -399,9 +412,10 @@ class RedisStore(SessionStore):
             number(record.meta.created_at),
             number(record.meta.absolute_deadline),
         ]
-        args += [*_tomb_args(displaced_tomb), retire.key if retire else "", *_tomb_args(retire)]
+        retired = retire.unsealed() if retire is not None else None
+        args += [*_tomb_args(displaced_tomb), retire.key if retire else "", *_tomb_args(retired)]
         args += [expect.key, str(expect.version)] if expect is not None else ["", ""]
-        args += record_fields(record)
+        args += [*seal_args(retire), *record_fields(record)]
         with _translate():
             result = self._login(keys=self._session_keys(record.key), args=args)
         if result[0] == 2:
@@ -463,7 +477,7 @@ class RedisStore(SessionStore):
             # The precondition and the retirement, atomic on the old key's slot. The new
             # session is already written (and admitted): a concurrent "end all sessions"
             # finds it through the index or through this tombstone's successor key.
-            reply = self._claim(expect, ["end", *_tomb_args(retire)])
+            reply = self._claim(expect, ["end", *_tomb_args(retire.unsealed()), *seal_args(retire)])
             if reply[0] == 0:
                 self._withdraw(record.key, tag, victims)
                 return _not_applied(expect.key, reply[1])

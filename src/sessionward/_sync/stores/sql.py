@@ -187,10 +187,12 @@ class SqlStore(SessionStore):
     # -- reading ---------------------------------------------------------------------------
 
     def _entry(self, row: sa.Row[Any], now: float) -> Entry | None:
+        if row.tomb is not None:
+            # A tombstone's row is kept until it expires; its kept_until is when the purge
+            # must next look at it (the end of a renewal's grace, to drop the seal).
+            return tombstone_from_json(row.tomb).seen_at(now) if row.expires_at > now else None
         if row.kept_until <= now:
             return None  # a record past expires_at is still returned until then: the engine tells why
-        if row.tomb is not None:
-            return tombstone_from_json(row.tomb)
         return self._record(row)
 
     def _record(self, row: sa.Row[Any]) -> SessionRecord:
@@ -499,19 +501,43 @@ class SqlStore(SessionStore):
     def expired_keys_query(self, now: float, batch_size: int) -> sa.Select[Any]:
         """Return the query that picks a purge batch: a range scan of the ``kept_until`` index."""
         c = self.sessions.c
-        return sa.select(c.key).where(c.kept_until <= now).order_by(c.kept_until).limit(batch_size)
+        due = sa.select(c.key, c.tomb, c.expires_at).where(c.kept_until <= now)
+        return due.order_by(c.kept_until).limit(batch_size)
 
     def purge_expired(self, now: float, batch_size: int = 500) -> int:
         def work(connection: Connection) -> int:
             c = self.sessions.c
-            # The index range holds only expired rows: the cost is what the batch removes.
-            keys = [row.key for row in connection.execute(self.expired_keys_query(now, batch_size))]
-            if not keys:
-                return 0
-            # Re-checked on delete: a session extended meanwhile stays.
-            result = connection.execute(sa.delete(self.sessions).where(c.key.in_(keys), c.kept_until <= now))
-            return int(result.rowcount)
+            # The index range holds only rows due now: the cost is what the batch settles.
+            rows = list(connection.execute(self.expired_keys_query(now, batch_size)))
+            gone = [row.key for row in rows if row.tomb is None or row.expires_at <= now]
+            settled = 0
+            if gone:
+                # Re-checked on delete: a session extended meanwhile stays.
+                query = sa.delete(self.sessions).where(c.key.in_(gone), c.kept_until <= now)
+                deleted = connection.execute(query)
+                settled += int(deleted.rowcount)
+            for row in rows:
+                if row.tomb is not None and row.expires_at > now:
+                    settled += self._drop_seal(connection, row.key, row.tomb)
+            return settled
 
         return self._run(work)
+
+    def _drop_seal(self, connection: Connection, key: str, text: str) -> int:
+        """Rewrite a tombstone whose grace is over without its seal; it stays until it expires."""
+        c = self.sessions.c
+        try:
+            tomb = tombstone_from_json(text)
+        except StoreError:
+            logger.warning("purging corrupt tombstone %s", key[:16])
+            result = connection.execute(sa.delete(self.sessions).where(c.key == key, c.tomb == text))
+            return int(result.rowcount)
+        unsealed = _tomb_row(key, tomb.unsealed())
+        result = connection.execute(
+            sa.update(self.sessions)
+            .where(c.key == key, c.tomb == text)  # unless ended or rewritten meanwhile
+            .values(tomb=unsealed["tomb"], kept_until=unsealed["kept_until"])
+        )
+        return int(result.rowcount)
 
 
