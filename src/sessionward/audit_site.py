@@ -15,13 +15,22 @@ answers, as an attacker would. It follows seed 000's checklist:
   ``Cache-Control: no-store`` on the response that sets the session cookie.
 
 This module does the HTTP; the verdicts are the pure functions of
-:mod:`sessionward.audit_checks`. Cookies are sent by hand (a ``Cookie`` header per request) rather than through a cookie
+:mod:`sessionward.audit_checks`. The audited site may be hostile: every response is
+streamed, and its body read only up to :data:`MAX_BODY_BYTES` once its Content-Encoding is
+undone (a gzip bomb inflates no further), or until ``timeout_s`` has passed (a body that
+never ends). What the audit needs of a page is its head and forms, never a whole download.
+
+Cookies are sent by hand (a ``Cookie`` header per request) rather than through a cookie
 jar, so that a ``Secure`` cookie works against a local http:// site as browsers allow,
 and so that each probe carries exactly the ID it means to test.
 """
 
 from __future__ import annotations
 
+import codecs
+import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -45,8 +54,21 @@ from sessionward.audit_checks import (
 from sessionward.audit_randomness import FIPS_BITS, id_bits
 from sessionward.errors import SessionwardError
 
-MAX_BODY_BYTES = 1_000_000
-"""Most of a response body kept for the URL checks."""
+MAX_BODY_BYTES = 1 << 20
+"""Most bytes of a response body the auditor reads (1 MiB), counted after decompression.
+
+The rest of the body is never read (nor inflated): the connection is dropped and the body
+is treated as truncated there. It bounds what a gzip bomb costs, whatever its ratio. At
+most twice as many bytes are read from the wire, so that compressed data inflating to
+nothing (empty deflate blocks) cannot keep the auditor reading either.
+"""
+ACCEPT_ENCODING = "gzip, deflate"
+"""The content codings the auditor asks for and can undo within :data:`MAX_BODY_BYTES`."""
+MAX_CODINGS = 3
+"""Most content codings stacked on one body (``Content-Encoding: gzip, gzip``) that are undone."""
+_INFLATE_STEP = 64 * 1024
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_TEXT_TYPES = ("text/", "json", "xml", "javascript")
 
 
 class AuditError(SessionwardError):
@@ -137,6 +159,10 @@ class SiteAuditor:
         parts = urlsplit(options.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{options.url!r} is not an http:// or https:// URL")
+        try:
+            httpx.URL(options.url)
+        except httpx.InvalidURL as error:
+            raise ValueError(f"{options.url!r} is not a valid URL ({error})") from None
         self.host = parts.hostname
         self.https = parts.scheme == "https"
         self.client = client or httpx.Client(timeout=options.timeout_s, verify=options.verify_tls)
@@ -156,22 +182,25 @@ class SiteAuditor:
         ``path`` is taken from the site's root (``/api/login``); ``""`` is the audited URL.
         """
         url = urljoin(self.options.url, path) if path else self.options.url
-        headers = {"accept": "application/json, text/html;q=0.9"}
+        headers = {"accept": "application/json, text/html;q=0.9", "accept-encoding": ACCEPT_ENCODING}
         if cookie is not None:
             headers["cookie"] = f"{cookie[0]}={cookie[1]}"
         content = orjson.dumps(json) if json is not None else None
         if content is not None:
             headers["content-type"] = "application/json"
+        # --timeout bounds each network operation (httpx) and the reading of the body.
+        deadline = time.monotonic() + self.options.timeout_s
         try:
-            response = self.client.request(method, url, headers=headers, content=content, follow_redirects=False)
-        except httpx.HTTPError as error:
+            with self.client.stream(method, url, headers=headers, content=content, follow_redirects=False) as response:
+                body = _text(response, deadline)
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise AuditError(f"cannot reach {url}: {error or type(error).__name__}") from None
         finally:
             # Each probe chooses its cookie; nothing may ride along from a previous answer.
             self.client.cookies.clear()
         cookies = [c for c in (SetCookie.parse(h) for h in response.headers.get_list("set-cookie")) if c is not None]
         shown = urlsplit(url).path or "/"
-        observed = Observed(method, shown, path, response.status_code, response.headers, cookies, _text(response))
+        observed = Observed(method, shown, path, response.status_code, response.headers, cookies, body)
         self.seen.append(observed)
         return observed
 
@@ -352,8 +381,84 @@ class SiteAuditor:
         return ids
 
 
-def _text(response: httpx.Response) -> str:
+def _text(response: httpx.Response, deadline: float) -> str:
+    """The start of a textual body (HTML, JSON, XML, scripts), decoded; ``""`` for any other body."""
     kind = response.headers.get("content-type", "")
-    if not any(t in kind for t in ("text/", "json", "xml", "javascript")):
-        return ""
-    return response.content[:MAX_BODY_BYTES].decode(response.encoding or "utf-8", errors="replace")
+    if not any(t in kind for t in _TEXT_TYPES):
+        return ""  # not read at all
+    return read_body(response, deadline=deadline).decode(_charset(response), errors="replace")
+
+
+def _charset(response: httpx.Response) -> str:
+    charset = response.charset_encoding
+    if charset:
+        try:
+            return codecs.lookup(charset).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def read_body(response: httpx.Response, *, limit: int = MAX_BODY_BYTES, deadline: float | None = None) -> bytes:
+    """Read at most ``limit`` bytes of a streamed response's body, its Content-Encoding undone.
+
+    Reading ends at the end of the body, or of its compressed stream. It stops early, the
+    body taken as truncated there, at ``limit`` decoded bytes, at ``2 * limit`` bytes from
+    the wire, at the ``deadline`` (a ``time.monotonic()`` value), or at corrupt compressed
+    data. No decoding step inflates more than 64 KiB at once, so memory stays near
+    ``limit`` even for stacked codings (``Content-Encoding: gzip, gzip``). A body in a
+    coding the auditor did not ask for (br, zstd, …), or in more than :data:`MAX_CODINGS`,
+    reads as empty. Network errors are raised as httpx raises them.
+    """
+    listed = response.headers.get_list("content-encoding", split_commas=True)
+    codings = [c.lower() for c in listed if c.lower() not in ("", "identity")]
+    if len(codings) > MAX_CODINGS or any(c not in ("gzip", "x-gzip", "deflate") for c in codings):
+        return b""
+    chunks: Iterable[bytes] = _wire(response, 2 * limit)
+    for coding in reversed(codings):  # the last coding listed was applied last
+        chunks = _inflate(chunks, raw_fallback=coding == "deflate", wbits=_WBITS[coding])
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk[: limit - len(body)]
+        if len(body) >= limit or (deadline is not None and time.monotonic() > deadline):
+            break
+    return bytes(body)
+
+
+def _wire(response: httpx.Response, limit: int) -> Iterator[bytes]:
+    read = 0
+    for chunk in response.iter_raw():
+        yield chunk
+        read += len(chunk)
+        if read >= limit:
+            return
+
+
+def _inflate(chunks: Iterable[bytes], *, wbits: int, raw_fallback: bool) -> Iterator[bytes]:
+    """Undo one gzip or deflate coding, yielding at most ``_INFLATE_STEP`` bytes at a time.
+
+    ``raw_fallback``: "deflate" bodies are meant to be zlib streams but are sometimes raw
+    deflate; like httpx, read a stream whose first bytes are not zlib as raw deflate.
+    """
+    inflater = zlib.decompressobj(wbits)
+    first = True
+    for chunk in chunks:
+        data = chunk
+        while True:
+            try:
+                out = inflater.decompress(data, _INFLATE_STEP)
+            except zlib.error:
+                if first and raw_fallback:
+                    inflater, first = zlib.decompressobj(-zlib.MAX_WBITS), False
+                    continue
+                return  # corrupt: keep what was inflated so far
+            first = False
+            if out:
+                yield out
+            if inflater.eof:
+                return  # anything after the stream's end is ignored
+            data = inflater.unconsumed_tail
+            if not data and len(out) < _INFLATE_STEP:
+                break  # this chunk is used up and nothing more is pending
+            if not out:
+                return  # input left but no progress: never loop on it

@@ -23,7 +23,7 @@ import click
 
 from sessionward import __version__
 from sessionward.cli_audit import audit
-from sessionward.cli_common import redact_url, run_on_store, store_option
+from sessionward.cli_common import redact_url, run_on_store, safe_text, store_option
 from sessionward.cli_sessions import sessions
 from sessionward.errors import ConfigError, SessionwardError, StoreUnavailableError
 from sessionward.stores.base import SessionStore
@@ -82,8 +82,9 @@ class SessionwardGroup(click.Group):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    # One line, whatever the message held: scripts read the first line of stderr.
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    # One line, whatever the message held: scripts read the first line of stderr. Messages
+    # quote URLs, arguments and what servers answered: controls are shown, not sent.
+    click.echo(f"error: {safe_text(' '.join(message.split()))}", err=True)
     sys.exit(code)
 
 
@@ -105,7 +106,7 @@ def demo(host: str, port: int, store_url: str, debug: bool) -> None:
         from sessionward.demo import serve  # type: ignore[attr-defined, unused-ignore]
     except ImportError as error:
         raise click.ClickException(f"the demo is not available ({error}); install 'sessionward[demo]'") from None
-    click.echo(f"sessionward demo on http://{host}:{port} (store {redact_url(store_url)})", err=True)
+    click.echo(safe_text(f"sessionward demo on http://{host}:{port} (store {redact_url(store_url)})"), err=True)
     serve(host=host, port=port, store_url=store_url, debug=debug)
 
 
@@ -123,7 +124,7 @@ def store_init(store_url: str) -> None:
         await opened.setup()
 
     run_on_store(store_url, work)
-    click.echo(f"store ready: {redact_url(store_url)}")
+    click.echo(f"store ready: {safe_text(redact_url(store_url))}")
 
 
 main.add_command(sessions)

@@ -3,14 +3,22 @@
 The checks live in :mod:`sessionward.audit_site`; this module parses options and prints
 the report as a table (or JSON). Exit status: 0 when no check fails, 1 when one does,
 2 for bad arguments.
+
+Nearly everything in the report was chosen by the audited site (cookie names and
+attributes, header values, URLs from its pages), and a hostile site chooses escape
+sequences and Rich markup: the report prints it through :mod:`sessionward.cli_common`'s
+escaping (visible control characters, no markup), and ``--json`` escapes every
+non-printable character as ``\\uXXXX``.
 """
 
 from __future__ import annotations
 
 import click
-import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from sessionward.cli_common import json_for_terminal, terminal_text
 
 _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -114,22 +122,26 @@ def audit(
     finally:
         auditor.close()
     if as_json:
-        click.echo(orjson.dumps(report.as_dict()).decode())
+        click.echo(json_for_terminal(report.as_dict()))
     else:
         console = Console(highlight=False)
-        table = Table(title=f"session audit of {url}")
+        table = Table(title=terminal_text(f"session audit of {url}"))
         table.add_column("check")
         table.add_column("result")
         table.add_column("detail", overflow="fold")
         for check in report.checks:
-            style = _STYLES[check.status.value]
-            table.add_row(check.item, f"[{style}]{check.status.value.upper()}[/]", check.detail)
+            status = check.status.value
+            table.add_row(
+                terminal_text(check.item), Text(status.upper(), style=_STYLES[status]), terminal_text(check.detail)
+            )
         console.print(table)
         counts = {s: sum(1 for c in report.checks if c.status.value == s) for s in _STYLES}
         sampled = f"; {report.sample_size} IDs sampled by {report.sample_source}" if report.sample_source else ""
         console.print(
-            f"cookie {report.cookie_name or '(none)'}{sampled}. "
-            f"Checks: {counts['pass']} pass, {counts['fail']} fail, {counts['warn']} warn, {counts['skip']} skip."
+            terminal_text(
+                f"cookie {report.cookie_name or '(none)'}{sampled}. "
+                f"Checks: {counts['pass']} pass, {counts['fail']} fail, {counts['warn']} warn, {counts['skip']} skip."
+            )
         )
     if report.failed:
         ctx.exit(1)

@@ -4,6 +4,9 @@ Every verb works on any store URL. Sessions are named by their handle, never by 
 CLI cannot print a usable cookie because stores do not hold one. Revocations leave
 tombstones with reason ``revoked`` for the configured tombstone lifetime
 (``SessionPolicy.from_env()``), so the victim's next request is told why.
+
+User names, user agents and IPs come from users (and whatever wrote the store): they are
+printed through :mod:`sessionward.cli_common`'s escaping, in tables, lines and JSON alike.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
-import orjson
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from sessionward.cli_common import format_time, run_on_store, store_option
+from sessionward.cli_common import (
+    format_time,
+    json_for_terminal,
+    run_on_store,
+    safe_text,
+    store_option,
+    terminal_text,
+)
 from sessionward.config import SessionPolicy
 from sessionward.events import EventBus, EventName, JsonAuditLogger, SessionEvent
 from sessionward.ids import is_handle
@@ -65,13 +74,13 @@ def list_sessions(user: str, store_url: str, as_json: bool) -> None:
             }
             for r in records
         ]
-        click.echo(orjson.dumps({"user": user, "sessions": rows}).decode())
+        click.echo(json_for_terminal({"user": user, "sessions": rows}))
         return
     console = Console(highlight=False)
     if not records:
-        console.print(f"no live sessions for user {user!r}")
+        console.print(terminal_text(f"no live sessions for user {user!r}"))
         return
-    table = Table(title=f"live sessions of {user!r}")
+    table = Table(title=terminal_text(f"live sessions of {user!r}"))
     # Handles and times are never cut (a cut handle cannot be revoked); IP and agent fold.
     table.add_column("handle", no_wrap=True, min_width=16)
     table.add_column("created (UTC)", min_width=10)
@@ -80,11 +89,11 @@ def list_sessions(user: str, store_url: str, as_json: bool) -> None:
     table.add_column("user agent", overflow="fold")
     for r in records:
         table.add_row(
-            r.handle,
+            terminal_text(r.handle),
             format_time(r.meta.created_at),
             format_time(r.meta.last_access_at),
-            r.meta.ip or "-",
-            r.meta.user_agent or "-",
+            terminal_text(r.meta.ip or "-"),
+            terminal_text(r.meta.user_agent or "-"),
         )
     console.print(table)
 
@@ -110,7 +119,7 @@ def revoke(handle: str, store_url: str, audit_log: str | None) -> None:
         if ended is None:
             raise click.ClickException(f"no live session has handle {handle}")
         emit(ended)
-    click.echo(f"revoked session {ended.handle} of user {ended.meta.user or '(anonymous)'}")
+    click.echo(safe_text(f"revoked session {ended.handle} of user {ended.meta.user or '(anonymous)'}"))
 
 
 @sessions.command("revoke-user")
@@ -129,9 +138,9 @@ def revoke_user(user: str, store_url: str, audit_log: str | None) -> None:
         ended = run_on_store(store_url, work)
         for record in ended:
             emit(record)
-    click.echo(f"revoked {len(ended)} session(s) of user {user!r}")
+    click.echo(safe_text(f"revoked {len(ended)} session(s) of user {user!r}"))
     for record in ended:
-        click.echo(f"  {record.handle}")
+        click.echo(f"  {safe_text(record.handle)}")
 
 
 @sessions.command("purge")
@@ -189,7 +198,7 @@ def stats(store_url: str, as_json: bool) -> None:
         "tombstones": counts.tombstones,
     }
     if as_json:
-        click.echo(orjson.dumps(figures).decode())
+        click.echo(json_for_terminal(figures))
         return
     table = Table(title="session store")
     table.add_column("figure")

@@ -1,0 +1,198 @@
+"""Hostile sites for ``sessionward audit``: a site attacks the terminal or the memory of its auditor.
+
+* :func:`terminal_injection_site` answers with a session cookie whose attributes, security
+  headers and links carry terminal escape sequences (CSI, OSC), C1 control codes, Unicode
+  line separators, bidi overrides and Rich markup: what a site does to overwrite its own
+  FAIL rows in the report of the administrator auditing it.
+* :func:`gzip_bomb_site` serves a gzip bomb (a small body inflating to a gibibyte) at ``/``
+  and ``/login``, with a fresh session cookie each time so that the audit keeps sampling.
+* :func:`dripping_site` sends the headers of ``/`` and ``/login``, then a body a byte at a time, forever.
+* :func:`silent_site` accepts requests and never answers them.
+
+They are served by :func:`serve_h11`: uvicorn's default HTTP parser (httptools) refuses to
+send control characters in a header, which a hostile server, unlike uvicorn, would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import secrets
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from cli_sites import ASGIApp, Message, Scope, free_port
+
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# What the terminal-injection site puts in its session cookie's attributes (UTF-8 on the
+# wire). Each would change the auditor's screen if printed as it came:
+HOSTILE_PATH = "/\x1b[1A\x1b[2K[link=http://evil.test/]PASS[/link]"  # cursor up, erase line; a Rich link
+HOSTILE_SAMESITE = "[/x]Lax"  # a closing tag with no opening one: Rich raised MarkupError
+HOSTILE_DOMAIN = "evil.test\x9b2J\u2028\u202etset"  # C1 CSI "erase screen", a line separator, a bidi override
+HOSTILE_EXPIRES = "Wed, 21 Oct 2099 07:28:00 GMT\x9d0\x07\x7f"  # C1 OSC, BEL, DEL
+HOSTILE_CSP = "default-src 'self' \x1b]8;;http://evil.test/\x1b\\[bold red]ok[/]"  # an OSC 8 hyperlink
+HOSTILE_CACHE = "no-store\x1b[2K\x08\x08\x08[reverse]FAIL hidden[/reverse]"  # erase, backspaces
+HOSTILE_LINK = "/account?session=1[/x]\x1b[2J"  # a session ID in a link: a FAIL quoting the URL
+HOSTILE_COOKIE_ATTRIBUTES = (
+    f"Path={HOSTILE_PATH}; SameSite={HOSTILE_SAMESITE}; Domain={HOSTILE_DOMAIN}; Expires={HOSTILE_EXPIRES}"
+)
+
+GZIP_BOMB_INFLATED_BYTES = 1 << 30
+"""What the bomb inflates to: a gibibyte of zeros, from about a megabyte on the wire."""
+
+
+@contextmanager
+def serve_h11(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with uvicorn's h11 protocol on a free loopback port in a thread; yield its base URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_level="critical", lifespan="off", ws="none", http="h11"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test site did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+async def _drain(receive: Receive) -> None:
+    while (await receive()).get("more_body", False):
+        pass
+
+
+def _fresh_id() -> bytes:
+    return secrets.token_hex(16).encode()
+
+
+def terminal_injection_site() -> ASGIApp:
+    """Every page sets a fresh ``sid`` whose attributes, and the page's headers and links, attack the terminal."""
+    attributes = HOSTILE_COOKIE_ATTRIBUTES.encode()
+    body = f'<a href="{HOSTILE_LINK}">account</a> \x9b31m <a href="/login">sign in</a>'.encode()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"set-cookie", b"sid=" + _fresh_id() + b"; " + attributes),
+            (b"cache-control", HOSTILE_CACHE.encode()),
+            (b"content-security-policy", HOSTILE_CSP.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@functools.cache
+def gzip_bomb(inflated_bytes: int = GZIP_BOMB_INFLATED_BYTES) -> bytes:
+    """A valid gzip stream of ``inflated_bytes`` zeros (a whole number of MiB), built in milliseconds.
+
+    A mebibyte of zeros is compressed once and ended with a full flush, which resets the
+    compressor: every further mebibyte compresses to the very same bytes, so they are
+    repeated rather than computed. The trailer's CRC-32 and length are those of the whole.
+    """
+    block = bytes(1 << 20)
+    count, remainder = divmod(inflated_bytes, len(block))
+    assert remainder == 0
+    assert count >= 2
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final_block = compressor.flush()[:-8]  # an empty final block, without the trailer
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(block, crc)
+    trailer = struct.pack("<II", crc, inflated_bytes & 0xFFFFFFFF)
+    return head + repeated * (count - 1) + final_block + trailer
+
+
+def gzip_bomb_site(*, stacked: bool = False) -> ASGIApp:
+    """``/`` and ``/login`` answer a gzip bomb as HTML and set a fresh session cookie.
+
+    ``stacked`` gzips the bomb once more and says ``Content-Encoding: gzip, gzip``: two
+    kilobytes on the wire, where one decoding step inflates a megabyte into a gibibyte.
+    """
+    bomb = gzip_bomb()
+    encoding = b"gzip"
+    if stacked:
+        bomb = zlib.compress(bomb, 9, wbits=16 + zlib.MAX_WBITS)
+        encoding = b"gzip, gzip"
+    cookie = b"; Path=/; HttpOnly; Secure; SameSite=Lax"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        if scope["path"] not in ("/", "/login"):
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"not found"})
+            return
+        headers = [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-encoding", encoding),
+            (b"content-length", str(len(bomb)).encode()),
+            (b"set-cookie", b"sid=" + _fresh_id() + cookie),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        step = 64 * 1024
+        for start in range(0, len(bomb), step):
+            more = start + step < len(bomb)
+            await send({"type": "http.response.body", "body": bomb[start : start + step], "more_body": more})
+
+    return app
+
+
+def dripping_site(interval_s: float = 0.02, give_up_s: float = 30) -> ASGIApp:
+    """``/`` and ``/login`` send their headers, then a byte of HTML every ``interval_s``, until the client leaves.
+
+    Other paths answer 404. The drip stops after ``give_up_s`` so that a test run cannot hang.
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        if scope["path"] not in ("/", "/login"):
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"not found"})
+            return
+        headers = [(b"content-type", b"text/html"), (b"set-cookie", b"sid=" + _fresh_id() + b"; Path=/")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        left = asyncio.ensure_future(receive())  # the request is read: the next message is the disconnect
+        give_up = time.monotonic() + give_up_s
+        while not left.done() and time.monotonic() < give_up:
+            await send({"type": "http.response.body", "body": b" ", "more_body": True})
+            await asyncio.sleep(interval_s)
+        left.cancel()
+
+    return app
+
+
+def silent_site() -> ASGIApp:
+    """Never answers (until the client leaves or 30 s pass)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(receive(), 30)  # returns at the disconnect
+
+    return app
