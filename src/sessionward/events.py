@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,20 @@ from typing import IO, Any, TextIO
 import orjson
 
 logger = logging.getLogger("sessionward")
+
+# The characters str.splitlines() breaks on are \n \r \v \f \x1c \x1d \x1e \x85 \u2028
+# \u2029. JSON escapes the first seven (C0 controls), but NEL and U+2028/U+2029 are legal
+# raw in a JSON string and orjson writes them raw: a User-Agent holding one would split an
+# audit line for any reader that uses splitlines(). Their UTF-8 forms start with a lead byte
+# (C2, E2), never a continuation byte, so these byte patterns match nothing else; and
+# orjson writes non-ASCII only inside strings, where a \uXXXX escape decodes to the same
+# character.
+_LINE_BREAKS = re.compile(rb"\xc2\x85|\xe2\x80[\xa8\xa9]")
+_ESCAPED = {b"\xc2\x85": b"\\u0085", b"\xe2\x80\xa8": b"\\u2028", b"\xe2\x80\xa9": b"\\u2029"}
+
+
+def _escape_line_breaks(match: re.Match[bytes]) -> bytes:
+    return _ESCAPED[match.group()]
 
 
 class EventName(StrEnum):
@@ -64,8 +79,12 @@ class SessionEvent:
     path: str | None = None
 
     def to_json(self) -> bytes:
-        """Encode as one JSON object, the audit log's line format."""
-        return orjson.dumps(
+        """Encode as one JSON object on one line, the audit log's line format.
+
+        No character that :meth:`str.splitlines` breaks on is left raw, whatever the
+        fields hold (see ``_LINE_BREAKS``).
+        """
+        encoded = orjson.dumps(
             {
                 "time": self.at,
                 "event": self.name.value,
@@ -77,6 +96,9 @@ class SessionEvent:
                 "path": self.path,
             }
         )
+        if _LINE_BREAKS.search(encoded) is None:
+            return encoded
+        return _LINE_BREAKS.sub(_escape_line_breaks, encoded)
 
 
 Subscriber = Callable[[SessionEvent], None] | Callable[[SessionEvent], Awaitable[None]]
