@@ -29,6 +29,7 @@ PREFIX = "SESSIONWARD_"
 # Which variable set which policy field, to name it when a cross-check fails.
 _FIELD_VARIABLES = {
     "timeouts.idle_timeout_s": "SESSIONWARD_IDLE_TIMEOUT",
+    "timeouts.anonymous_idle_timeout_s": "SESSIONWARD_ANONYMOUS_IDLE_TIMEOUT",
     "timeouts.absolute_timeout_s": "SESSIONWARD_ABSOLUTE_TIMEOUT",
     "timeouts.renewal_interval_s": "SESSIONWARD_RENEWAL_INTERVAL",
     "timeouts.rotation_grace_s": "SESSIONWARD_ROTATION_GRACE",
@@ -106,6 +107,7 @@ def _build(environ: Mapping[str, str], base: SessionPolicy) -> SessionPolicy:
         ("RENEWAL_INTERVAL", "renewal_interval_s"),
         ("ROTATION_GRACE", "rotation_grace_s"),
         ("TOUCH_INTERVAL", "touch_interval_s"),
+        ("ANONYMOUS_IDLE_TIMEOUT", "anonymous_idle_timeout_s"),
     ):
         value = read(environ, variable, seconds, seconds_text)
         if value is not None:

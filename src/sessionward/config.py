@@ -118,6 +118,18 @@ class CookiePolicy:
             return self.name
         return "__Host-sid" if self.secure else "sid"
 
+    def for_csrf(self) -> CookiePolicy:
+        """The attributes of the pre-session CSRF cookie: a visitor's form token, before any session.
+
+        A visitor's form (the login form) is protected by a double-submit token held in
+        this cookie rather than in a session, so anonymous pages cost the store nothing.
+        It takes the session cookie's prefix (``__Host-``: no sibling subdomain can plant
+        it when secure), path and domain, and ``SameSite=Strict``.
+        """
+        name = self.cookie_name
+        prefix = next((p for p in ("__Host-", "__Secure-") if name.startswith(p)), "")
+        return replace(self, name=f"{prefix}{name.removeprefix(prefix)}-csrf", same_site="strict", max_age_s=None)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimeoutPolicy:
@@ -130,7 +142,11 @@ class TimeoutPolicy:
         rotation_grace_s: How long a renewed-away ID still works, for requests in flight.
         touch_interval_s: Write the idle clock at most this often; ``None`` picks
             the smaller of 60 s and a tenth of the idle timeout. It is capped at a tenth
-            of the idle timeout so that an active user is never timed out.
+            of the idle timeout (of each kind) so that an active user is never timed out.
+        anonymous_idle_timeout_s: The idle timeout of a session nobody signed in to (a
+            visitor's cart, say); ``None`` picks the smaller of 600 s and
+            ``idle_timeout_s``. Such a session has nothing worth keeping long, and a
+            short life bounds what anonymous traffic can make a store hold.
     """
 
     idle_timeout_s: float = 1800
@@ -138,6 +154,7 @@ class TimeoutPolicy:
     renewal_interval_s: float = 3600
     rotation_grace_s: float = 5
     touch_interval_s: float | None = None
+    anonymous_idle_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.idle_timeout_s > 0:
@@ -161,11 +178,31 @@ class TimeoutPolicy:
             )
         if self.touch_interval_s is not None and self.touch_interval_s < 0:
             raise ConfigError("timeouts.touch_interval_s", "must be 0 or a positive number of seconds")
+        anonymous = self.anonymous_idle_timeout_s
+        if anonymous is not None and not 0 < anonymous <= self.idle_timeout_s:
+            raise ConfigError(
+                "timeouts.anonymous_idle_timeout_s", "must be a positive number of seconds, at most idle_timeout_s"
+            )
+
+    @property
+    def effective_anonymous_idle_timeout_s(self) -> float:
+        """The idle timeout in force for sessions nobody signed in to."""
+        if self.anonymous_idle_timeout_s is None:
+            return min(600.0, self.idle_timeout_s)
+        return self.anonymous_idle_timeout_s
 
     @property
     def effective_touch_interval_s(self) -> float:
         """The touch interval in force, capped at a tenth of the idle timeout."""
-        cap = self.idle_timeout_s / 10
+        return self._touch_interval_within(self.idle_timeout_s)
+
+    @property
+    def effective_anonymous_touch_interval_s(self) -> float:
+        """The touch interval of sessions nobody signed in to, capped at a tenth of their idle timeout."""
+        return self._touch_interval_within(self.effective_anonymous_idle_timeout_s)
+
+    def _touch_interval_within(self, idle_timeout_s: float) -> float:
+        cap = idle_timeout_s / 10
         if self.touch_interval_s is None:
             return min(60.0, cap)
         return min(self.touch_interval_s, cap)

@@ -25,7 +25,11 @@ Two layers, both in :class:`CsrfMiddleware`, a pure ASGI middleware placed *insi
 
 The token lives in the session's metadata, is made with :func:`secrets.token_urlsafe`,
 and is replaced at every login (the engine does it), so a token learned before login is
-worthless after. Templates get it from :func:`csrf_token`.
+worthless after. Templates get it from :func:`csrf_token`. A visitor without a session
+(the login form) holds its token in a pre-session cookie instead (double submit: the
+form's token must equal the cookie's), so that anonymous pages create no store record.
+That cookie takes the session cookie's ``__Host-`` prefix, which no sibling subdomain can
+set, and ``SameSite=Strict``; the origin check above stays the first line.
 
 Every refusal is a 403 JSON ``{"error": "csrf_refused", "reason": ...}`` and a
 ``csrf_refused`` event.
@@ -72,8 +76,9 @@ _PART_NAME = re.compile(rb';\s*name="([^"]*)"', re.IGNORECASE)
 def csrf_token(session: RequestSession | SyncRequestSession) -> str:
     """Return the session's CSRF token for a form, making one if it has none.
 
-    A request without a session gets one at the end of the request (a visitor must be
-    able to post the login form); login replaces the token.
+    A visitor without a session (the login form) gets a token in the pre-session CSRF
+    cookie instead, checked by double submit, so rendering a form costs the store
+    nothing; a session made later takes that token over, and login replaces it.
 
     Raises:
         SessionNotAvailableError: the creation policy (``never``, ``stateless``) forbids
@@ -90,10 +95,11 @@ def csrf_token(session: RequestSession | SyncRequestSession) -> str:
         return token
     if exchange.csrf_pending is not None:
         return exchange.csrf_pending
-    if exchange.policy.creation in (Creation.NEVER, Creation.STATELESS):
-        raise SessionNotAvailableError(
-            f"a CSRF token needs a session, and creation policy {exchange.policy.creation.value!r} forbids one here"
-        )
+    if exchange.policy.creation is Creation.STATELESS:
+        raise SessionNotAvailableError("creation policy 'stateless' sets no cookie, so no visitor's CSRF token")
+    sent = exchange.csrf_cookie
+    if sent is not None:
+        return sent
     exchange.csrf_pending = secrets.token_urlsafe(TOKEN_BYTES)
     return exchange.csrf_pending
 
@@ -296,7 +302,7 @@ def _session_token(scope: Scope) -> str | None:
         raise RuntimeError("CsrfMiddleware must be placed inside sessionward's SessionMiddleware")
     record = exchange.record
     if record is None:
-        return None
+        return exchange.csrf_cookie  # a visitor: the double-submit cookie
     return (exchange.meta_dirty or record.meta).csrf_token
 
 

@@ -19,6 +19,7 @@ as arguments, so every timeout is testable without sleeping.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from sessionward.records import (
 )
 
 MAX_USER_AGENT_CHARS = 256
+_CSRF_TOKEN = re.compile(rb"[A-Za-z0-9_-]{43}")
+"""A form token as :func:`secrets.token_urlsafe` (32 bytes) makes it."""
 Candidate = TypeVar("Candidate")
 """A session as a store holds it while choosing whom a login displaces (a record, a row…)."""
 
@@ -213,12 +216,16 @@ class SessionEngine:
     """Decides about sessions under one :class:`SessionPolicy`; does no I/O."""
 
     __slots__ = (
+        "_anonymous_idle_s",
+        "_anonymous_touch_s",
         "_binding_on",
         "_cookie_name_bytes",
+        "_csrf_cookie_name_bytes",
         "_idle_timeout_s",
         "_renewal_interval_s",
         "_touch_interval_s",
         "cookie_name",
+        "csrf_cookie",
         "policy",
         "stateless",
     )
@@ -229,12 +236,17 @@ class SessionEngine:
         # Read on every request: looked up once here rather than through the policy.
         timeouts = policy.timeouts
         self._idle_timeout_s = timeouts.idle_timeout_s
+        self._anonymous_idle_s = timeouts.effective_anonymous_idle_timeout_s
+        self._anonymous_touch_s = timeouts.effective_anonymous_touch_interval_s
         self._renewal_interval_s = timeouts.renewal_interval_s
         self._touch_interval_s = timeouts.effective_touch_interval_s
         self.stateless = policy.creation is Creation.STATELESS
         """Creation policy ``stateless``: no cookie is read and no session is made (F9)."""
         self._binding_on = policy.binding.enabled
         self._cookie_name_bytes = self.cookie_name.encode("ascii")
+        self.csrf_cookie = policy.cookie.for_csrf()
+        """The pre-session cookie that holds a visitor's form token (no store record)."""
+        self._csrf_cookie_name_bytes = self.csrf_cookie.cookie_name.encode("ascii")
 
     # -- reading the request --------------------------------------------------------------
 
@@ -258,6 +270,16 @@ class SessionEngine:
             return CookieRead(problem=CookieProblem.MALFORMED)
         return CookieRead(raw, ids.storage_key(raw))
 
+    def read_csrf_cookie(self, cookie_headers: Iterable[bytes]) -> str | None:
+        """Return the visitor's form token from the pre-session CSRF cookie, if well-formed.
+
+        Two different values fail closed (``None``), as for the session cookie.
+        """
+        values = session_cookie_values(cookie_headers, self._csrf_cookie_name_bytes)
+        if not values or any(value != values[0] for value in values):
+            return None
+        return values[0].decode("ascii") if _CSRF_TOKEN.fullmatch(values[0]) else None
+
     def assess(self, raw_id: str, entry: Entry | None, now: float, *, passive: bool = False) -> Assessment:
         """Judge the entry loaded for ``raw_id`` at time ``now``.
 
@@ -280,13 +302,14 @@ class SessionEngine:
         if now >= meta.absolute_deadline:
             return self._ended(entry, EndReason.ABSOLUTE_TIMEOUT, now)
         idle = now - meta.last_access_at
-        if idle >= self._idle_timeout_s:
+        if idle >= (self._idle_timeout_s if meta.user is not None else self._anonymous_idle_s):
             return self._ended(entry, EndReason.IDLE_TIMEOUT, now)
         if passive:
             return Assessment(Verdict.VALID, entry)
         renewal = self._renewal_interval_s
         rotate = renewal > 0 and now - meta.rotated_at >= renewal
-        return Assessment(Verdict.VALID, entry, rotate=rotate, touch=idle >= self._touch_interval_s)
+        touch_s = self._touch_interval_s if meta.user is not None else self._anonymous_touch_s
+        return Assessment(Verdict.VALID, entry, rotate=rotate, touch=idle >= touch_s)
 
     def _ended(self, record: SessionRecord, reason: EndReason, now: float) -> Assessment:
         tomb = self.plan_end(record.key, record.meta.user, reason, now)
@@ -296,7 +319,11 @@ class SessionEngine:
 
     def deadline(self, meta: SessionMeta) -> float:
         """Return when a session with ``meta`` expires: idle or absolute, whichever is first."""
-        return min(meta.last_access_at + self.policy.timeouts.idle_timeout_s, meta.absolute_deadline)
+        return min(meta.last_access_at + self.idle_timeout(meta), meta.absolute_deadline)
+
+    def idle_timeout(self, meta: SessionMeta) -> float:
+        """Return the idle timeout of a session with ``meta``: shorter while nobody signed in."""
+        return self._idle_timeout_s if meta.user is not None else self._anonymous_idle_s
 
     def new_record(
         self, now: float, data: dict[str, JSONValue] | None = None, client: ClientInfo | None = None
@@ -327,11 +354,25 @@ class SessionEngine:
 
     def _set_deadlines(self, record: SessionRecord) -> None:
         record.expires_at = self.deadline(record.meta)
-        record.retain_until = self.retention(record.expires_at)
+        record.retain_until = self.retention(record.expires_at, record.meta.user)
 
-    def retention(self, expires_at: float) -> float:
-        """Return until when an expired record is kept, so its reason can be told (F10)."""
-        return expires_at + self.policy.invalid_session.tombstone_ttl_s
+    def retention(self, expires_at: float, user: str | None) -> float:
+        """Return until when an expired record is kept, so its reason can be told (F10).
+
+        A session nobody signed in to is not kept past its expiry: there is no one to
+        tell why it ended, and anonymous traffic must not make the store hold a day of it.
+        """
+        return expires_at + self.tombstone_ttl(user) if user is not None else expires_at
+
+    def tombstone_ttl(self, user: str | None) -> float:
+        """Return how long the reason a session of ``user`` ended is remembered.
+
+        For a session nobody signed in to, :data:`ANONYMOUS_TOMBSTONE_S` at most: long
+        enough to tell requests in flight when it ended (a login, say) from forged IDs,
+        not long enough for anonymous traffic to fill the store with tombstones.
+        """
+        ttl = self.policy.invalid_session.tombstone_ttl_s
+        return ttl if user is not None else min(ttl, ANONYMOUS_TOMBSTONE_S)
 
     def plan_login(
         self,
@@ -361,6 +402,7 @@ class SessionEngine:
         meta.csrf_token = secrets.token_urlsafe(32)
         if current is not None and fixation is Fixation.CHANGE_ID:
             meta.created_at = current.meta.created_at
+        self._set_deadlines(record)  # a signed-in session's timeouts, not a visitor's
         if current is None:
             return Transition(raw_id=raw_id, record=record, retired=None)
         expect = Expected(current.key, current.version)
@@ -410,7 +452,7 @@ class SessionEngine:
                 reason=EndReason.RENEWED,
                 user=meta.user,
                 ended_at=now,
-                expires_at=max(now + self.policy.invalid_session.tombstone_ttl_s, grace_until),
+                expires_at=max(now + self.tombstone_ttl(meta.user), grace_until),
                 successor_key=record.key,
                 sealed_successor=ids.seal_successor(old_raw_id, raw_id),
                 grace_until=grace_until,
@@ -424,7 +466,7 @@ class SessionEngine:
             reason=reason,
             user=user,
             ended_at=now,
-            expires_at=now + self.policy.invalid_session.tombstone_ttl_s,
+            expires_at=now + self.tombstone_ttl(user),
         )
 
     def plan_elevation(self, meta: SessionMeta, now: float) -> SessionMeta:
@@ -463,7 +505,7 @@ class SessionEngine:
             delete=deleted,
             meta=new_meta,
             expires_at=expires_at,
-            retain_until=self.retention(expires_at) if meta_changed else record.retain_until,
+            retain_until=self.retention(expires_at, new_meta.user) if meta_changed else record.retain_until,
             base_version=record.version,
             base_data=record.data,
             meta_changed=meta_changed,
@@ -507,7 +549,7 @@ class SessionEngine:
             elevated=self.is_elevated(meta, now),
             session_age_s=round(max(0.0, now - meta.created_at), 3),
             idle_s=round(idle, 3),
-            remaining_idle_s=round(max(0.0, timeouts.idle_timeout_s - idle), 3),
+            remaining_idle_s=round(max(0.0, self.idle_timeout(meta) - idle), 3),
             remaining_absolute_s=round(max(0.0, meta.absolute_deadline - now), 3),
             next_rotation_s=next_rotation,
         )
@@ -516,6 +558,9 @@ class SessionEngine:
 NO_COOKIE = CookieRead()
 """What :meth:`SessionEngine.read_cookie` returns when no session cookie was sent (shared)."""
 BINDING_OFF = BindingResult(BindingCheck.OFF)
+
+ANONYMOUS_TOMBSTONE_S = 60.0
+"""The longest a session nobody signed in to is remembered after it ended."""
 
 KEEP_ID = ""
 """The ``raw_id`` of a login transition that keeps the old ID (fixation ``none``)."""

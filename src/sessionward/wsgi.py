@@ -31,6 +31,7 @@ from sessionward._sync.exchange import Exchange
 from sessionward._sync.manager import SessionManager
 from sessionward.clientinfo import request_origin
 from sessionward.config import path_matches
+from sessionward.cookies import split_joined_cookie_header
 from sessionward.csrf import (
     DEFAULT_MAX_BODY_BYTES,
     FORM_TYPES,
@@ -173,7 +174,12 @@ class SessionMiddleware:
         exchange = Exchange(manager, path=path, client=client)
         cookie = environ.get("HTTP_COOKIE")
         try:
-            interruption = exchange.open([cookie.encode("latin-1")] if cookie else [])
+            # One value of every Cookie header, comma-joined by the server: split it back
+            # for the session cookie (never for the CSRF cookie: see Exchange.open).
+            whole = [cookie.encode("latin-1")] if cookie else []
+            interruption = exchange.open(
+                split_joined_cookie_header(whole[0]) if whole else [], csrf_cookie_headers=whole
+            )
         except StoreUnavailableError as error:
             return self._unavailable(start_response, exchange, error)
         if interruption is not None:
@@ -279,7 +285,8 @@ class SessionMiddleware:
                 return "form_too_large"
             sent = _form_token(body, media_type, content_type)
         record = exchange.record
-        expected = (exchange.meta_dirty or record.meta).csrf_token if record is not None else None
+        # A visitor's token is checked against its pre-session cookie (double submit).
+        expected = (exchange.meta_dirty or record.meta).csrf_token if record is not None else exchange.csrf_cookie
         return token_refusal(sent, expected)
 
     def _refuse_csrf(self, start_response: StartResponse, exchange: Exchange, reason: str) -> list[bytes]:

@@ -34,8 +34,9 @@ from click.testing import CliRunner
 from sessionward.audit_site import MAX_BODY_BYTES, AuditOptions, SiteAuditor
 from sessionward.cli import main
 
-PEAK_RSS_LIMIT = 128 * 1024 * 1024
-"""The audit process's peak resident memory: an interpreter with httpx and Rich, plus the cap."""
+PEAK_RSS_LIMIT = 256 * 1024 * 1024
+"""The audit process's peak resident memory: an interpreter with httpx and Rich, plus the cap
+(~63 MiB measured; the bomb inflated whole took 8 GiB). Loose, as a busy machine's allocator varies."""
 PEAK_TRACED_LIMIT = 4 * MAX_BODY_BYTES
 """Peak of the memory Python allocates while one bomb is read: the kept body and a few decoding steps."""
 

@@ -46,6 +46,8 @@ def test_defaults_are_hardened() -> None:
         (lambda: TimeoutPolicy(idle_timeout_s=100, absolute_timeout_s=50), "timeouts.idle_timeout_s"),
         (lambda: TimeoutPolicy(renewal_interval_s=-1), "timeouts.renewal_interval_s"),
         (lambda: TimeoutPolicy(rotation_grace_s=120), "timeouts.rotation_grace_s"),
+        (lambda: TimeoutPolicy(anonymous_idle_timeout_s=3600), "timeouts.anonymous_idle_timeout_s"),
+        (lambda: TimeoutPolicy(anonymous_idle_timeout_s=0), "timeouts.anonymous_idle_timeout_s"),
         # Renewals inside one grace period chain up; more links than are followed is refused.
         (lambda: TimeoutPolicy(renewal_interval_s=0.5, rotation_grace_s=60), "timeouts.rotation_grace_s"),
         (lambda: LoginPolicy(max_sessions=-1), "login.max_sessions"),

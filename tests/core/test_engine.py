@@ -23,7 +23,7 @@ def test_new_record_has_deadlines_and_no_user() -> None:
     assert record.meta.user is None
     assert record.expires_at == T0 + 100
     assert record.meta.absolute_deadline == T0 + 1000
-    assert record.kept_until > record.expires_at  # kept so the reason can be told
+    assert record.kept_until == record.expires_at  # nobody signed in: nothing to tell later
     assert record.meta.user_agent is not None
     assert len(record.meta.user_agent) == 256
 
@@ -195,3 +195,31 @@ def test_limit_displaces_the_oldest_or_refuses() -> None:
         first_wins.displace("alice", ["a", "b"])
     tomb = last_wins.tombstone("k" * 64, "alice")
     assert (tomb.reason, tomb.user, tomb.expires_at) == (EndReason.DISPLACED, "alice", last_wins.tombstone_expires_at)
+
+
+# -- sessions nobody signed in to: a shorter life, no retention ---------------------------------------
+
+
+def test_session_flooding_is_bounded_by_the_anonymous_idle_timeout_and_no_retention() -> None:
+    e = engine(timeouts=TimeoutPolicy(idle_timeout_s=1800, absolute_timeout_s=3600, anonymous_idle_timeout_s=120))
+    _, visitor = e.new_record(T0)
+    assert visitor.expires_at == T0 + 120
+    assert visitor.kept_until == visitor.expires_at
+    assert e.assess("x", visitor, T0 + 120).reason == "idle_timeout"
+    tomb = e.plan_end(visitor.key, None, EndReason.LOGGED_OUT, T0)
+    assert tomb.expires_at - T0 <= 60  # remembered for requests in flight, not for a day
+
+
+def test_a_login_gives_the_session_the_signed_in_timeouts_and_retention() -> None:
+    e = engine(timeouts=TimeoutPolicy(idle_timeout_s=1800, absolute_timeout_s=3600, anonymous_idle_timeout_s=120))
+    _, visitor = e.new_record(T0)
+    signed_in = e.plan_login(visitor, {}, "alice", T0 + 10).record
+    assert signed_in.expires_at == T0 + 10 + 1800
+    assert signed_in.kept_until == signed_in.expires_at + SessionPolicy().invalid_session.tombstone_ttl_s
+    assert e.plan_end(signed_in.key, "alice", EndReason.LOGGED_OUT, T0).expires_at == T0 + 24 * 3600
+    assert e.status(signed_in, T0 + 10).remaining_idle_s == 1800
+
+
+def test_the_anonymous_idle_timeout_defaults_to_ten_minutes_at_most() -> None:
+    assert TimeoutPolicy().effective_anonymous_idle_timeout_s == 600
+    assert TimeoutPolicy(idle_timeout_s=300, absolute_timeout_s=600).effective_anonymous_idle_timeout_s == 300

@@ -84,3 +84,11 @@ def test_cross_setting_error_names_the_variable_that_was_set() -> None:
     with pytest.raises(ConfigError) as raised:
         SessionPolicy.from_env({"SESSIONWARD_IDLE_TIMEOUT": "99999"})
     assert raised.value.setting == "SESSIONWARD_IDLE_TIMEOUT"
+
+
+def test_anonymous_idle_timeout_is_read_and_checked_against_the_idle_timeout() -> None:
+    policy = SessionPolicy.from_env({"SESSIONWARD_ANONYMOUS_IDLE_TIMEOUT": "120"})
+    assert policy.timeouts.effective_anonymous_idle_timeout_s == 120
+    with pytest.raises(ConfigError) as raised:
+        SessionPolicy.from_env({"SESSIONWARD_IDLE_TIMEOUT": "60", "SESSIONWARD_ANONYMOUS_IDLE_TIMEOUT": "120"})
+    assert raised.value.setting == "SESSIONWARD_ANONYMOUS_IDLE_TIMEOUT"

@@ -22,8 +22,7 @@ async def test_login_answers_ok_and_user_with_a_hardened_cookie(demo: DemoUnderT
 
 
 async def test_session_fixation_login_issues_a_new_id_and_kills_the_old(demo: DemoUnderTest) -> None:
-    client = await demo.client()
-    await client.get("/login")  # the login form gives a visitor a session for its CSRF token
+    client = await demo.signed_in("bob")  # a session the next login must not keep
     before = sid(client)
     assert before is not None
     await login(client)

@@ -34,33 +34,46 @@ def test_example_login_flow_changes_the_id_and_logout_kills_it(clock: ManualCloc
     app = load_example().create_app({"SESSIONWARD_COOKIE_SECURE": False, "SESSIONWARD_TEST_CLOCK": clock})
     browser = client(app)
     first = browser.get("/")
-    visitor = set_cookie(first)
+    assert set_cookie(first) is None  # the login form makes no session…
+    visitor = set_cookie(first, "sid-csrf")  # …its token rides in the pre-session cookie
     match = TOKEN.search(first.text)
     assert visitor
     assert match
     token = match.group(1)
+    assert token == visitor
 
     wrong = browser.post(
         "/login",
         data=f"username=alice&password=nope&csrf_token={token}",
-        headers=cookie_header(visitor),
+        headers=cookie_header(visitor, "sid-csrf"),
         content_type=FORM,
     )
     assert wrong.status_code == 401
+    assert set_cookie(wrong) is None  # a failed login makes no session either
     right = browser.post(
         "/login",
         data=f"username=alice&password=alice-demo-pass&csrf_token={token}",
-        headers=cookie_header(visitor),
+        headers=cookie_header(visitor, "sid-csrf"),
         content_type=FORM,
     )
     assert right.status_code == 303
     signed_in = set_cookie(right)
     assert signed_in
-    assert signed_in != visitor
 
     page = browser.get("/", headers=cookie_header(signed_in))
     assert "Signed in as alice." in page.text
-    assert "Signed in" not in browser.get("/", headers=cookie_header(visitor)).text  # pre-login ID is dead
+    relogin = browser.post(
+        "/login",
+        data=f"username=alice&password=alice-demo-pass&csrf_token={TOKEN.search(page.text).group(1)}",  # type: ignore[union-attr]
+        headers=cookie_header(signed_in),
+        content_type=FORM,
+    )
+    renewed = set_cookie(relogin)
+    assert renewed
+    assert renewed != signed_in
+    assert "Signed in" not in browser.get("/", headers=cookie_header(signed_in)).text  # pre-login ID is dead
+    signed_in = renewed
+    page = browser.get("/", headers=cookie_header(signed_in))
     logout_token = TOKEN.search(page.text)
     assert logout_token
     out = browser.post(

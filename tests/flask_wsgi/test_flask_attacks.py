@@ -250,9 +250,9 @@ def test_form_post_with_a_forged_token_is_refused_and_the_real_one_passes(app: F
 def test_token_learned_before_login_is_worthless_after(app: Flask) -> None:
     visitor = client(app)
     first = visitor.get("/form")
-    pre_login, token = set_cookie(first), first.json["token"]  # type: ignore[index]
-    assert pre_login
-    post_login = set_cookie(visitor.post("/login", headers=cookie_header(pre_login)))
+    pre_login, token = set_cookie(first, "sid-csrf"), first.json["token"]  # type: ignore[index]
+    assert pre_login == token  # a visitor's token rides in the pre-session cookie
+    post_login = set_cookie(visitor.post("/login", headers=cookie_header(pre_login, "sid-csrf")))
     assert post_login
 
     response = visitor.post("/form", data=f"csrf_token={token}", headers=cookie_header(post_login), content_type=FORM)
@@ -327,3 +327,16 @@ def test_flask_session_clear_logs_the_user_out(app: Flask, store: MemoryStore, c
     replay = client(app).get("/whoami", headers=cookie_header(sid))
     assert replay.json is not None
     assert replay.json["user"] is None
+
+
+def test_a_csrf_token_planted_after_a_comma_is_not_believed(app: Flask) -> None:
+    """A sibling domain can plant ``x=1,sid-csrf=T``; the joined-header reading must not make it a token."""
+    token = "T" * 43
+    planted = client(app).post(
+        "/form", data=f"csrf_token={token}", headers={"Cookie": f"x=1,sid-csrf={token}"}, content_type=FORM
+    )
+    assert planted.json == {"error": "csrf_refused", "reason": "token_mismatch"}
+    honest = client(app).post(
+        "/form", data=f"csrf_token={token}", headers={"Cookie": f"x=1; sid-csrf={token}"}, content_type=FORM
+    )
+    assert honest.status_code == 200

@@ -107,14 +107,15 @@ def test_csrf_token_is_a_template_global(app: Flask) -> None:
         return render_template_string('<input name="csrf_token" value="{{ csrf_token() }}">')
 
     response = client(app).get("/page")
-    sid = set_cookie(response)
-    assert sid  # a visitor gets a session to hold the token, so the login form can be posted
+    assert set_cookie(response) is None  # a form for a visitor makes no session
+    carried = set_cookie(response, "sid-csrf")
+    assert carried  # the token rides in the pre-session cookie, so the login form can be posted
     token = response.text.split('value="')[1].split('"')[0]
 
     posted = client(app).post(
         "/form",
         data=f"csrf_token={token}",
-        headers=cookie_header(sid),
+        headers=cookie_header(carried, "sid-csrf"),
         content_type="application/x-www-form-urlencoded",
     )
 

@@ -113,7 +113,8 @@ async def test_token_learned_before_login_is_dead_after_login(clock: ManualClock
     bank = Bank(clock)
     async with bank.client() as client:
         before = (await client.get("/token")).text  # a visitor's token, e.g. on the login form
-        assert client.cookies.get("sid")  # handing out a token created the session
+        assert client.cookies.get("sid") is None  # no session: it lives in the pre-session cookie
+        assert client.cookies.get("sid-csrf") == before
         ok = await client.post("/transfer", data={"csrf_token": before})
         assert ok.status_code == 200  # the login form itself can be posted
         after = await logged_in(bank, client)
@@ -165,8 +166,17 @@ async def test_client_disconnecting_mid_form_never_reaches_the_app(clock: Manual
     assert sent == []
 
 
-def test_csrf_token_refuses_when_no_session_may_be_created(clock: ManualClock) -> None:
+def test_csrf_token_needs_no_session_under_creation_never(clock: ManualClock) -> None:
     manager = SessionManager(MemoryStore(), SessionPolicy(creation=Creation.NEVER), clock=clock)
     exchange = Exchange(manager, path="/login", client=ClientInfo(ip="192.0.2.1", user_agent="t"))
-    with pytest.raises(SessionNotAvailableError, match="never"):
+    token = csrf_token(exchange.session)
+    assert exchange.record is None
+    name = manager.engine.csrf_cookie.cookie_name
+    assert any(value.startswith(f"{name}={token};".encode()) for _, value in exchange.response_headers())
+
+
+def test_csrf_token_refuses_when_no_cookie_may_be_set(clock: ManualClock) -> None:
+    manager = SessionManager(MemoryStore(), SessionPolicy(creation=Creation.STATELESS), clock=clock)
+    exchange = Exchange(manager, path="/login", client=ClientInfo(ip="192.0.2.1", user_agent="t"))
+    with pytest.raises(SessionNotAvailableError, match="stateless"):
         csrf_token(exchange.session)

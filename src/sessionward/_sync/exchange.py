@@ -74,6 +74,7 @@ class Exchange:
 
     __slots__ = (
         "__weakref__",
+        "_cookie_headers",
         "client",
         "cookie",
         "cookie_action",
@@ -107,12 +108,24 @@ class Exchange:
         self.meta_dirty: SessionMeta | None = None
         self.excluded = False
         self.csrf_pending: str | None = None
-        """A CSRF token handed out before the request had a session; creates one at commit."""
+        """A form token handed out to a visitor without a session: sent in the pre-session
+        CSRF cookie (:meth:`SessionEngine.read_csrf_cookie`), never stored."""
+        self._cookie_headers: list[bytes] = []
 
     # -- loading ---------------------------------------------------------------------------
 
-    def open(self, cookie_headers: list[bytes]) -> Interruption | None:
-        """Read the cookie and load the session; return an interruption for invalid ones."""
+    def open(
+        self, cookie_headers: list[bytes], *, csrf_cookie_headers: list[bytes] | None = None
+    ) -> Interruption | None:
+        """Read the cookie and load the session; return an interruption for invalid ones.
+
+        Args:
+            cookie_headers: The request's ``Cookie`` header values.
+            csrf_cookie_headers: Where to read the pre-session CSRF cookie instead, when
+                that differs: WSGI passes its one header unsplit, so that a CSRF token is
+                never taken from after a comma, where a sibling domain could plant one.
+        """
+        self._cookie_headers = cookie_headers if csrf_cookie_headers is None else csrf_cookie_headers
         cookie = self.cookie = self.engine.read_cookie(cookie_headers)
         raw_id, key = cookie.raw_id, cookie.key
         if raw_id is None or key is None:
@@ -288,6 +301,11 @@ class Exchange:
     def record(self) -> SessionRecord | None:
         """The live record this request works on, if any."""
         return self.session.record
+
+    @property
+    def csrf_cookie(self) -> str | None:
+        """The visitor's form token sent in the pre-session CSRF cookie, if any (read on demand)."""
+        return self.engine.read_csrf_cookie(self._cookie_headers)
 
     def _require_sessions(self) -> None:
         if self.policy.creation is Creation.STATELESS:
@@ -553,12 +571,17 @@ class Exchange:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, self.raw_id).encode("latin-1")))
         elif self.cookie_action is CookieAction.CLEAR:
             headers.append((b"set-cookie", build_set_cookie(self.policy.cookie, "", expire=True).encode("latin-1")))
+        if self.csrf_pending is not None and self.record is None:
+            cookie = build_set_cookie(self.engine.csrf_cookie, self.csrf_pending)
+            headers.append((b"set-cookie", cookie.encode("latin-1")))
         return headers
 
     @property
     def sets_cookie(self) -> bool:
         """Tell whether the response sets or clears the session cookie (see :meth:`commit`)."""
         action = self.cookie_action
+        if self.csrf_pending is not None and self.record is None:
+            return True
         return action is CookieAction.CLEAR or (action is CookieAction.SET and bool(self.raw_id))
 
     def may_write(self, status: int) -> bool:
@@ -572,7 +595,7 @@ class Exchange:
         if session.may_have_changed:
             return True
         if session.record is None:
-            return self.csrf_pending is not None or self.policy.creation is Creation.ALWAYS
+            return self.policy.creation is Creation.ALWAYS
         return self.touch_due or self.rotate_due or self.meta_dirty is not None
 
     def _save_to_successor(
@@ -656,13 +679,14 @@ class Exchange:
     def _create_if_required(self) -> None:
         creation = self.policy.creation
         written, _ = self.session.changes()
-        if not written and creation is not Creation.ALWAYS and self.csrf_pending is None:
+        if not written and creation is not Creation.ALWAYS:
             return
         if written and creation is Creation.NEVER:
             raise SessionNotAvailableError("creation policy 'never' forbids creating a session to store data")
         raw_id, record = self.engine.new_record(self.now, self.session.data_snapshot(), self.client)
-        # A form rendered for a visitor without a session carries this token (sessionward.csrf).
-        record.meta.csrf_token = self.csrf_pending
+        # A form rendered for the visitor before the session existed carries this token
+        # (sessionward.csrf); it moves from the pre-session cookie into the session.
+        record.meta.csrf_token = self.csrf_pending or self.csrf_cookie
         with self.manager.store_call:
             self.manager.store.establish(record)
         self.raw_id = raw_id
