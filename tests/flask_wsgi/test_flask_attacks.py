@@ -251,6 +251,7 @@ def test_token_learned_before_login_is_worthless_after(app: Flask) -> None:
     visitor = client(app)
     first = visitor.get("/form")
     pre_login, token = set_cookie(first, "sid-csrf"), first.json["token"]  # type: ignore[index]
+    assert pre_login is not None
     assert pre_login == token  # a visitor's token rides in the pre-session cookie
     post_login = set_cookie(visitor.post("/login", headers=cookie_header(pre_login, "sid-csrf")))
     assert post_login
