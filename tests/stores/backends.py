@@ -27,6 +27,7 @@ from sessionward._sync.stores.file import FileStore as SyncFileStore
 from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
 from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.errors import ConfigError
+from sessionward.records import SessionRecord, Tombstone
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
 from sessionward.stores.file import FileStore
@@ -34,6 +35,7 @@ from sessionward.stores.memory import MemoryStore
 from sessionward.stores.sql import SqlStore
 from tests_support import service_missing
 
+from .builders import NOW
 from .sync_view import AsyncView
 
 BACKENDS = [
@@ -285,3 +287,22 @@ async def _sync_backend(name: str, request: pytest.FixtureRequest, tmp_path: Pat
     assert backend.sync_opener is not None
     backend.opener = backend.sync_opener
     return backend
+
+
+async def live(store: SessionStore, key: str, now: float = NOW) -> SessionRecord:
+    """Load ``key`` and insist on a live record."""
+    entry = await store.load(key, now)
+    assert isinstance(entry, SessionRecord), f"expected a live record, got {entry!r}"
+    return entry
+
+
+async def ended(store: SessionStore, key: str, now: float = NOW) -> Tombstone:
+    """Load ``key`` and insist on a tombstone."""
+    entry = await store.load(key, now)
+    assert isinstance(entry, Tombstone), f"expected a tombstone, got {entry!r}"
+    return entry
+
+
+async def instances(backend: Backend, store: SessionStore) -> list[SessionStore]:
+    """The store plus more instances on the same namespace: separate connections or files."""
+    return [store] + [await backend.open() for _ in range(backend.instances - 1)]

@@ -21,30 +21,11 @@ from sessionward.ids import generate_id, seal_successor, storage_key
 from sessionward.records import EndReason, Expected, SessionRecord, Tombstone
 from sessionward.stores.base import SessionStore
 
-from .backends import Backend
+from .backends import Backend, ended, instances, live
 from .builders import NOW, TOMB_TTL_S, make_limit, make_record, make_tombstone, make_update, new_key
 
 RACERS = 20
 GRACE_S = 10.0
-
-
-async def live(store: SessionStore, key: str, now: float = NOW) -> SessionRecord:
-    """Load ``key`` and insist on a live record."""
-    entry = await store.load(key, now)
-    assert isinstance(entry, SessionRecord), f"expected a live record, got {entry!r}"
-    return entry
-
-
-async def ended(store: SessionStore, key: str, now: float = NOW) -> Tombstone:
-    """Load ``key`` and insist on a tombstone."""
-    entry = await store.load(key, now)
-    assert isinstance(entry, Tombstone), f"expected a tombstone, got {entry!r}"
-    return entry
-
-
-async def instances(backend: Backend, store: SessionStore) -> list[SessionStore]:
-    """The store plus more instances on the same namespace: separate connections or files."""
-    return [store] + [await backend.open() for _ in range(backend.instances - 1)]
 
 
 async def requests(backend: Backend, store: SessionStore) -> tuple[SessionStore, SessionStore]:
