@@ -99,10 +99,18 @@ class SessionMiddleware:
         except SessionEndedError:
             # A verb found the session ended by a racing request (a logout, a revocation):
             # the application did not catch it, so the client is told as for any ended session.
-            if response.started:
+            if response.sent:
                 raise
             response.abandon()
             await _send_interruption(send, exchange, exchange.lost())
+            return
+        except StoreUnavailableError as error:
+            # A verb (login, logout, a revocation…) met a store outage and the application
+            # did not catch it: 503, as for an outage while loading or saving (F19).
+            if response.sent:
+                raise
+            response.abandon()
+            await self._unavailable(send, scope, exchange, error)
             return
         except Exception:
             await response.finish(app_failed=True)
@@ -146,8 +154,8 @@ class _HeldResponse:
         "scope",
         "send",
         "sending",
+        "sent",
         "start",
-        "started",
     )
 
     def __init__(self, middleware: SessionMiddleware, scope: Scope, exchange: Exchange, send: Send) -> None:
@@ -164,24 +172,27 @@ class _HeldResponse:
         self.sending: asyncio.Task[None] | None = None
         self.replaced = False
         """A 503 went out instead of the application's response; the rest of it is dropped."""
-        self.started = False
-        """The application has begun its response (held or sent)."""
+        self.sent = False
+        """Some of the response has gone to the client (nothing can replace it then)."""
 
     async def __call__(self, message: Message) -> None:
         if self.replaced:
             return
         kind = message["type"]
         start = self.start
-        self.started = True
         if kind == "http.response.start":
-            if self.exchange.may_write(message["status"]):
+            # A server error is held too: a framework answers 500 and then re-raises, and
+            # an outage or an ended session met by a verb gets its own answer instead.
+            if message["status"] >= 500 or self.exchange.may_write(message["status"]):
                 self.start = message
                 return
             # Nothing to write: the headers are all there is to the commit.
             self._add_headers(message, self.exchange.response_headers())
+            self.sent = True
             await self.send(message)
             return
         if start is None:
+            self.sent = True
             await self.send(message)
             return
         if kind == "http.response.body" and not message.get("more_body", False) and self.body is None:
@@ -240,6 +251,7 @@ class _HeldResponse:
             await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
             return
         self._add_headers(start, extra)
+        self.sent = True
         await self.send(start)
         if then is not None:
             await self.send(then)

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from sessionward import Creation, ManualClock, SessionNotAvailableError
 from sessionward.asgi import SessionMiddleware
+from sessionward.errors import StoreUnavailableError
 from sessionward.events import EventBus
 from sessionward.manager import SessionManager
 from sessionward.records import Entry, Update
@@ -201,3 +202,25 @@ async def test_websocket_sees_the_session_read_only(clock: ManualClock) -> None:
     await app(scope, receive, send)
     texts = [m.get("text") for m in sent if m["type"] == "websocket.send"]
     assert texts == ['{"user":"alice"}']
+
+
+class DownAtLogin(MemoryStore):
+    """A store that goes down when a verb writes (a login), as Redis paused mid-request."""
+
+    async def establish(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailableError("Redis store unavailable: paused")
+
+
+async def test_store_outage_during_a_verb_the_handler_does_not_catch_gives_503_not_500(clock: ManualClock) -> None:
+    recorder = Recorder()
+    bus = EventBus()
+    bus.subscribe(recorder)
+    manager = SessionManager(DownAtLogin(), plain_http_policy(), clock=clock, events=bus)
+    app = SessionMiddleware(Starlette(routes=ROUTES), manager)
+    async with client_for(app) as client:
+        response = await client.post("/login")
+    assert response.status_code == 503
+    assert response.json()["error"] == "session_store_unavailable"
+    assert response.headers["retry-after"] == "1"
+    assert "set-cookie" not in response.headers  # nobody was logged in (or out) by the outage
+    assert "store_unavailable" in recorder.names()
