@@ -44,7 +44,7 @@ from sessionward.csrf import (
     origin_refusal,
     token_refusal,
 )
-from sessionward.errors import ConfigError, StoreUnavailableError
+from sessionward.errors import ConfigError, SessionEndedError, StoreUnavailableError
 from sessionward.events import EventName
 from sessionward.exchange import Interruption
 from sessionward.firewall import check_request
@@ -215,7 +215,14 @@ class SessionMiddleware:
                 added.append(("Cache-Control", "no-store"))
             return start_response(status, self._secured(list(headers) + added, exchange, added), exc_info)
 
-        result = self.app(environ, start)
+        try:
+            result = self.app(environ, start)
+        except StoreUnavailableError as error:
+            # A verb met an outage and the application did not catch it: 503, not a 500.
+            return self._unavailable(start_response, exchange, error)
+        except SessionEndedError:
+            # A verb found the session ended by a racing request: as for any ended session.
+            return self._interrupt(start_response, exchange, exchange.lost())
         return _Body(result, state)
 
     def _secured(self, headers: Headers, exchange: Exchange | None, added: Headers) -> Headers:

@@ -118,3 +118,26 @@ def test_body_iterable_is_closed(clock: ManualClock) -> None:
 
     assert wrapped(MemoryStore(), clock, app=app).get("/", buffered=True).text == "ok"
     assert closed == [True]
+
+
+class _DownAtLogin(MemoryStore):
+    def establish(self, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailableError("down for the test")
+
+
+def login_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """Logs in without catching anything, as most apps do."""
+    session = environ["sessionward.session"]
+    assert isinstance(session, RequestSession)
+    session.login("alice")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"signed in"]
+
+
+def test_store_outage_during_a_verb_the_app_does_not_catch_gives_503_not_500(clock: ManualClock) -> None:
+    response = wrapped(_DownAtLogin(), clock, app=login_app).post("/")
+
+    assert response.status_code == 503
+    assert response.json is not None
+    assert response.json["error"] == "session_store_unavailable"
+    assert "Set-Cookie" not in response.headers
