@@ -23,7 +23,16 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   never undoes a concurrent logout or revocation and one renewal never forks a session.
 * A move (renewal, rotation) leaves on the old key a tombstone naming the successor's
   key; :meth:`SessionStore.end_following` follows it, so ending a session that a racing
-  request just moved still ends it.
+  request just moved still ends it, and :meth:`SessionStore.find_moved` lets a handle
+  listed before the move still reach it.
+* :meth:`SessionStore.end` has no precondition (ending always wins) and keeps the first
+  tombstone on a key. :meth:`SessionStore.end_user` and every establish of a user's
+  session are atomic with respect to each other (the user's lock, or one script): an
+  "end all of a user's sessions" sees either the old key of a racing move (which the
+  move then finds ended) or its new key (which it ends).
+* A renewal's sealed successor is kept only until its grace ends (``Tombstone.sealed_until``):
+  a load after that never shows it, and the store forgets it (Redis by expiry, the others
+  in :meth:`SessionStore.purge_expired`), keeping the rest of the tombstone.
 * Records whose ``expires_at`` has passed are never listed or counted (``list_user``,
   ``find_handle``, ``stats``, the login limit). :meth:`load` still returns them until
   ``record.kept_until`` (``retain_until``) so the engine can tell the user why the session
