@@ -23,13 +23,16 @@ to put in them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, MutableMapping
 
 from sessionward.errors import SessionDataError, SessionTooLargeError
-from sessionward.records import JSONValue, SessionMeta, SessionRecord, dumps
+from sessionward.records import JSONValue, SessionMeta, SessionRecord, dumps, loads
 
 _NO_DELETES: frozenset[str] = frozenset()
 _CONTAINERS = (dict, list)
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Values that read back as themselves once dumps() took them (a float once found finite)."""
 """Values that can be changed in place after being read (a tuple: ``dict | list`` is rebuilt per call)."""
 
 
@@ -72,12 +75,28 @@ class Session(MutableMapping[str, JSONValue]):
         self.accessed = True
         if not isinstance(key, str):
             raise SessionDataError(key, "session keys must be strings")
+        if not key.isascii():
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SessionDataError(key, "session keys must be valid Unicode (no lone surrogates)") from None
         try:
             encoded = dumps(value)
         except TypeError as error:
             raise SessionDataError(
                 key, f"value is not JSON-serializable ({error}); store only dict, list, str, int, float, bool or None"
             ) from None
+        kind = type(value)
+        if kind is float and not math.isfinite(value):
+            raise SessionDataError(key, f"{value!r} is not a JSON number; store only finite floats")
+        if kind not in _PLAIN_SCALARS and loads(encoded) != value:
+            # What would read back as something else is refused now, not found out later:
+            # NaN and infinities (JSON null), tuples (lists), UUIDs and enums (their text).
+            raise SessionDataError(
+                key,
+                f"{type(value).__name__} value would read back as another value; store only dict, list, str, "
+                "int, finite float, bool or None",
+            )
         size = self._size_without(key) + len(key) + len(encoded) + 4
         if size > self._max_bytes:
             raise SessionTooLargeError(key, size, self._max_bytes)

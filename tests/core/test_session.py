@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import enum
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -77,3 +79,46 @@ def test_clear_deletes_every_key() -> None:
     session.clear()
     assert len(session) == 0
     assert session.changes() == ({}, frozenset({"a", "b"}))
+
+
+# -- values that would read back as something else are refused at assignment (F17) -------------------
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        (1, 2),
+        uuid.UUID(int=7),
+        _Colour.RED,
+        [1.0, float("nan")],
+        {"nested": (1,)},
+        {"nested": [uuid.UUID(int=7)]},
+    ],
+    ids=["nan", "inf", "-inf", "tuple", "uuid", "enum", "nan-in-list", "tuple-in-dict", "uuid-in-list"],
+)
+def test_value_that_would_read_back_as_something_else_is_refused_naming_the_key(value: object) -> None:
+    session = Session(None, max_bytes=10_000)
+    with pytest.raises(SessionDataError, match="'cart'"):
+        session["cart"] = value
+    assert "cart" not in session
+
+
+def test_key_with_a_lone_surrogate_is_refused_at_assignment_not_at_every_later_write() -> None:
+    session = Session(None, max_bytes=10_000)
+    with pytest.raises(SessionDataError, match="surrogate"):
+        session["\ud800"] = 1
+    assert len(session) == 0
+
+
+def test_plain_json_values_are_still_accepted() -> None:
+    session = Session(None, max_bytes=10_000)
+    session["cart"] = {"items": [1, 2.5, "x", None, True], "count": 2}
+    session["n"] = 0.1
+    assert session["cart"]["items"][1] == 2.5
