@@ -6,11 +6,20 @@ attacker would, and reads what the server sets.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from flask import Flask, jsonify, request, session
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -125,3 +134,36 @@ def load_example() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def example_under_gunicorn(workers: int, env: Mapping[str, str]) -> Iterator[str]:
+    """Serve examples/flask_app.py under gunicorn with ``env``; yield its URL once it answers."""
+    binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+    if binary is None:
+        pytest.skip("gunicorn is not installed (it is in the dev extra)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [binary, "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "--chdir", str(EXAMPLE.parent)]
+    server = subprocess.Popen(
+        [*command, "flask_app:app"],
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +20,7 @@ from sessionward import ManualClock
 from sessionward._sync.stores.sql import SqlStore
 from sessionward.ids import storage_key
 
-from .support import EXAMPLE, client, cookie_header, load_example, set_cookie
+from .support import client, cookie_header, example_under_gunicorn, load_example, set_cookie
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 FORM = "application/x-www-form-urlencoded"
@@ -84,49 +80,21 @@ def test_example_login_flow_changes_the_id_and_logout_kills_it(clock: ManualCloc
     assert "Signed in" not in browser.get("/", headers=cookie_header(signed_in)).text
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def gunicorn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """The example under gunicorn, three workers, on a shared SQLite store; yields (URL, store URL)."""
-    binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
-    if binary is None:
-        pytest.skip("gunicorn is not installed (it is in the dev extra)")
     store_url = f"sqlite:///{tmp_path / 'sessions.db'}"
     SqlStore.from_url(store_url).setup()
-    port = _free_port()
     env = os.environ | {
         "SESSIONWARD_STORE": store_url,
         "SESSIONWARD_MAX_SESSIONS": "1",
         "SESSIONWARD_PREVENT_LOGIN": request.param,
         "SESSIONWARD_COOKIE_SECURE": "false",
     }
-    server = subprocess.Popen(
-        [binary, "--workers", "3", "--bind", f"127.0.0.1:{port}", "--chdir", str(EXAMPLE.parent), "flask_app:app"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
+    with example_under_gunicorn(3, env) as url:
         yield url, store_url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _prepare(url: str) -> tuple[httpx.Client, str]:

@@ -13,13 +13,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -37,7 +31,7 @@ from sessionward.events import EventBus, EventName, SessionEvent
 from sessionward.ids import generate_id
 from sessionward.wsgi import SessionMiddleware
 
-from .support import EXAMPLE, client, plain_policy, set_cookie
+from .support import client, example_under_gunicorn, plain_policy, set_cookie
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -210,43 +204,13 @@ def test_a_session_planted_in_another_cookies_value_is_never_signed_in_by_the_vi
 # -- under a real gunicorn ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def gunicorn_url() -> Iterator[str]:
     """examples/flask_app.py under gunicorn (one worker, memory store); yields its URL."""
-    binary = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
-    if binary is None:
-        pytest.skip("gunicorn is not installed (it is in the dev extra)")
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARD_")}
     env["SESSIONWARD_COOKIE_SECURE"] = "false"
-    server = subprocess.Popen(
-        [binary, "--workers", "1", "--bind", f"127.0.0.1:{port}", "--chdir", str(EXAMPLE.parent), "flask_app:app"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
+    with example_under_gunicorn(1, env) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _signed_in(url: str) -> str:
