@@ -20,14 +20,12 @@ import contextlib
 import functools
 import secrets
 import struct
-import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 
-import uvicorn
-from cli_sites import ASGIApp, Message, Scope, free_port
+from cli_sites import ASGIApp, Message, Scope, serve
 
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -49,25 +47,9 @@ GZIP_BOMB_INFLATED_BYTES = 1 << 30
 """What the bomb inflates to: a gibibyte of zeros, from about a megabyte on the wire."""
 
 
-@contextmanager
-def serve_h11(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` with uvicorn's h11 protocol on a free loopback port in a thread; yield its base URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_level="critical", lifespan="off", ws="none", http="h11"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test site did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def serve_h11(app: ASGIApp) -> AbstractContextManager[str]:
+    """Serve ``app`` with uvicorn's h11 protocol (:func:`cli_sites.serve`); yield its base URL."""
+    return serve(app, http="h11", log_level="critical")
 
 
 async def _drain(receive: Receive) -> None:

@@ -53,9 +53,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port in a thread; yield its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan="off", ws="none")
+def serve(app: ASGIApp, *, http: str = "auto", log_level: str = "warning") -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yield its base URL.
+
+    ``http="h11"`` picks uvicorn's pure-Python protocol, which sends what a hostile site
+    sends (control bytes in headers) where the default httptools one refuses.
+    """
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), log_level=log_level, lifespan="off", ws="none", http=http
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
