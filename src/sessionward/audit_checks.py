@@ -8,12 +8,7 @@ marks a weaker choice than seed 000 recommends, ``skip`` a check that could not 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
 import re
-import secrets
-import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,8 +16,6 @@ from ipaddress import ip_address
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
-
-from sessionward.audit_randomness import FIPS_BITS, IdBits, fips_140_2, id_bits, independence
 
 FRAMEWORK_COOKIE_NAMES = frozenset(
     name.lower()
@@ -52,14 +45,10 @@ FRAMEWORK_COOKIE_NAMES = frozenset(
         "_flask_session",
     )
 )
-MIN_ID_BITS = 64
-"""Below this, an ID is guessable (seed 000: at least 64 bits of entropy)."""
-RECOMMENDED_ID_BITS = 128
 MAX_COOKIE_LIFETIME_S = 24 * 3600
 MIN_HSTS_MAX_AGE_S = 180 * 24 * 3600
 _URL_ATTRIBUTE = re.compile(r"""(?:href|src|action|formaction)\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
 _SESSION_PARAMETER = re.compile(r"[;?&](?:jsessionid|phpsessid|sessionid|session_id|sid|session)=", re.IGNORECASE)
-_B64URL_CHARS = string.ascii_letters + string.digits + "-_"
 
 
 class Status(StrEnum):
@@ -131,6 +120,8 @@ class Observed:
     headers: httpx.Headers
     cookies: list[SetCookie]
     body: str
+    url: str = ""
+    """The absolute URL that was fetched (links and form actions are resolved against it)."""
 
     def cookie(self, name: str | None) -> SetCookie | None:
         """The last ``Set-Cookie`` for ``name`` in this response."""
@@ -194,58 +185,6 @@ def check_cookie_attributes(cookie: SetCookie, site_host: str) -> list[CheckResu
         shown = f"Max-Age={age}" if age is not None else f"Expires={attributes.get('expires')}"
         results.append(CheckResult("cookie lifetime", Status.WARN, f"{shown}: a long-lived persistent cookie"))
     return results
-
-
-def check_ids(ids: Sequence[str], username: str | None) -> tuple[IdBits | None, list[CheckResult]]:
-    """Check a sample of fresh session IDs: entropy, uniqueness, user data, randomness."""
-    if len(ids) < 2:
-        reason = "fewer than two fresh IDs could be collected"
-        names = ("ID length and entropy", "ID uniqueness", "ID randomness (FIPS 140-2)", "ID independence")
-        return None, [CheckResult(name, Status.SKIP, reason) for name in names]
-    bits = id_bits(ids)
-    results: list[CheckResult] = []
-    exact = bits.encoding in ("hex", "base64url", "base64")
-    entropy = min(len(b) for b in bits.ids) if exact else min(len(i) for i in ids) * bits.bits_per_char
-    described = f"{min(len(i) for i in ids)} chars, {bits.encoding}: about {entropy:.0f} bits"
-    if entropy >= RECOMMENDED_ID_BITS:
-        results.append(CheckResult("ID length and entropy", Status.PASS, described))
-    elif entropy >= MIN_ID_BITS:
-        results.append(CheckResult("ID length and entropy", Status.WARN, f"{described}; 128 are recommended"))
-    else:
-        results.append(CheckResult("ID length and entropy", Status.FAIL, f"{described}; at least 64 are required"))
-    duplicates = len(ids) - len(set(ids))
-    results.append(
-        CheckResult("ID uniqueness", Status.FAIL, f"{duplicates} repeated among {len(ids)} fresh IDs")
-        if duplicates
-        else CheckResult("ID uniqueness", Status.PASS, f"{len(ids)} fresh IDs, all different")
-    )
-    if username and any(_holds_text(i, username) for i in ids):
-        results.append(CheckResult("ID carries no user data", Status.FAIL, f"the user name {username!r} is in the ID"))
-    elif username:
-        results.append(CheckResult("ID carries no user data", Status.PASS, "the user name does not appear in the IDs"))
-    if bits.total >= FIPS_BITS:
-        finding = fips_140_2("".join(bits.ids))
-        status = Status.PASS if finding.passed else Status.FAIL
-        results.append(CheckResult("ID randomness (FIPS 140-2)", status, finding.detail))
-    else:
-        results.append(
-            CheckResult(
-                "ID randomness (FIPS 140-2)",
-                Status.SKIP,
-                f"only {bits.total} bits from {len(ids)} IDs; the tests need {FIPS_BITS}",
-            )
-        )
-    finding = independence(bits)
-    results.append(CheckResult("ID independence", Status.PASS if finding.passed else Status.FAIL, finding.detail))
-    return bits, results
-
-
-def _holds_text(value: str, text: str) -> bool:
-    needle = text.lower().encode()
-    candidates = [value.encode(), unquote(value).encode()]
-    with contextlib.suppress(binascii.Error, ValueError):
-        candidates.append(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    return any(needle in candidate.lower() for candidate in candidates)
 
 
 def check_ids_in_urls(responses: Iterable[Observed], ids: Iterable[str], cookie_name: str | None) -> CheckResult:
@@ -326,24 +265,144 @@ def check_transport(url: str) -> CheckResult:
 
 
 def pick_session_cookie(cookies: Sequence[SetCookie]) -> SetCookie | None:
-    """Guess which of the cookies a response set is the session cookie."""
-    candidates = [c for c in cookies if c.value and not c.clears]
+    """Guess which of the cookies a response set is the session cookie.
+
+    A cookie named for CSRF (``csrftoken``, ``XSRF-TOKEN``, ``__Host-sid-csrf``) is never
+    taken: it holds a token that is meant to be readable or planted-proof by other
+    means, and judging it as a session ID gives false alarms (strict mode, for one).
+    """
+    candidates = [c for c in cookies if c.value and not c.clears and not re.search(r"csrf|xsrf", c.name, re.IGNORECASE)]
     if not candidates:
         return None
-    hinted = [
-        c
-        for c in candidates
-        if re.search(r"sess|sid|auth", c.name, re.IGNORECASE) and not re.search(r"csrf|xsrf", c.name, re.IGNORECASE)
-    ]
+    hinted = [c for c in candidates if re.search(r"sess|sid|auth", c.name, re.IGNORECASE)]
     return max(hinted or candidates, key=lambda c: len(c.value))
 
 
-def forge_like(sample: str) -> str:
-    """Return a made-up ID shaped like ``sample`` (an attacker's planted, never-issued ID)."""
-    if re.fullmatch(r"[0-9a-f]+", sample):
-        alphabet = "0123456789abcdef"
-    elif all(c in _B64URL_CHARS for c in sample):
-        alphabet = _B64URL_CHARS
-    else:
-        alphabet = "".join(sorted(set(sample)))
-    return "".join(secrets.choice(alphabet) for _ in sample)
+def check_cookie_prefix(cookie: SetCookie) -> CheckResult:
+    """A ``__Host-`` name pins the cookie to this host, path ``/`` and https: no subdomain can plant one."""
+    item = "cookie name prefix"
+    lowered = cookie.name.lower()
+    attributes = cookie.attributes
+    if lowered.startswith("__host-"):
+        broken = [
+            what
+            for what, bad in (
+                ("no Secure", "secure" not in attributes),
+                ("a Domain", "domain" in attributes),
+                ("a Path other than /", attributes.get("path") != "/"),
+            )
+            if bad
+        ]
+        if broken:
+            return CheckResult(item, Status.FAIL, f"__Host- with {', '.join(broken)}: browsers drop such a cookie")
+        return CheckResult(item, Status.PASS, "__Host-: https only, this host only, Path=/")
+    if lowered.startswith("__secure-"):
+        if "secure" not in attributes:
+            return CheckResult(item, Status.FAIL, "__Secure- without Secure: browsers drop such a cookie")
+        return CheckResult(
+            item, Status.PASS, "__Secure-: only https pages can set it (__Host- would also keep subdomains out)"
+        )
+    return CheckResult(
+        item,
+        Status.WARN,
+        "no __Host- prefix: a sibling subdomain or a plain-http page can plant this cookie (fixation)",
+    )
+
+
+def _cache_directives(headers: httpx.Headers) -> dict[str, str]:
+    directives: dict[str, str] = {}
+    for part in headers.get_list("cache-control", split_commas=True):
+        key, _, value = part.strip().partition("=")
+        if key:
+            directives[key.strip().lower()] = value.strip().strip('"')
+    return directives
+
+
+def check_session_caching(responses: Sequence[Observed]) -> CheckResult:
+    """Answers that set or depend on a session must not be stored by a shared cache.
+
+    ``Cache-Control: no-store`` or ``private`` keeps them out of shared caches; ``Vary:
+    Cookie`` at least keys a cache's copy by the cookie. ``public``, ``s-maxage`` or a
+    ``max-age`` without ``private`` invite a CDN to serve one user's page to the next.
+    """
+    item = "session responses kept out of shared caches"
+    if not responses:
+        return CheckResult(item, Status.SKIP, "no response that carries a session was seen")
+    weakest: CheckResult | None = None
+    for response in responses:
+        shown = f"{response.method} {response.path}"
+        directives = _cache_directives(response.headers)
+        vary = {v.strip().lower() for v in response.headers.get_list("vary", split_commas=True)}
+        if "no-store" in directives or "private" in directives:
+            continue
+        cacheable = "public" in directives or "s-maxage" in directives or _positive(directives.get("max-age"))
+        if cacheable and not vary & {"cookie", "*"}:
+            cache = response.headers.get("cache-control", "")
+            return CheckResult(item, Status.FAIL, f"{shown} answers {cache!r}: a shared cache may serve it to others")
+        if not vary & {"cookie", "*"} and weakest is None:
+            weakest = CheckResult(
+                item,
+                Status.WARN,
+                f"{shown}: not marked no-store or private, and no Vary: Cookie",
+            )
+    return weakest or CheckResult(item, Status.PASS, "no-store, private or Vary: Cookie on every session response")
+
+
+def _positive(value: str | None) -> bool:
+    try:
+        return value is not None and int(value) > 0
+    except ValueError:
+        return False
+
+
+def check_logout_clearing(responses: Sequence[Observed], cookie_name: str) -> CheckResult:
+    """Logging out should also delete the cookie (or send ``Clear-Site-Data``), not only end the session."""
+    item = "logout clears the cookie"
+    for response in responses:
+        cleared = response.cookie(cookie_name)
+        if cleared is not None and cleared.clears:
+            return CheckResult(item, Status.PASS, f"{response.method} {response.path} deletes it")
+        clear_site = response.headers.get("clear-site-data", "").lower()
+        if '"cookies"' in clear_site or '"*"' in clear_site:
+            return CheckResult(item, Status.PASS, f"{response.method} {response.path} sends Clear-Site-Data")
+    return CheckResult(
+        item, Status.WARN, "the logout left the cookie in the browser (no deleting Set-Cookie, no Clear-Site-Data)"
+    )
+
+
+def check_strict_mode(
+    planted: str, answer: Observed, cookie_name: str, *, issues_sessions: bool, signed: bool
+) -> CheckResult:
+    """Judge how a site answered a well-formed session ID it never issued (OWASP's "strict mode").
+
+    Args:
+        planted: The made-up value sent as the session cookie.
+        answer: The site's answer to it.
+        cookie_name: The session cookie's name.
+        issues_sessions: Whether the same page gives a visitor without a cookie a new
+            session: if so, answering a planted ID without a new one means it was taken.
+        signed: Whether the cookie is signed (a made-up value cannot carry a valid signature).
+    """
+    item = "unknown session ID refused (strict mode)"
+    where = f"{answer.method} {answer.path}"
+    note = "; the cookie is signed, so a made-up ID fails its signature" if signed else ""
+    set_again = answer.cookie(cookie_name)
+    if set_again is not None and not set_again.clears:
+        if unquote(set_again.value) == unquote(planted):
+            return CheckResult(item, Status.FAIL, f"{where} adopted a made-up ID: it set the cookie to it again")
+        return CheckResult(item, Status.PASS, f"{where} replaced a made-up ID with a new one{note}")
+    if set_again is not None:
+        return CheckResult(item, Status.PASS, f"{where} refused a made-up ID and deleted the cookie{note}")
+    if not issues_sessions:
+        return CheckResult(
+            item,
+            Status.SKIP,
+            f"{where} neither took nor replaced a made-up ID, and gives no anonymous sessions to compare with",
+        )
+    if not answer.ok:
+        return CheckResult(item, Status.SKIP, f"{where} answered {answer.status} to a made-up ID: cannot tell")
+    return CheckResult(
+        item,
+        Status.FAIL,
+        f"{where} gives new visitors a session cookie, but kept a made-up ID without replacing it: the ID was adopted",
+    )

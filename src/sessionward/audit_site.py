@@ -4,146 +4,84 @@ The site can be built with any framework: the auditor only sends requests and re
 answers, as an attacker would. It follows seed 000's checklist:
 
 * the session cookie: ``HttpOnly``, ``Secure``, ``SameSite`` Lax/Strict, a ``Path``, no
-  broad ``Domain``, a bounded lifetime, a name that does not reveal the framework;
-* the IDs over a sample of fresh ones: length (entropy), uniqueness, no user data, and
-  randomness (:mod:`sessionward.audit_randomness`: FIPS 140-2 tests and counter checks);
+  broad ``Domain``, a bounded lifetime, a ``__Host-`` prefix, a name that does not reveal
+  the framework; and what its value holds (:mod:`sessionward.audit_values`: an ID, a
+  signed ID, or the session data itself);
+* the IDs over a sample of fresh ones (:mod:`sessionward.audit_ids`): length (entropy),
+  uniqueness, no user data, randomness — every statistical verdict at a stated
+  false-alarm rate of at most one in a million runs;
+* strict mode: a well-formed ID the site never issued must not be adopted, neither by a
+  page that starts sessions nor by a login;
 * fixation: logging in while holding a pre-login ID must yield a new ID, and the
   pre-login ID must not become signed in;
-* logout: the old cookie must stop working (destroyed server-side, not only cleared);
+* logout: the old cookie, replayed from another client, must stop working (destroyed
+  server-side), and the browser's copy should be deleted;
 * IDs in URLs: none in redirects or links, and none accepted from the query string;
-* security headers: HSTS (on https), a CSP, ``nosniff``, frame protection, and
-  ``Cache-Control: no-store`` on the response that sets the session cookie.
+* caching: answers that set or carry a session kept out of shared caches;
+* security headers: HSTS (on https), a CSP, ``nosniff``, frame protection.
 
-This module does the HTTP; the verdicts are the pure functions of
-:mod:`sessionward.audit_checks`. The audited site may be hostile: every response is
-streamed, and its body read only up to :data:`MAX_BODY_BYTES` once its Content-Encoding is
-undone (a gzip bomb inflates no further), or until ``timeout_s`` has passed (a body that
-never ends). What the audit needs of a page is its head and forms, never a whole download.
-
-Cookies are sent by hand (a ``Cookie`` header per request) rather than through a cookie
-jar, so that a ``Secure`` cookie works against a local http:// site as browsers allow,
-and so that each probe carries exactly the ID it means to test.
+It signs in by a JSON POST or through the site's HTML login form
+(:mod:`sessionward.audit_login`); the HTTP is :mod:`sessionward.audit_http` (every page
+within a deadline, every body capped); the verdicts are pure functions of
+:mod:`sessionward.audit_checks` and :mod:`sessionward.audit_ids`.
 """
 
 from __future__ import annotations
 
-import codecs
-import time
-import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import orjson
 
 from sessionward.audit_checks import (
-    CheckResult,
     Observed,
     SetCookie,
     Status,
     check_cookie_attributes,
     check_cookie_name,
-    check_ids,
+    check_cookie_prefix,
     check_ids_in_urls,
+    check_logout_clearing,
     check_security_headers,
+    check_session_caching,
+    check_strict_mode,
     check_transport,
-    forge_like,
     pick_session_cookie,
 )
+from sessionward.audit_forms import has_password_form
+from sessionward.audit_http import MAX_BODY_BYTES, AuditDeadlineError, AuditError, Fetcher, Jar
+from sessionward.audit_ids import check_ids
+from sessionward.audit_login import LoginResult, LoginVia, LogoutError, SignIn
 from sessionward.audit_randomness import FIPS_BITS, id_bits
-from sessionward.errors import SessionwardError
+from sessionward.audit_report import AuditOptions, AuditReport
+from sessionward.audit_values import ValueKind, forge_value, read_cookie_value, read_sample
 
-MAX_BODY_BYTES = 1 << 20
-"""Most bytes of a response body the auditor reads (1 MiB), counted after decompression.
+__all__ = ["MAX_BODY_BYTES", "AuditError", "AuditOptions", "AuditReport", "SiteAuditor", "run_audit"]
 
-The rest of the body is never read (nor inflated): the connection is dropped and the body
-is treated as truncated there. It bounds what a gzip bomb costs, whatever its ratio. At
-most twice as many bytes are read from the wire, so that compressed data inflating to
-nothing (empty deflate blocks) cannot keep the auditor reading either.
-"""
-ACCEPT_ENCODING = "gzip, deflate"
-"""The content codings the auditor asks for and can undo within :data:`MAX_BODY_BYTES`."""
-MAX_CODINGS = 3
-"""Most content codings stacked on one body (``Content-Encoding: gzip, gzip``) that are undone."""
-_INFLATE_STEP = 64 * 1024
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-_TEXT_TYPES = ("text/", "json", "xml", "javascript")
+DEFAULT_AUTH_PATH = "/api/session/status"
+DEADLINE_ITEM = "audit finished within its deadline"
+_LOGIN_ITEMS = (
+    "session ID not accepted from the URL",
+    "unknown session ID refused at login",
+    "fixation on login",
+    "logout invalidates the session",
+    "logout clears the cookie",
+)
 
 
-class AuditError(SessionwardError):
-    """The audit could not be carried out (site unreachable, login impossible)."""
+def run_audit(auditor: SiteAuditor) -> AuditReport:
+    """Run ``auditor`` to the end on a fresh event loop, then close it (the CLI's entry)."""
 
+    async def go() -> AuditReport:
+        try:
+            return await auditor.run()
+        finally:
+            await auditor.aclose()
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuditOptions:
-    """What to audit and how.
-
-    Attributes:
-        url: The site's base URL (``http://`` or ``https://``).
-        username: A test account's name; without it the login-based checks are skipped.
-        password: Its password.
-        login_path: Where ``{"username", "password"}`` is POSTed as JSON.
-        login_page: A page fetched before login, where an HTML-form site may start an
-            anonymous session (whose ID the fixation check then tries to carry over).
-        logout_path: Where a POST logs out.
-        auth_path: A page that tells a signed-in request from an anonymous one: 2xx when
-            signed in (or a JSON ``"authenticated"`` field), anything else when not.
-        cookie_name: The session cookie's name, when guessing it is not wanted.
-        max_samples: Most fresh IDs to collect for the randomness tests.
-        timeout_s: Timeout of each request.
-        verify_tls: Check the site's TLS certificate.
-    """
-
-    url: str
-    username: str | None = None
-    password: str | None = None
-    login_path: str = "/api/login"
-    login_page: str = "/login"
-    logout_path: str = "/api/logout"
-    auth_path: str = "/api/session/status"
-    cookie_name: str | None = None
-    max_samples: int = 200
-    timeout_s: float = 10.0
-    verify_tls: bool = True
-
-    @property
-    def has_credentials(self) -> bool:
-        """Whether the login-based checks can run."""
-        return self.username is not None and self.password is not None
-
-
-@dataclass(slots=True)
-class AuditReport:
-    """The audit's findings, in checklist order."""
-
-    url: str
-    cookie_name: str | None = None
-    sample_size: int = 0
-    sample_source: str | None = None
-    encoding: str | None = None
-    checks: list[CheckResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        """Whether any check failed."""
-        return any(c.status is Status.FAIL for c in self.checks)
-
-    def add(self, item: str, status: Status, detail: str) -> None:
-        """Record a check."""
-        self.checks.append(CheckResult(item, status, detail))
-
-    def as_dict(self) -> dict[str, object]:
-        """The report as JSON-ready data (``sessionward audit --json``)."""
-        return {
-            "url": self.url,
-            "cookie_name": self.cookie_name,
-            "sample_size": self.sample_size,
-            "sample_source": self.sample_source,
-            "encoding": self.encoding,
-            "failed": self.failed,
-            "checks": [{"item": c.item, "status": c.status.value, "detail": c.detail} for c in self.checks],
-        }
+    return asyncio.run(go())
 
 
 class SiteAuditor:
@@ -151,10 +89,13 @@ class SiteAuditor:
 
     Args:
         options: What to audit.
-        client: An ``httpx.Client`` to use (tests inject one); made from ``options`` if absent.
+        client: An ``httpx.AsyncClient`` to use (tests inject one); made from ``options`` if absent.
+
+    Raises:
+        ValueError: ``options.url`` is not an http(s) URL.
     """
 
-    def __init__(self, options: AuditOptions, client: httpx.Client | None = None) -> None:
+    def __init__(self, options: AuditOptions, client: httpx.AsyncClient | None = None) -> None:
         self.options = options
         parts = urlsplit(options.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -165,102 +106,93 @@ class SiteAuditor:
             raise ValueError(f"{options.url!r} is not a valid URL ({error})") from None
         self.host = parts.hostname
         self.https = parts.scheme == "https"
-        self.client = client or httpx.Client(timeout=options.timeout_s, verify=options.verify_tls)
-        self.seen: list[Observed] = []
+        self.client = client or httpx.AsyncClient(timeout=options.timeout_s, verify=options.verify_tls)
+        self.fetcher = Fetcher(
+            options.url, self.client, page_timeout_s=options.timeout_s, audit_timeout_s=options.audit_timeout_s
+        )
+        credentials = options.credentials()
+        judge = self._signed_in_by_check_url if options.auth_path else None
+        self.signin = SignIn(self.fetcher, credentials, judge=judge) if credentials else None
+        self.cookie_name = options.cookie_name
+        self.login_values: list[str] = []
+        self.session_answers: list[Observed] = []
+        self.probe: str | None = None
+        self.sample_cut = False
 
-    def close(self) -> None:
+    @property
+    def seen(self) -> list[Observed]:
+        """Every answer so far."""
+        return self.fetcher.seen
+
+    async def aclose(self) -> None:
         """Close the HTTP client."""
-        self.client.close()
+        await self.client.aclose()
 
-    # -- requests ---------------------------------------------------------------------------
+    # -- probes ------------------------------------------------------------------------------
 
-    def request(
-        self, method: str, path: str, *, cookie: tuple[str, str] | None = None, json: object = None
-    ) -> Observed:
-        """Send one request carrying exactly ``cookie``; never follow redirects.
+    async def authenticated(self, cookies: Mapping[str, str] | None, path: str) -> bool:
+        """Tell whether a request with exactly ``cookies`` counts as signed in at ``path``."""
+        return (await self._probe(cookies, path))[0]
 
-        ``path`` is taken from the site's root (``/api/login``); ``""`` is the audited URL.
-        """
-        url = urljoin(self.options.url, path) if path else self.options.url
-        headers = {"accept": "application/json, text/html;q=0.9", "accept-encoding": ACCEPT_ENCODING}
-        if cookie is not None:
-            headers["cookie"] = f"{cookie[0]}={cookie[1]}"
-        content = orjson.dumps(json) if json is not None else None
-        if content is not None:
-            headers["content-type"] = "application/json"
-        # --timeout bounds each network operation (httpx) and the reading of the body.
-        deadline = time.monotonic() + self.options.timeout_s
-        try:
-            with self.client.stream(method, url, headers=headers, content=content, follow_redirects=False) as response:
-                body = _text(response, deadline)
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            raise AuditError(f"cannot reach {url}: {error or type(error).__name__}") from None
-        finally:
-            # Each probe chooses its cookie; nothing may ride along from a previous answer.
-            self.client.cookies.clear()
-        cookies = [c for c in (SetCookie.parse(h) for h in response.headers.get_list("set-cookie")) if c is not None]
-        shown = urlsplit(url).path or "/"
-        observed = Observed(method, shown, path, response.status_code, response.headers, cookies, body)
-        self.seen.append(observed)
-        return observed
-
-    def login(self, cookie: tuple[str, str] | None = None) -> Observed:
-        """POST the credentials as JSON to the login path."""
-        body = {"username": self.options.username, "password": self.options.password}
-        return self.request("POST", self.options.login_path, cookie=cookie, json=body)
-
-    def logout(self, name: str, value: str) -> Observed:
-        """POST to the logout path with the session cookie."""
-        return self.request("POST", self.options.logout_path, cookie=(name, value))
-
-    def authenticated(self, name: str | None, value: str | None, *, path: str | None = None) -> bool:
-        """Tell whether a request with this cookie counts as signed in at the auth path."""
-        cookie = (name, value) if name is not None and value is not None else None
-        answer = self.request("GET", path or self.options.auth_path, cookie=cookie)
+    async def _probe(self, cookies: Mapping[str, str] | None, path: str) -> tuple[bool, Observed]:
+        answer = await self.fetcher.fetch("GET", path, cookies=cookies)
         if not answer.ok:
-            return False
+            return False, answer
         try:
             body = orjson.loads(answer.body)
         except orjson.JSONDecodeError:
-            return True
+            body = None
         if isinstance(body, dict) and "authenticated" in body:
-            return bool(body["authenticated"])
-        return True
+            return bool(body["authenticated"]), answer
+        return not has_password_form(answer.body), answer
 
-    # -- the audit ------------------------------------------------------------------------
+    async def _signed_in_by_check_url(self, jar: Jar) -> bool:
+        assert self.options.auth_path is not None
+        return await self.authenticated(jar.cookies, self.options.auth_path)
 
-    def run(self) -> AuditReport:
-        """Run every check; raise :class:`AuditError` when the site cannot be audited at all."""
+    # -- the audit ---------------------------------------------------------------------------
+
+    async def run(self) -> AuditReport:
+        """Run every check; raise :class:`AuditError` when the site cannot be audited at all.
+
+        When the audit's deadline passes, the report holds the checks that ran and a
+        failed :data:`DEADLINE_ITEM` (an audit cut short must not read as a pass).
+        """
         report = AuditReport(url=self.options.url)
+        try:
+            await self._audit(report)
+        except AuditDeadlineError:
+            report.add(
+                DEADLINE_ITEM,
+                Status.FAIL,
+                f"stopped after {self.options.audit_timeout_s:g} s (--deadline): only the checks above ran",
+            )
+            return report
+        if self.sample_cut:
+            report.add(
+                DEADLINE_ITEM,
+                Status.WARN,
+                f"the deadline ({self.options.audit_timeout_s:g} s) cut the sample at {report.sample_size} IDs",
+            )
+        return report
+
+    async def _audit(self, report: AuditReport) -> None:
         report.checks.append(check_transport(self.options.url))
-        home = self.request("GET", "")
+        home = await self.fetcher.fetch("GET", "")
         pre_login = [home]
         site_path = urlsplit(self.options.url).path.strip("/")
         for page in dict.fromkeys((self.options.login_page, self.options.login_path)):
             if page.strip("/") != site_path:
-                pre_login.append(self.request("GET", page))
-        session: SetCookie | None = None
-        first: Observed | None = None
-        if self.options.has_credentials:
-            first = self.login()
+                pre_login.append(await self.fetcher.fetch("GET", page))
+        first: LoginResult | None = None
+        if self.signin is not None:
+            first = await self.signin.login()
             if not first.ok:
-                raise AuditError(
-                    f"login at {self.options.login_path} answered {first.status}; check --username/--password "
-                    "and --login-path (a JSON POST of username and password)"
-                )
-            session = (
-                first.cookie(self.options.cookie_name)
-                if self.options.cookie_name
-                else pick_session_cookie(first.cookies)
-            )
+                raise AuditError(first.problem)
+            report.login = first.how
+            session = self._session_cookie(first.answers)
         else:
-            for response in pre_login:
-                found = (
-                    response.cookie(self.options.cookie_name)
-                    if self.options.cookie_name
-                    else pick_session_cookie(response.cookies)
-                )
-                session = session or found
+            session = self._session_cookie(pre_login)
         if session is None:
             where = "at login" if first is not None else "by the home page (pass --username/--password to log in)"
             report.add(
@@ -269,11 +201,14 @@ class SiteAuditor:
                 f"no session cookie was set {where}",
             )
             report.checks.extend(check_security_headers(home, self.https))
-            return report
-        name = report.cookie_name = session.name
+            return
+        name = report.cookie_name = self.cookie_name = session.name
         report.checks.append(check_cookie_name(name))
         report.checks.extend(check_cookie_attributes(session, self.host))
-        setter = first or next(r for r in pre_login if r.cookie(name) is not None)
+        report.checks.append(check_cookie_prefix(session))
+        answers = first.answers if first is not None else pre_login
+        setter = next(r for r in reversed(answers) if r.cookie(name) is not None)
+        self.session_answers.append(setter)
         cache = setter.headers.get("cache-control", "").lower()
         report.add(
             "Cache-Control on the cookie-setting response",
@@ -281,184 +216,219 @@ class SiteAuditor:
             cache or "missing: a shared cache could store the Set-Cookie",
         )
         if first is not None:
-            self._login_checks(report, name, session.value, pre_login)
+            self._note_login(first, name)
+            await self._login_checks(report, name, first, pre_login)
         else:
-            for item in ("fixation on login", "logout invalidates the session", "session ID not accepted from the URL"):
+            for item in _LOGIN_ITEMS:
                 report.add(item, Status.SKIP, "needs --username and --password")
-        ids = self._sample(report, name, pre_login)
-        bits, results = check_ids(ids, self.options.username)
-        report.encoding = bits.encoding if bits else None
-        report.checks.extend(results)
-        known_ids = ids + [c.value for r in self.seen for c in r.cookies if c.name == name and c.value]
-        report.checks.append(check_ids_in_urls(self.seen, known_ids, name))
+        await self._strict_mode(report, name, session.value, pre_login)
+        source = next((r for r in pre_login if (c := r.cookie(name)) is not None and c.value and not c.clears), None)
+        values = await self._sample(report, name, source)
+        # IDs sampled by logging in carry whatever a login puts in them; anonymous ones cannot.
+        login_values = values if source is None else self.login_values
+        findings = check_ids(values, self.options.username, login_values=login_values or None)
+        report.encoding = findings.bits.encoding if findings.bits else None
+        report.cookie_format = findings.sample.format.described if findings.sample else None
+        report.checks.extend(findings.results)
+        known = [*values, *(c.value for r in self.seen for c in r.cookies if c.name == name and c.value)]
+        known += [i for i in (read_cookie_value(v).session_id for v in known) if i]
+        report.checks.append(check_ids_in_urls(self.seen, known, name))
+        report.checks.append(check_session_caching(self.session_answers))
         report.checks.extend(check_security_headers(home, self.https))
-        return report
 
-    def _login_checks(self, report: AuditReport, name: str, login_id: str, pre_login: list[Observed]) -> None:
-        probe = self.authenticated(name, login_id) and not self.authenticated(None, None)
-        unusable = f"{self.options.auth_path} does not tell a signed-in request from an anonymous one; set --auth-path"
-        if probe:
-            in_query = self.authenticated(None, None, path=f"{self.options.auth_path}?{name}={login_id}")
-            in_path = self.authenticated(None, None, path=f"{self.options.auth_path};jsessionid={login_id}")
+    def _session_cookie(self, answers: list[Observed]) -> SetCookie | None:
+        """The session cookie among what ``answers`` set (its latest ``Set-Cookie``)."""
+        latest: dict[str, SetCookie] = {}
+        for answer in answers:
+            for cookie in answer.cookies:
+                latest[cookie.name] = cookie
+        if self.cookie_name is not None:
+            found = latest.get(self.cookie_name)
+            return found if found is not None and found.value and not found.clears else None
+        return pick_session_cookie(list(latest.values()))
+
+    def _note_login(self, result: LoginResult, name: str) -> None:
+        """Keep a successful login's session ID (for the user-data check) and its answers (for caching)."""
+        if not result.ok:
+            return
+        value = result.jar.cookies.get(name)
+        if value:
+            self.login_values.append(value)
+        self.session_answers.extend(r for r in result.submission if r.cookie(name) is not None)
+
+    async def _logout_quietly(self, result: LoginResult) -> None:
+        if self.signin is not None and result.ok:
+            with contextlib.suppress(LogoutError):  # nothing to log out with: the logout check says so
+                await self.signin.logout(result)
+
+    async def _login_checks(
+        self, report: AuditReport, name: str, login: LoginResult, pre_login: list[Observed]
+    ) -> None:
+        login_value = login.jar.cookies[name]
+        self.probe = probe = await self._find_probe(name, login_value, login)
+        unusable = (
+            f"{self.options.auth_path or DEFAULT_AUTH_PATH} does not tell a signed-in request from an anonymous one"
+            "; set --check-url"
+        )
+        url_item = _LOGIN_ITEMS[0]
+        if probe is not None:
+            in_query = await self.authenticated(None, _with_query(probe, name, login_value))
+            in_path = await self.authenticated(None, _with_path_parameter(probe, login_value))
             if in_query or in_path:
-                report.add(
-                    "session ID not accepted from the URL", Status.FAIL, "a live ID in the URL signed the request in"
-                )
+                report.add(url_item, Status.FAIL, "a live ID in the URL signed the request in")
             else:
-                report.add(
-                    "session ID not accepted from the URL", Status.PASS, "query and ;jsessionid= IDs are ignored"
-                )
+                report.add(url_item, Status.PASS, "query and ;jsessionid= IDs are ignored")
         else:
-            report.add("session ID not accepted from the URL", Status.SKIP, unusable)
-        self._fixation(report, name, login_id, pre_login, probe)
-        if not probe:
-            report.add("logout invalidates the session", Status.SKIP, unusable)
-            return
-        answer = self.logout(name, login_id)
-        if self.authenticated(name, login_id):
-            report.add(
-                "logout invalidates the session",
-                Status.FAIL,
-                "the old cookie still signs in after logout: the session is not destroyed server-side",
-            )
-            return
-        cleared = answer.cookie(name)
-        note = (
-            "and the cookie was cleared" if cleared is not None and cleared.clears else "(the cookie was not cleared)"
-        )
-        report.add("logout invalidates the session", Status.PASS, f"the old ID is dead after logout {note}")
-
-    def _fixation(self, report: AuditReport, name: str, login_id: str, pre_login: list[Observed], probe: bool) -> None:
-        issued = next((c.value for r in pre_login if (c := r.cookie(name)) is not None and c.value), None)
-        pre_id = issued or forge_like(login_id)
-        origin = "a server-issued pre-login ID" if issued else "a planted ID of the same shape"
-        answer = self.login(cookie=(name, pre_id))
-        set_again = answer.cookie(name)
-        post_id = set_again.value if set_again is not None and not set_again.clears else None
-        pre_signed_in = probe and self.authenticated(name, pre_id)
-        if answer.ok and (post_id is None or post_id == pre_id):
-            report.add("fixation on login", Status.FAIL, f"logging in with {origin} kept that ID: session fixation")
-        elif pre_signed_in:
-            report.add("fixation on login", Status.FAIL, f"{origin} is signed in after the victim's login")
-        elif answer.ok:
-            report.add(
-                "fixation on login",
-                Status.PASS,
-                f"logging in with {origin} issued a new ID; the old one is not signed in",
-            )
-        else:
-            report.add(
-                "fixation on login",
-                Status.PASS,
-                f"login with {origin} was refused ({answer.status}); it never signed in",
-            )
-        if answer.ok and post_id:
-            self.logout(name, post_id)
-
-    def _sample(self, report: AuditReport, name: str, pre_login: list[Observed]) -> list[str]:
-        """Collect fresh IDs until the FIPS tests have their 20,000 bits or the cap is reached."""
-        source = next((r for r in pre_login if r.cookie(name) is not None), None)
-        ids: list[str] = []
-        while len(ids) < self.options.max_samples:
-            if source is not None:
-                cookie = self.request("GET", source.target).cookie(name)
-            else:
-                answer = self.login()
-                if not answer.ok:
-                    break  # e.g. a login rate limit: judge what was collected
-                cookie = answer.cookie(name)
-                if cookie is not None and cookie.value:
-                    self.logout(name, cookie.value)
-            if cookie is None or not cookie.value:
-                break
-            ids.append(cookie.value)
-            if len(ids) % 10 == 0 and len(ids) >= 20 and id_bits(ids).total >= FIPS_BITS:
-                break
-        report.sample_size = len(ids)
-        report.sample_source = (
-            f"GET {source.path}" if source is not None else f"login and logout at {self.options.login_path}"
-        )
-        return ids
-
-
-def _text(response: httpx.Response, deadline: float) -> str:
-    """The start of a textual body (HTML, JSON, XML, scripts), decoded; ``""`` for any other body."""
-    kind = response.headers.get("content-type", "")
-    if not any(t in kind for t in _TEXT_TYPES):
-        return ""  # not read at all
-    return read_body(response, deadline=deadline).decode(_charset(response), errors="replace")
-
-
-def _charset(response: httpx.Response) -> str:
-    charset = response.charset_encoding
-    if charset:
+            report.add(url_item, Status.SKIP, unusable)
+        await self._strict_at_login(report, name, login_value, probe)
+        await self._fixation(report, name, login_value, pre_login, probe)
+        assert self.signin is not None
         try:
-            return codecs.lookup(charset).name
-        except LookupError:
-            pass
-    return "utf-8"
-
-
-def read_body(response: httpx.Response, *, limit: int = MAX_BODY_BYTES, deadline: float | None = None) -> bytes:
-    """Read at most ``limit`` bytes of a streamed response's body, its Content-Encoding undone.
-
-    Reading ends at the end of the body, or of its compressed stream. It stops early, the
-    body taken as truncated there, at ``limit`` decoded bytes, at ``2 * limit`` bytes from
-    the wire, at the ``deadline`` (a ``time.monotonic()`` value), or at corrupt compressed
-    data. No decoding step inflates more than 64 KiB at once, so memory stays near
-    ``limit`` even for stacked codings (``Content-Encoding: gzip, gzip``). A body in a
-    coding the auditor did not ask for (br, zstd, …), or in more than :data:`MAX_CODINGS`,
-    reads as empty. Network errors are raised as httpx raises them.
-    """
-    listed = response.headers.get_list("content-encoding", split_commas=True)
-    codings = [c.lower() for c in listed if c.lower() not in ("", "identity")]
-    if len(codings) > MAX_CODINGS or any(c not in ("gzip", "x-gzip", "deflate") for c in codings):
-        return b""
-    chunks: Iterable[bytes] = _wire(response, 2 * limit)
-    for coding in reversed(codings):  # the last coding listed was applied last
-        chunks = _inflate(chunks, raw_fallback=coding == "deflate", wbits=_WBITS[coding])
-    body = bytearray()
-    for chunk in chunks:
-        body += chunk[: limit - len(body)]
-        if len(body) >= limit or (deadline is not None and time.monotonic() > deadline):
-            break
-    return bytes(body)
-
-
-def _wire(response: httpx.Response, limit: int) -> Iterator[bytes]:
-    read = 0
-    for chunk in response.iter_raw():
-        yield chunk
-        read += len(chunk)
-        if read >= limit:
+            answers = await self.signin.logout(login)
+        except LogoutError as error:
+            report.add(_LOGIN_ITEMS[3], Status.SKIP, str(error))
+            report.add(_LOGIN_ITEMS[4], Status.SKIP, str(error))
             return
+        if probe is None:
+            report.add(_LOGIN_ITEMS[3], Status.SKIP, unusable)
+        elif await self.authenticated({name: login_value}, probe):
+            report.add(
+                _LOGIN_ITEMS[3],
+                Status.FAIL,
+                "the old cookie, replayed from another client after logout, still signs in: "
+                "the session is not destroyed server-side",
+            )
+        else:
+            report.add(
+                _LOGIN_ITEMS[3], Status.PASS, "the old cookie, replayed from another client after logout, is dead"
+            )
+        report.checks.append(check_logout_clearing(answers, name))
+
+    async def _find_probe(self, name: str, value: str, login: LoginResult) -> str | None:
+        """A page that answers the live session as signed in and a visitor without it as not."""
+        candidates = [self.options.auth_path or DEFAULT_AUTH_PATH]
+        landing = login.landing
+        if self.options.auth_path is None and landing is not None and landing.ok:
+            landed = urlsplit(landing.url).path
+            if landed.strip("/") not in ("", self.options.login_page.strip("/")):
+                candidates.append(landing.url)
+        for candidate in candidates:
+            signed_in, answer = await self._probe({name: value}, candidate)
+            if signed_in and not await self.authenticated(None, candidate):
+                self.session_answers.append(answer)
+                return candidate
+        return None
+
+    async def _strict_at_login(self, report: AuditReport, name: str, login_value: str, probe: str | None) -> None:
+        item = _LOGIN_ITEMS[1]
+        assert self.signin is not None
+        planted = forge_value(read_cookie_value(login_value))
+        result = await self.signin.login(Jar({name: planted}))
+        self._note_login(result, name)
+        after = result.jar.cookies.get(name)
+        if not result.ok:
+            report.add(item, Status.PASS, "a login carrying a made-up ID was refused; it never signed in")
+        elif after is not None and unquote(after) == unquote(planted):
+            report.add(item, Status.FAIL, "logging in while holding a made-up ID kept that ID: the site adopts IDs")
+        elif probe is not None and await self.authenticated({name: planted}, probe):
+            report.add(item, Status.FAIL, "a made-up ID is signed in after a login that carried it")
+        else:
+            report.add(
+                item, Status.PASS, "a login carrying a made-up ID got a new one; the made-up one is not signed in"
+            )
+        await self._logout_quietly(result)
+
+    async def _fixation(
+        self, report: AuditReport, name: str, login_value: str, pre_login: list[Observed], probe: str | None
+    ) -> None:
+        item = _LOGIN_ITEMS[2]
+        assert self.signin is not None
+        issued = next(
+            (c.value for r in pre_login if (c := r.cookie(name)) is not None and c.value and not c.clears), None
+        )
+        pre_id = issued or forge_value(read_cookie_value(login_value))
+        origin = "a server-issued pre-login ID" if issued else "a planted ID of the same shape"
+        result = await self.signin.login(Jar({name: pre_id}))
+        self._note_login(result, name)
+        post_id = result.jar.cookies.get(name)
+        pre_signed_in = probe is not None and await self.authenticated({name: pre_id}, probe)
+        if result.ok and (post_id is None or post_id == pre_id):
+            report.add(item, Status.FAIL, f"logging in with {origin} kept that ID: session fixation")
+        elif pre_signed_in:
+            report.add(item, Status.FAIL, f"{origin} is signed in after the victim's login")
+        elif result.ok:
+            report.add(item, Status.PASS, f"logging in with {origin} issued a new ID; the old one is not signed in")
+        else:
+            report.add(item, Status.PASS, f"login with {origin} was refused; it never signed in")
+        await self._logout_quietly(result)
+
+    async def _strict_mode(self, report: AuditReport, name: str, value: str, pre_login: list[Observed]) -> None:
+        """Send a made-up, well-formed ID to a page that starts sessions (or the probe) and see if it is taken."""
+        read = read_cookie_value(value)
+        if read.kind is not ValueKind.ID:
+            report.add(
+                "unknown session ID refused (strict mode)",
+                Status.SKIP,
+                "the cookie holds signed or sealed session data, not an ID to adopt",
+            )
+            return
+        source = next((r for r in pre_login if (c := r.cookie(name)) is not None and c.value and not c.clears), None)
+        target = source.target if source is not None else (self.probe or "")
+        planted = forge_value(read)
+        answer = await self.fetcher.fetch("GET", target, cookies={name: planted})
+        signed = read.format != "opaque"
+        report.checks.append(
+            check_strict_mode(planted, answer, name, issues_sessions=source is not None, signed=signed)
+        )
+
+    async def _sample(self, report: AuditReport, name: str, source: Observed | None) -> list[str]:
+        """Collect fresh session cookie values from ``source`` (else by logging in) until the tests have their bits."""
+        if source is not None:
+            report.sample_source = f"GET {source.path}"
+        elif self.signin is not None and self.signin.via is LoginVia.FORM:
+            report.sample_source = f"login and logout through the form on {self.options.login_page}"
+        else:
+            report.sample_source = f"login and logout at {self.options.login_path}"
+        values: list[str] = []
+        try:
+            while len(values) < self.options.max_samples:
+                value = await self._fresh_value(name, source)
+                if not value:
+                    break
+                values.append(value)
+                if len(values) >= 2 and _enough(values):
+                    break
+        except AuditDeadlineError:
+            self.sample_cut = True
+        report.sample_size = len(values)
+        return values
+
+    async def _fresh_value(self, name: str, source: Observed | None) -> str | None:
+        if source is not None:
+            cookie = (await self.fetcher.fetch("GET", source.target)).cookie(name)
+            return cookie.value if cookie is not None and not cookie.clears else None
+        if self.signin is None:
+            return None
+        result = await self.signin.login()
+        if not result.ok:
+            return None  # e.g. a login rate limit: judge what was collected
+        await self._logout_quietly(result)
+        return result.jar.cookies.get(name)
 
 
-def _inflate(chunks: Iterable[bytes], *, wbits: int, raw_fallback: bool) -> Iterator[bytes]:
-    """Undo one gzip or deflate coding, yielding at most ``_INFLATE_STEP`` bytes at a time.
+def _enough(values: list[str]) -> bool:
+    """Whether the sample is enough: 20,000 bits of IDs (checked every ten), or two values of data."""
+    sample = read_sample(values)
+    if sample.kind is not ValueKind.ID:
+        return True
+    return len(values) % 10 == 0 and len(values) >= 20 and id_bits(sample.ids).total >= FIPS_BITS
 
-    ``raw_fallback``: "deflate" bodies are meant to be zlib streams but are sometimes raw
-    deflate; like httpx, read a stream whose first bytes are not zlib as raw deflate.
-    """
-    inflater = zlib.decompressobj(wbits)
-    first = True
-    for chunk in chunks:
-        data = chunk
-        while True:
-            try:
-                out = inflater.decompress(data, _INFLATE_STEP)
-            except zlib.error:
-                if first and raw_fallback:
-                    inflater, first = zlib.decompressobj(-zlib.MAX_WBITS), False
-                    continue
-                return  # corrupt: keep what was inflated so far
-            first = False
-            if out:
-                yield out
-            if inflater.eof:
-                return  # anything after the stream's end is ignored
-            data = inflater.unconsumed_tail
-            if not data and len(out) < _INFLATE_STEP:
-                break  # this chunk is used up and nothing more is pending
-            if not out:
-                return  # input left but no progress: never loop on it
+
+def _with_query(target: str, name: str, value: str) -> str:
+    separator = "&" if "?" in target else "?"
+    return f"{target}{separator}{quote(name, safe='')}={quote(unquote(value), safe='')}"
+
+
+def _with_path_parameter(target: str, value: str) -> str:
+    path, question, query = target.partition("?")
+    return f"{path};jsessionid={quote(unquote(value), safe='')}{question}{query}"

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sessionward._extras import needs_extra
 from sessionward.cli_common import json_for_terminal, terminal_text
 
 _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
@@ -35,6 +36,13 @@ _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
     help="The test account's password.",
 )
 @click.option(
+    "--login-via",
+    type=click.Choice(["auto", "json", "form"]),
+    default="auto",
+    show_default=True,
+    help="Sign in by a JSON POST to --login-path, by the form on --login-page, or JSON first, then the form.",
+)
+@click.option(
     "--login-path",
     default="/api/login",
     show_default=True,
@@ -44,14 +52,34 @@ _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
     "--login-page",
     default="/login",
     show_default=True,
-    help="Page fetched before login, where a form-based site may start an anonymous session.",
+    help="Page with the login form; fetched before login too, where a site may start an anonymous session.",
 )
-@click.option("--logout-path", default="/api/logout", show_default=True, help="POST that logs out.")
 @click.option(
+    "--login-form",
+    default=None,
+    metavar="SELECTOR",
+    help="Which form of the login page signs in: #id, .class, [attr=value] (default: the one with a password field).",
+)
+@click.option(
+    "--user-field", default=None, metavar="NAME", help="The login form's user name field (guessed if omitted)."
+)
+@click.option(
+    "--password-field", default=None, metavar="NAME", help="The login form's password field (guessed if omitted)."
+)
+@click.option(
+    "--logout-path",
+    default=None,
+    help="POST (or GET) that logs out [default: /api/logout after a JSON login, "
+    "else the logout form or link of the page the login led to].",
+)
+@click.option(
+    "--check-url",
     "--auth-path",
-    default="/api/session/status",
-    show_default=True,
-    help="A page answering 2xx (or JSON authenticated=true) only when signed in.",
+    "auth_path",
+    default=None,
+    metavar="PATH",
+    help="A page answering 2xx (or JSON authenticated=true) only when signed in; also decides whether a form "
+    "login worked [default: /api/session/status, else the page the login led to].",
 )
 @click.option("--cookie-name", default=None, help="The session cookie's name (guessed when omitted).")
 @click.option(
@@ -62,7 +90,18 @@ _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
     help="Most fresh IDs to collect for the randomness tests.",
 )
 @click.option(
-    "--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Per request, seconds."
+    "--timeout",
+    type=click.FloatRange(0.1, 300),
+    default=10.0,
+    show_default=True,
+    help="Deadline of each page, from the request to the body's last byte, in seconds.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(1, 86400),
+    default=300.0,
+    show_default=True,
+    help="Deadline of the whole audit, in seconds; a cut-short audit fails.",
 )
 @click.option("--insecure", is_flag=True, help="Do not verify the site's TLS certificate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -73,33 +112,48 @@ def audit(
     url: str,
     username: str | None,
     password: str | None,
+    login_via: str,
     login_path: str,
     login_page: str,
-    logout_path: str,
-    auth_path: str,
+    login_form: str | None,
+    user_field: str | None,
+    password_field: str | None,
+    logout_path: str | None,
+    auth_path: str | None,
     cookie_name: str | None,
     samples: int,
     timeout: float,
+    deadline: float,
     insecure: bool,
     as_json: bool,
 ) -> None:
-    """Audit the session management of the site at URL (any framework); exit 1 if a check fails."""
+    """Audit the session management of the site at URL (any framework); exit 1 if a check fails.
+
+    Without an account it checks the cookie, its ID and strict mode on pages that start
+    anonymous sessions; with one (-u/-p) it signs in, by JSON or the site's login form,
+    and checks fixation, logout and IDs in URLs too.
+    """
     # httpx is imported here: only this verb needs an HTTP client.
-    try:
-        from sessionward.audit_site import AuditOptions, SiteAuditor
-    except ImportError as error:
-        raise click.ClickException(f"the audit needs httpx ({error}); install 'sessionward[audit]'") from None
+    with needs_extra("audit", "sessionward audit"):
+        from sessionward.audit_forms import compile_selector
+        from sessionward.audit_login import LoginVia
+        from sessionward.audit_site import AuditOptions, SiteAuditor, run_audit
     if (username is None) != (password is None):
         raise click.UsageError("give both --username and --password, or neither")
     paths = {
         "--login-path": login_path,
         "--login-page": login_page,
         "--logout-path": logout_path,
-        "--auth-path": auth_path,
+        "--check-url": auth_path,
     }
     for option, path in paths.items():
-        if not path.startswith("/"):
+        if path is not None and not path.startswith("/"):
             raise click.BadParameter(f"{path!r} must start with '/'", param_hint=option)
+    if login_form is not None:
+        try:
+            compile_selector(login_form)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--login-form") from None
     options = AuditOptions(
         url=url,
         username=username,
@@ -111,16 +165,18 @@ def audit(
         cookie_name=cookie_name,
         max_samples=samples,
         timeout_s=timeout,
+        audit_timeout_s=deadline,
         verify_tls=not insecure,
+        login_via=LoginVia(login_via),
+        login_form=login_form,
+        user_field=user_field,
+        password_field=password_field,
     )
     try:
         auditor = SiteAuditor(options)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="URL") from None
-    try:
-        report = auditor.run()
-    finally:
-        auditor.close()
+    report = run_audit(auditor)
     if as_json:
         click.echo(json_for_terminal(report.as_dict()))
     else:
@@ -137,6 +193,10 @@ def audit(
         console.print(table)
         counts = {s: sum(1 for c in report.checks if c.status.value == s) for s in _STYLES}
         sampled = f"; {report.sample_size} IDs sampled by {report.sample_source}" if report.sample_source else ""
+        if report.cookie_format:
+            sampled += f"; value: {report.cookie_format}"
+        if report.login:
+            sampled += f"; signed in by {report.login}"
         console.print(
             terminal_text(
                 f"cookie {report.cookie_name or '(none)'}{sampled}. "

@@ -8,6 +8,8 @@
   and ``/login``, with a fresh session cookie each time so that the audit keeps sampling.
 * :func:`dripping_site` sends the headers of ``/`` and ``/login``, then a body a byte at a time, forever.
 * :func:`silent_site` accepts requests and never answers them.
+* :func:`huge_page_site` answers 100 MB pages; :func:`slow_pages_site` answers every page,
+  slowly; :func:`header_dripping_server` (raw TCP) sends its response head a byte at a time.
 
 They are served by :func:`serve_h11`: uvicorn's default HTTP parser (httptools) refuses to
 send control characters in a header, which a hostile server, unlike uvicorn, would send.
@@ -20,10 +22,12 @@ import contextlib
 import functools
 import secrets
 import struct
+import threading
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import Any
 
 from cli_sites import ASGIApp, Message, Scope, serve
 
@@ -178,3 +182,93 @@ def silent_site() -> ASGIApp:
             await asyncio.wait_for(receive(), 30)  # returns at the disconnect
 
     return app
+
+
+def huge_page_site(total_bytes: int = 100 * 1024 * 1024) -> ASGIApp:
+    """``/`` and ``/login`` answer ``total_bytes`` of HTML (made as it is sent) with a fresh session cookie."""
+    chunk = b"<p>" + b"x" * (64 * 1024 - 7) + b"</p>\n"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        if scope["path"] not in ("/", "/login"):
+            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"not found"})
+            return
+        headers = [
+            (b"content-type", b"text/html"),
+            (b"content-length", str(total_bytes).encode()),
+            (b"set-cookie", b"sid=" + _fresh_id() + b"; Path=/; HttpOnly"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        sent = 0
+        while sent < total_bytes:
+            piece = chunk[: total_bytes - sent]
+            sent += len(piece)
+            await send({"type": "http.response.body", "body": piece, "more_body": sent < total_bytes})
+
+    return app
+
+
+def slow_pages_site(delay_s: float) -> ASGIApp:
+    """Every page answers after ``delay_s`` with a fresh session cookie: slow, but each page in time."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await _drain(receive)
+        await asyncio.sleep(delay_s)
+        headers = [(b"content-type", b"text/html"), (b"set-cookie", b"sid=" + _fresh_id() + b"; Path=/")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<p>slow</p>"})
+
+    return app
+
+
+@contextlib.contextmanager
+def header_dripping_server(interval_s: float = 0.1, give_up_s: float = 20) -> Iterator[str]:
+    """A raw TCP server that sends its status line and headers a byte every ``interval_s``; yield its URL.
+
+    No ASGI server can do this (they send a response head at once): it is written on
+    asyncio streams, in a thread with its own event loop. Each connection gives up after
+    ``give_up_s`` so that a test run cannot hang.
+    """
+    head = b"HTTP/1.1 200 OK\r\n" + b"".join(b"x-drip-%d: %s\r\n" % (n, b"y" * 40) for n in range(200)) + b"\r\n"
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                await reader.readuntil(b"\r\n\r\n")
+                give_up = time.monotonic() + give_up_s
+                for byte in head:
+                    if time.monotonic() > give_up or writer.is_closing():
+                        break
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(interval_s)
+        except asyncio.CancelledError:
+            pass  # the server is stopping: asyncio would log a cancelled handler as an error
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        state["port"] = server.sockets[0].getsockname()[1]
+        state["stop"] = asyncio.Event()
+        state["loop"] = asyncio.get_running_loop()
+        ready.set()
+        async with server:
+            await state["stop"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the header-dripping server did not start")
+    try:
+        yield f"http://127.0.0.1:{state['port']}"
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(10)

@@ -9,13 +9,14 @@ inflated bytes; a body that never ends is cut at ``--timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,11 +27,13 @@ from cli_hostile_sites import (
     dripping_site,
     gzip_bomb,
     gzip_bomb_site,
+    huge_page_site,
     serve_h11,
     silent_site,
 )
 from click.testing import CliRunner
 
+from sessionward.audit_checks import Observed
 from sessionward.audit_site import MAX_BODY_BYTES, AuditOptions, SiteAuditor
 from sessionward.cli import main
 
@@ -39,6 +42,27 @@ PEAK_RSS_LIMIT = 256 * 1024 * 1024
 (~63 MiB measured; the bomb inflated whole took 8 GiB). Loose, as a busy machine's allocator varies."""
 PEAK_TRACED_LIMIT = 4 * MAX_BODY_BYTES
 """Peak of the memory Python allocates while one bomb is read: the kept body and a few decoding steps."""
+
+
+def fetch_home(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[Observed, int]:
+    """What the auditor keeps of the answer ``handler`` gives to ``GET /`` (over a mock transport).
+
+    Also returns the peak of the memory Python allocated during that request (tracemalloc),
+    the client and event loop being set up before.
+    """
+
+    async def go() -> tuple[Observed, int]:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        auditor = SiteAuditor(AuditOptions(url="http://site.test/"), client=client)
+        tracemalloc.start()
+        try:
+            observed = await auditor.fetcher.fetch("GET", "")
+            return observed, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            await auditor.aclose()
+
+    return asyncio.run(go())
 
 
 def audit_in_a_process(url: str, tmp_path: Path, *extra: str, limit_s: float = 60) -> tuple[int, bytes, int, float]:
@@ -90,6 +114,19 @@ def test_a_gzip_bomb_at_home_and_login_is_cut_at_the_cap_with_bounded_memory(tmp
     assert seconds < 15
 
 
+def test_a_100_mb_page_is_never_read_whole(tmp_path: Path) -> None:
+    # A guard for the streamed reading (no coding to undo): 12 pages of 100 MB, each read
+    # up to twice the cap from the wire, then dropped.
+    with serve_h11(huge_page_site()) as url:
+        _, stdout, peak_rss, seconds = audit_in_a_process(url, tmp_path, "--samples", "10")
+
+    report = orjson.loads(stdout)
+    assert report["sample_size"] == 10
+    assert report["checks"][-1]["item"] == "frame protection"  # the report is complete
+    assert peak_rss < PEAK_RSS_LIMIT, f"peak RSS {peak_rss / 2**20:.0f} MiB"
+    assert seconds < 15
+
+
 @pytest.mark.parametrize("stacked", [False, True], ids=["gzip", "gzip, gzip"])
 def test_a_gzip_bomb_is_read_only_up_to_the_cap(stacked: bool) -> None:
     # In process, under tracemalloc: what one response costs, and what the audit keeps of it.
@@ -99,7 +136,7 @@ def test_a_gzip_bomb_is_read_only_up_to_the_cap(stacked: bool) -> None:
         bomb, encoding = zlib.compress(bomb, 9, wbits=16 + zlib.MAX_WBITS), "gzip, gzip"
     served: list[int] = []
 
-    def chunks() -> Iterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(bomb), 16 * 1024):
             served.append(start)
             yield bomb[start : start + 16 * 1024]
@@ -108,15 +145,7 @@ def test_a_gzip_bomb_is_read_only_up_to_the_cap(stacked: bool) -> None:
         headers = {"content-type": "text/html", "content-encoding": encoding}
         return httpx.Response(200, headers=headers, content=chunks())
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    auditor = SiteAuditor(AuditOptions(url="http://site.test/"), client=client)
-    tracemalloc.start()
-    try:
-        observed = auditor.request("GET", "")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        auditor.close()
+    observed, peak = fetch_home(handler)
 
     assert observed.body == "\0" * MAX_BODY_BYTES  # truncated, not an error
     assert peak < PEAK_TRACED_LIMIT, f"peak {peak / 2**20:.1f} MiB"
@@ -152,17 +181,17 @@ def test_a_site_that_never_answers_still_times_out_per_request() -> None:
 def request_body(encoding: str, chunks: Iterator[bytes]) -> str:
     """What the auditor keeps of a 200 text/html response with ``encoding`` and body ``chunks``."""
 
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.headers["accept-encoding"] == "gzip, deflate"
-        return httpx.Response(200, headers={"content-type": "text/html", "content-encoding": encoding}, content=chunks)
+        return httpx.Response(
+            200, headers={"content-type": "text/html", "content-encoding": encoding}, content=stream()
+        )
 
-    auditor = SiteAuditor(
-        AuditOptions(url="http://site.test/"), client=httpx.Client(transport=httpx.MockTransport(handler))
-    )
-    try:
-        return auditor.request("GET", "").body
-    finally:
-        auditor.close()
+    return fetch_home(handler)[0].body
 
 
 def test_an_endless_gzip_stream_that_inflates_to_nothing_is_read_up_to_twice_the_cap() -> None:
