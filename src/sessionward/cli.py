@@ -5,9 +5,10 @@ Verbs: ``demo``, ``store init``, ``sessions list|revoke|revoke-user|purge|stats`
 the group and the one place where errors become exit codes:
 
 * bad arguments and bad configuration (a malformed ``SESSIONWARD_*`` variable, an
-  unsupported store URL) print one ``error: …`` line and exit 2;
-* runtime failures (store unreachable, site unreachable, nothing to revoke) print one
-  ``error: …`` line and exit 1;
+  unsupported store URL, or one whose extra is not installed) print one ``error: …``
+  line and exit 2;
+* runtime failures (store unreachable, no store at the URL, site unreachable, nothing to
+  revoke, a verb whose extra is not installed) print one ``error: …`` line and exit 1;
 * ``sessionward audit`` exits 1 when a check fails.
 
 No expected failure shows a traceback: a traceback means a bug.
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 import click
 
 from sessionward import __version__
+from sessionward._extras import needs_extra
 from sessionward.cli_audit import audit
 from sessionward.cli_common import redact_url, run_on_store, safe_text, store_option
 from sessionward.cli_sessions import sessions
@@ -101,11 +103,9 @@ def main() -> None:
 @click.option("--debug", is_flag=True, help="Verbose logs and tracebacks in responses (never in production).")
 def demo(host: str, port: int, store_url: str, debug: bool) -> None:
     """Serve the demo application (http://127.0.0.1:8000 by default)."""
-    try:
-        # Imported here: the demo pulls in the web stack, which the other verbs never need.
+    # Imported here: the demo pulls in the web stack, which the other verbs never need.
+    with needs_extra("demo", "the demo"):
         from sessionward.demo import serve  # type: ignore[attr-defined, unused-ignore]
-    except ImportError as error:
-        raise click.ClickException(f"the demo is not available ({error}); install 'sessionward[demo]'") from None
     click.echo(safe_text(f"sessionward demo on http://{host}:{port} (store {redact_url(store_url)})"), err=True)
     serve(host=host, port=port, store_url=store_url, debug=debug)
 
@@ -123,7 +123,7 @@ def store_init(store_url: str) -> None:
     async def work(opened: SessionStore) -> None:
         await opened.setup()
 
-    run_on_store(store_url, work)
+    run_on_store(store_url, work, must_exist=False)
     click.echo(f"store ready: {safe_text(redact_url(store_url))}")
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from rich.text import Text
 
+from sessionward.errors import StoreSchemaMissingError
 from sessionward.stores.base import SessionStore
 
 T = TypeVar("T")
@@ -60,24 +61,34 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def run_on_store(url: str, work: Callable[[SessionStore], Awaitable[T]]) -> T:
+def run_on_store(url: str, work: Callable[[SessionStore], Awaitable[T]], *, must_exist: bool = True) -> T:
     """Open the store ``url`` names, run ``work`` on it and close it.
+
+    Only ``store init`` passes ``must_exist=False``: every other command works on a store
+    that was set up, and where there is none it creates nothing (no folder, no SQLite file,
+    no table), says so in one line and fails.
 
     Raises:
         ConfigError: the URL is malformed or names an unsupported store (exit 2).
+        click.ClickException: there is no store at ``url`` (exit 1).
         StoreUnavailableError: the store cannot be reached (exit 1).
     """
     from sessionward.stores import open_store
 
-    store = open_store(url, setting="--store / SESSIONWARD_STORE")
-
-    async def go() -> T:
+    async def go(store: SessionStore) -> T:
         try:
             return await work(store)
         finally:
             await store.close()
 
-    return asyncio.run(go())
+    try:
+        # The schema is made by `store init` alone, whatever SESSIONWARD_STORE_CREATE_SCHEMA says.
+        store = open_store(url, setting="--store / SESSIONWARD_STORE", must_exist=must_exist, create_schema=False)
+        return asyncio.run(go(store))
+    except StoreSchemaMissingError as error:
+        raise click.ClickException(
+            f"no session store at {redact_url(url)} ({error.detail}); run `sessionward store init --store URL`"
+        ) from None
 
 
 def format_time(timestamp: float) -> str:

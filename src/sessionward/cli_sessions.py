@@ -1,7 +1,9 @@
 """``sessionward sessions …``: the per-user registry (F12) and store upkeep, from a shell.
 
-Every verb works on any store URL. Sessions are named by their handle, never by ID: the
-CLI cannot print a usable cookie because stores do not hold one. Revocations leave
+Every verb works on any store URL, on a store that ``sessionward store init`` made: where
+there is none, a verb creates nothing (no folder, no SQLite file, no table), says so in
+one line and exits 1. Sessions are named by their handle, never by ID: the CLI cannot
+print a usable cookie because stores do not hold one. Revocations leave
 tombstones with reason ``revoked`` for the configured tombstone lifetime
 (``SessionPolicy.from_env()``), so the victim's next request is told why.
 

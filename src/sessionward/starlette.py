@@ -7,11 +7,13 @@ returning the request's :class:`~sessionward.exchange.RequestSession`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from starlette.requests import HTTPConnection
-
+from sessionward._extras import MissingExtraError, needs_extra
 from sessionward.exchange import Exchange, RequestSession
+
+with needs_extra("starlette", "sessionward.starlette"):
+    from starlette.requests import HTTPConnection
 
 
 def get_session(connection: HTTPConnection) -> RequestSession:
@@ -27,5 +29,12 @@ try:
 
     SessionDep = Annotated[RequestSession, Depends(get_session)]
     """FastAPI parameter annotation: ``def handler(session: SessionDep): ...``."""
-except ImportError:  # FastAPI is optional
-    pass
+except ImportError as missing_fastapi:  # FastAPI is optional: SessionDep says which extra brings it
+    _missing_fastapi = MissingExtraError("sessionward.starlette.SessionDep", "fastapi", missing_fastapi)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(name: str) -> object:
+            if name == "SessionDep":
+                raise _missing_fastapi.with_traceback(None)
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,10 @@
 runs it under uvicorn (``sessionward demo``, ``python -m sessionward.demo``).
 """
 
-from sessionward.demo.app import create_app
-from sessionward.demo.server import serve
+from sessionward._extras import needs_extra
+
+with needs_extra("demo", "the demo"):
+    from sessionward.demo.app import create_app
+    from sessionward.demo.server import serve
 
 __all__ = ["create_app", "serve"]

@@ -1,18 +1,22 @@
 """Session stores and opening one from a URL (``SESSIONWARD_STORE``).
 
 Backends are imported only when their URL scheme is used, so an application pulls in
-just the client library of the store it runs on.
+just the client library of the store it runs on; a library that is not installed is
+named with the extra that brings it (``pip install 'sessionward[postgres]'``).
 """
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
+from sessionward import _env
+from sessionward._extras import needs_extra
 from sessionward.errors import ConfigError
 from sessionward.stores.base import Established, SessionStore, StoreStats
 from sessionward.stores.memory import MemoryStore
 
-__all__ = ["SCHEMES", "Established", "MemoryStore", "SessionStore", "StoreStats", "open_store"]
+__all__ = ["SCHEMES", "SQL_DATABASES", "Established", "MemoryStore", "SessionStore", "StoreStats", "open_store"]
 
 SCHEMES = (
     "memory",
@@ -28,33 +32,91 @@ SCHEMES = (
     "rediss+cluster",
     "redis+sentinel",
 )
+SQL_DATABASES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+"""The SQL URL schemes (before any ``+driver``) and the database each one names.
+
+``postgres`` and ``mariadb`` are aliases: a URL's scheme is mapped here once, first, and
+every later choice (driver, timeouts, isolation level) is made on the database it names.
+"""
+SQL_EXTRAS = {
+    "sqlite": ("sqlite", "the SQLite store"),
+    "postgresql": ("postgres", "the PostgreSQL store"),
+    "mysql": ("mysql", "the MySQL/MariaDB store"),
+}
+"""The pip extra that installs each database's drivers, and how messages name its store."""
+CREATE_SCHEMA_VARIABLE = "STORE_CREATE_SCHEMA"
+"""``SESSIONWARD_STORE_CREATE_SCHEMA``: create a missing SQL schema on first use (development)."""
 
 
-def open_store(url: str, *, setting: str = "SESSIONWARD_STORE") -> SessionStore:
+def open_store(
+    url: str,
+    *,
+    setting: str = "SESSIONWARD_STORE",
+    must_exist: bool = False,
+    create_schema: bool | None = None,
+) -> SessionStore:
     """Return the store a URL names; raise :class:`ConfigError` naming ``setting`` if it is bad.
 
-    The store is not connected or set up yet: call ``await store.setup()`` where schema
-    creation is wanted, explicitly.
+    The store is not connected or set up yet: call ``await store.setup()`` (or run
+    ``sessionward store init --store URL``) to create its schema. SQL URLs may name a
+    driver (``postgresql+asyncpg://``, ``mysql+pymysql://``…); each store uses its own
+    (asyncpg, asyncmy and aiosqlite here; psycopg, PyMySQL and sqlite3 in
+    ``sessionward._sync.stores``), so one URL serves both.
+
+    Args:
+        url: The store's URL.
+        setting: What the URL came from, for error messages.
+        must_exist: Open only a store that was set up, creating nothing: a SQLite file or
+            a file store directory that does not exist raises
+            :class:`~sessionward.errors.StoreSchemaMissingError` here; a database server's
+            missing tables are reported by the first operation.
+        create_schema: Let a SQL store create its schema when an operation finds it
+            missing, once (development). ``None`` reads ``SESSIONWARD_STORE_CREATE_SCHEMA``
+            (default false). Never with ``must_exist``.
+
+    Raises:
+        ConfigError: the URL is malformed, names no supported store, or needs an extra
+            that is not installed (the message says which); or
+            ``SESSIONWARD_STORE_CREATE_SCHEMA`` is malformed.
+        StoreSchemaMissingError: ``must_exist`` and there is no store there.
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         return MemoryStore()
-    if scheme == "sqlite" or scheme in ("postgresql", "postgres", "mysql", "mariadb"):
-        from sessionward.stores.sql import SqlStore
-
-        return SqlStore.from_url(url, setting=setting)
+    database = SQL_DATABASES.get(scheme.partition("+")[0])
+    if database is not None:
+        create = False if must_exist else wants_schema_created(create_schema)
+        extra, feature = SQL_EXTRAS[database]
+        with needs_extra(extra, feature, setting=setting):
+            from sessionward.stores.sql import SqlStore
+        return SqlStore.from_url(url, setting=setting, must_exist=must_exist, create_schema=create)
     if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel"):
-        try:
+        with needs_extra("redis", "the Redis store", setting=setting):
             from sessionward.stores.redis import RedisStore  # type: ignore[import-not-found, unused-ignore]
-        except ImportError as error:
-            raise ConfigError(setting, f"the Redis store needs the 'redis' extra ({error})") from None
         redis_store: SessionStore = RedisStore.from_url(url, setting=setting)
         return redis_store
     if scheme == "file":
         try:
             from sessionward.stores.file import FileStore  # type: ignore[import-not-found, unused-ignore]
-        except ImportError as error:
+        except ImportError as error:  # it locks with fcntl: POSIX systems only
             raise ConfigError(setting, f"the file store is not available ({error})") from None
-        file_store: SessionStore = FileStore.from_url(url, setting=setting)
+        file_store: SessionStore = FileStore.from_url(url, setting=setting, must_exist=must_exist)
         return file_store
     raise ConfigError(setting, f"{url!r} has no supported scheme; use one of {', '.join(s + '://' for s in SCHEMES)}")
+
+
+def wants_schema_created(create_schema: bool | None = None) -> bool:
+    """Return ``create_schema``, or when ``None`` the ``SESSIONWARD_STORE_CREATE_SCHEMA`` variable.
+
+    Raises:
+        ConfigError: naming the variable, when it is not a boolean.
+    """
+    if create_schema is not None:
+        return create_schema
+    return bool(_env.read(os.environ, CREATE_SCHEMA_VARIABLE, _env.boolean, "true or false (default false)"))
