@@ -1,7 +1,7 @@
 """A Flask login flow on sessionward: run ``flask --app examples/flask_app.py run``.
 
 The seed's Flask-Session version calls ``session.clear()`` at login, which keeps the
-session ID (a fixation hole). Here ``session.login(user)`` gives the session a new ID and
+session ID (a fixation hole). Here ``current_session().login(user)`` gives the session a new ID and
 kills the old one; forms carry ``csrf_token()``; the store is ``SESSIONWARD_STORE``
 (``memory://`` unless set), and every ``SESSIONWARD_*`` setting applies.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, redirect, render_template_string, request, session
 
 from sessionward.errors import LoginRefusedError
-from sessionward.flask import SessionWard
+from sessionward.flask import SessionWard, current_session
 
 USERS = {"alice": "alice-demo-pass", "bob": "bob-demo-pass"}  # a real app checks password hashes
 
@@ -45,7 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if not hmac.compare_digest(USERS.get(name, "\0"), request.form.get("password", "")):
             return render_template_string(PAGE, user=None, message="Wrong name or password."), 401
         try:
-            session.login(name)  # type: ignore[attr-defined]  # flask.session is a FlaskSession here
+            current_session().login(name)
         except LoginRefusedError:
             return render_template_string(PAGE, user=None, message="Signed in elsewhere already."), 409
         session["name"] = name
@@ -53,7 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.post("/logout")
     def logout() -> Any:
-        session.logout()  # type: ignore[attr-defined]
+        current_session().logout()
         return redirect("/", 303)
 
     return app

@@ -110,6 +110,11 @@ FILES = (
         "stores/sql.py",
         replace=(
             _USE_BLOCKING,
+            # A blocking call cannot be cut at its deadline, so there is no cleanup to leave behind.
+            (
+                "unwaited_cleanup(self._transaction(work, read_only=read_only))",
+                "self._transaction(work, read_only=read_only)",
+            ),
             # A sync connection runs schema functions directly.
             ("lambda connection: connection.run_sync(self.metadata.create_all)", "self.metadata.create_all"),
             ("lambda connection: connection.run_sync(self.metadata.drop_all)", "self.metadata.drop_all"),
@@ -133,6 +138,7 @@ FILES = (
     # The manager guards store calls with sessionward._store_calls (no asyncio left in it);
     # its blocking twin uses the same object as a plain, non-bounding context manager.
     Source("manager.py"),
+    Source("login_throttle.py"),
     Source("exchange.py"),
 )
 

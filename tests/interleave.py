@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sessionward.engine import SessionLimit
+from sessionward.engine import Hits, SessionLimit
 from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 
@@ -121,6 +121,13 @@ class GatedStore(SessionStore):
 
     async def stats(self, now: float) -> StoreStats:
         return await self.inner.stats(now)
+
+    async def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        await self._gate("count_hit")
+        return await self.inner.count_hit(name, window_s, now)
+
+    async def reset_counter(self, name: str) -> None:
+        await self.inner.reset_counter(name)
 
     async def setup(self) -> None:
         await self.inner.setup()

@@ -1,15 +1,30 @@
 """sessionward: secure server-side sessions for Python web applications.
 
-The core (policy, IDs, cookies, the session object, the engine, events) does no I/O;
-stores and framework adapters live at the edges and are imported on demand.
+What an ASGI application needs comes from here::
+
+    from sessionward import SessionManager, SessionMiddleware, SessionPolicy, open_store
+
+    manager = SessionManager(open_store("redis://127.0.0.1:6379/0"), SessionPolicy.from_env())
+    app = SessionMiddleware(app, manager)
+
+WSGI and Flask applications use :mod:`sessionward.sync` and :mod:`sessionward.flask`.
+
+The core (policy, IDs, cookies, the session object, the engine, events) does no I/O and
+is imported at once; the async I/O layer (``SessionManager``, ``open_store``, the
+middleware, ``RequestSession``) is imported on first use, so ``import sessionward``
+alone loads no event loop, store client or framework.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from sessionward.clock import Clock, ManualClock, system_clock
 from sessionward.config import (
     BindingMismatch,
     BindingPolicy,
+    BudgetAction,
     CookiePolicy,
     Creation,
+    CreationBudget,
     FirewallPolicy,
     Fixation,
     InvalidSessionPolicy,
@@ -21,6 +36,7 @@ from sessionward.engine import ClientInfo, SessionEngine, SessionStatus
 from sessionward.errors import (
     ConfigError,
     LoginRefusedError,
+    SessionBudgetExceededError,
     SessionDataError,
     SessionNotAvailableError,
     SessionTooLargeError,
@@ -32,14 +48,44 @@ from sessionward.events import EventBus, EventName, JsonAuditLogger, SessionEven
 from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
 from sessionward.session import Session
 
+if TYPE_CHECKING:
+    from sessionward.asgi import SessionMiddleware
+    from sessionward.exchange import RequestSession
+    from sessionward.manager import SessionManager
+    from sessionward.stores import MemoryStore, SessionStore, open_store
+
+# Name -> module of the I/O layer, imported when the name is first used (PEP 562).
+_LAZY = {
+    "MemoryStore": "sessionward.stores",
+    "RequestSession": "sessionward.exchange",
+    "SessionManager": "sessionward.manager",
+    "SessionMiddleware": "sessionward.asgi",
+    "SessionStore": "sessionward.stores",
+    "open_store": "sessionward.stores",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sessionward' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "BindingMismatch",
     "BindingPolicy",
+    "BudgetAction",
     "ClientInfo",
     "Clock",
     "ConfigError",
     "CookiePolicy",
     "Creation",
+    "CreationBudget",
     "EndReason",
     "EventBus",
     "EventName",
@@ -50,21 +96,28 @@ __all__ = [
     "LoginPolicy",
     "LoginRefusedError",
     "ManualClock",
+    "MemoryStore",
+    "RequestSession",
     "Session",
+    "SessionBudgetExceededError",
     "SessionDataError",
     "SessionEngine",
     "SessionEvent",
+    "SessionManager",
     "SessionMeta",
+    "SessionMiddleware",
     "SessionNotAvailableError",
     "SessionPolicy",
     "SessionRecord",
     "SessionStatus",
+    "SessionStore",
     "SessionTooLargeError",
     "SessionwardError",
     "StoreError",
     "StoreUnavailableError",
     "TimeoutPolicy",
     "Tombstone",
+    "open_store",
     "system_clock",
 ]
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 from sessionward.config import (
     BindingMismatch,
     BindingPolicy,
+    BudgetAction,
     Creation,
     Fixation,
     SessionPolicy,
@@ -37,6 +38,13 @@ _FIELD_VARIABLES = {
     "cookie.max_age_s": "SESSIONWARD_COOKIE_MAX_AGE",
     "cookie.name": "SESSIONWARD_COOKIE_NAME",
     "cookie.same_site": "SESSIONWARD_COOKIE_SAMESITE",
+    "creation_budget.per_minute": "SESSIONWARD_ANONYMOUS_SESSION_BUDGET",
+    "creation_budget.action": "SESSIONWARD_ANONYMOUS_SESSION_BUDGET_ACTION",
+    "login_throttle.max_failures": "SESSIONWARD_LOGIN_MAX_FAILURES",
+    "login_throttle.max_attempts_per_ip": "SESSIONWARD_LOGIN_MAX_ATTEMPTS_PER_IP",
+    "login_throttle.window_s": "SESSIONWARD_LOGIN_FAILURE_WINDOW",
+    "login_throttle.base_delay_s": "SESSIONWARD_LOGIN_BASE_DELAY",
+    "login_throttle.max_delay_s": "SESSIONWARD_LOGIN_MAX_DELAY",
 }
 
 
@@ -158,7 +166,48 @@ def _build(environ: Mapping[str, str], base: SessionPolicy) -> SessionPolicy:
     if action is not None:
         binding = replace(binding, on_mismatch=action)
 
-    changes: dict[str, object] = {"timeouts": timeouts, "login": login, "cookie": cookie, "binding": binding}
+    creation_budget = base.creation_budget
+    budget_changes: dict[str, object] = {}
+    per_minute = read(
+        environ, "ANONYMOUS_SESSION_BUDGET", count, "a whole number of new sessions per client and minute, 0 for off"
+    )
+    if per_minute is not None:
+        budget_changes["per_minute"] = per_minute
+    budget_action = read(environ, "ANONYMOUS_SESSION_BUDGET_ACTION", _budget_action, "skip or refuse")
+    if budget_action is not None:
+        budget_changes["action"] = budget_action
+    if budget_changes:
+        creation_budget = replace(creation_budget, **budget_changes)  # type: ignore[arg-type]
+
+    login_throttle = base.login_throttle
+    throttle_changes: dict[str, object] = {}
+    throttle_fields: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
+        ("LOGIN_MAX_FAILURES", "max_failures", count, "a whole number of failed sign-ins per account, 0 for off"),
+        (
+            "LOGIN_MAX_ATTEMPTS_PER_IP",
+            "max_attempts_per_ip",
+            count,
+            "a whole number of sign-in attempts per client network, 0 for off",
+        ),
+        ("LOGIN_FAILURE_WINDOW", "window_s", _positive_seconds, "a positive number of seconds"),
+        ("LOGIN_BASE_DELAY", "base_delay_s", _positive_seconds, "a positive number of seconds"),
+        ("LOGIN_MAX_DELAY", "max_delay_s", _positive_seconds, "a positive number of seconds"),
+    )
+    for variable, field, parse, accepts in throttle_fields:
+        parsed = read(environ, variable, parse, accepts)
+        if parsed is not None:
+            throttle_changes[field] = parsed
+    if throttle_changes:
+        login_throttle = replace(login_throttle, **throttle_changes)  # type: ignore[arg-type]
+
+    changes: dict[str, object] = {
+        "timeouts": timeouts,
+        "login": login,
+        "cookie": cookie,
+        "binding": binding,
+        "creation_budget": creation_budget,
+        "login_throttle": login_throttle,
+    }
     creation = read(environ, "CREATION", Creation, "always, if_required, never or stateless")
     if creation is not None:
         changes["creation"] = creation
@@ -178,8 +227,30 @@ def _build(environ: Mapping[str, str], base: SessionPolicy) -> SessionPolicy:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def _budget_action(text: str) -> BudgetAction:
+    return BudgetAction(text.lower())
+
+
 def _positive_seconds(text: str) -> float:
     value = seconds(text)
     if value == 0:
         raise ValueError(text)
     return value
+
+
+DEFAULT_APP_ID = "sessionward"
+"""The audit log's ``appid`` when ``SESSIONWARD_APP_ID`` is not set."""
+
+
+def _app_id(text: str) -> str:
+    # Printable ASCII without spaces: the value goes into every audit line and is matched
+    # by SIEM rules, so it must be one token that needs no escaping.
+    if not 1 <= len(text) <= 64 or not all("!" <= char <= "~" for char in text):
+        raise ValueError(text)
+    return text
+
+
+def app_id_from_env(environ: Mapping[str, str]) -> str:
+    """Return ``SESSIONWARD_APP_ID``, the audit log's ``appid``, or ``sessionward`` when unset."""
+    app_id = read(environ, "APP_ID", _app_id, "1 to 64 printable ASCII characters without spaces")
+    return app_id if app_id is not None else DEFAULT_APP_ID

@@ -21,6 +21,9 @@ the same reason ``__aenter__`` and ``__aexit__`` are plain methods that do their
 once and return the guard itself, an awaitable that is already complete: no coroutine
 is made per call.
 
+A call cut at its deadline answers at once even when its driver is slow to let go:
+:func:`unwaited_cleanup` runs the SQL store's transactions in a task of their own for that.
+
 The generated blocking twin of the exchange uses it as ``with manager.store_call:``, which
 bounds nothing by itself (a blocking call cannot be cancelled from outside; the drivers'
 socket timeouts bound it) but still turns timeouts into outages and reports to observers.
@@ -32,13 +35,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sessionward.errors import StoreError, StoreUnavailableError
 
 logger = logging.getLogger("sessionward")
+
+T = TypeVar("T")
 
 StoreObserver = Callable[[float, str], None]
 """Called after each store call with its duration (s) and ``ok``/``error``/``timeout``."""
@@ -118,6 +123,16 @@ class StoreCalls:
         if kind is not None and issubclass(kind, TimeoutError):
             raise StoreUnavailableError(f"the session store timed out: {error}") from None
 
+    def past_deadline(self) -> bool:
+        """Tell whether the current task's call is being cut at its deadline (for telemetry)."""
+        if not self._expired:
+            return False
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: a blocking call, which no deadline cuts
+            return False
+        return task is not None and task in self._expired
+
     def _thread_starts(self) -> list[float]:
         starts: list[float] | None = getattr(self._threads, "starts", None)
         if starts is None:
@@ -150,3 +165,35 @@ class StoreCalls:
             if task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
+
+
+_ABANDONED: set[asyncio.Task[Any]] = set()
+"""Calls cut at their deadline whose drivers are still tidying up (held until they finish)."""
+
+
+async def unwaited_cleanup(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` in a task of its own; if the caller is cancelled, cancel it and leave at once.
+
+    A store call cut at its deadline must answer then (F19), but a driver may go on
+    tidying up after a cancellation, shielded from any further one: SQLAlchemy closes an
+    invalidated asyncpg connection gracefully (up to 2 s more against a server that
+    hangs), and an aiosqlite connection's thread stays in SQLite's busy wait up to the busy
+    timeout. Awaited in the caller, that doubled the time a request took to get its 503;
+    here it goes on in the abandoned task, which still holds what it held (a connection,
+    SQLite's write gate) until it is done.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        _ABANDONED.add(task)
+        task.add_done_callback(_forget)
+        raise
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _ABANDONED.discard(task)
+    # Nobody awaits it any more: take its outcome, so that asyncio does not log it as lost.
+    if not task.cancelled():
+        task.exception()

@@ -29,11 +29,19 @@ from typing import Any
 import orjson
 
 from sessionward.clientinfo import client_info
-from sessionward.errors import SessionEndedError, StoreUnavailableError
+from sessionward.errors import (
+    LoginThrottledError,
+    SessionBudgetExceededError,
+    SessionEndedError,
+    SessionTooLargeError,
+    StoreUnavailableError,
+)
 from sessionward.events import EventName
 from sessionward.exchange import Exchange, Interruption
 from sessionward.firewall import check_request
 from sessionward.manager import SessionManager
+from sessionward.session import TOO_LARGE_MESSAGE
+from sessionward.transport import PlainHttpNotice
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,6 +65,8 @@ class SessionMiddleware:
     def __init__(self, app: ASGIApp, manager: SessionManager) -> None:
         self.app = app
         self.manager = manager
+        self.plain_http = PlainHttpNotice()
+        """Warns once when the session cookie is set where it will not come back (plain HTTP)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -72,10 +82,16 @@ class SessionMiddleware:
                 raw_path = raw_path.partition(b"?")[0]
             rejection = check_request(manager.policy.firewall, scope["method"], raw_path)
             if rejection is not None:
-                await manager.emit(EventName.FIREWALL_REFUSED, reason=rejection.reason, client=client, path=path)
+                await manager.emit(
+                    EventName.FIREWALL_REFUSED,
+                    reason=rejection.reason,
+                    client=client,
+                    path=path,
+                    method=scope["method"],
+                )
                 await _send_json(send, rejection.status, {"error": "request_rejected", "reason": rejection.reason})
                 return
-        exchange = Exchange(manager, path=path, client=client)
+        exchange = Exchange(manager, path=path, client=client, method=scope.get("method", "GET"))
         cookie_headers = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
         try:
             interruption = await exchange.open(cookie_headers)
@@ -112,6 +128,15 @@ class SessionMiddleware:
             response.abandon()
             await self._unavailable(send, scope, exchange, error)
             return
+        except LoginThrottledError as error:
+            # Login throttling held a sign-in back and the application let it through: the
+            # answer of SPEC §4 (and of the Flask extension), not a 500.
+            if response.sent:
+                raise
+            response.abandon()
+            body = {"error": "throttled", "retry_after_s": error.retry_after_s}
+            await _send_json(send, 429, body, extra=[(b"retry-after", str(error.retry_after_s).encode())])
+            return
         except Exception:
             await response.finish(app_failed=True)
             raise
@@ -124,7 +149,11 @@ class SessionMiddleware:
     async def _unavailable(self, send: Send, scope: Scope, exchange: Exchange, error: Exception) -> None:
         logger.warning("session store unavailable: %s", error)
         await self.manager.emit(
-            EventName.STORE_UNAVAILABLE, reason="store_unavailable", client=exchange.client, path=exchange.path
+            EventName.STORE_UNAVAILABLE,
+            reason="store_unavailable",
+            client=exchange.client,
+            path=exchange.path,
+            method=exchange.method,
         )
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013, "reason": "session_store_unavailable"})
@@ -134,6 +163,19 @@ class SessionMiddleware:
             503,
             {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE},
             extra=[(b"retry-after", b"1")],
+        )
+
+    async def _too_large(self, send: Send, exchange: Exchange, error: SessionTooLargeError) -> None:
+        # The data grew in place past max_data_bytes and the handler did not check it
+        # (Session.check_size): nothing is saved, and the client must not be told its
+        # request succeeded. A 5xx: the request is not at fault, the application is.
+        handle = exchange.record.handle if exchange.record is not None else "(new)"
+        logger.error("session %s: nothing this request changed was saved (see Session.check_size): %s", handle, error)
+        await _send_json(
+            send,
+            500,
+            {"error": "session_too_large", "message": TOO_LARGE_MESSAGE},
+            extra=await exchange.commit(500),
         )
 
 
@@ -250,6 +292,17 @@ class _HeldResponse:
             self.replaced = True
             await self.middleware._unavailable(self.send, self.scope, self.exchange, error)
             return
+        except SessionBudgetExceededError as error:
+            # The client spent its budget of new sessions (creation_budget.action = refuse).
+            self.replaced = True
+            wait = str(error.retry_after_s).encode()
+            body = {"error": "session_budget_exceeded", "retry_after_s": error.retry_after_s}
+            await _send_json(self.send, 429, body, extra=[(b"retry-after", wait)])
+            return
+        except SessionTooLargeError as error:
+            self.replaced = True
+            await self.middleware._too_large(self.send, self.exchange, error)
+            return
         self._add_headers(start, extra)
         self.sent = True
         await self.send(start)
@@ -259,8 +312,11 @@ class _HeldResponse:
     def _add_headers(self, start: Message, extra: list[tuple[bytes, bytes]]) -> None:
         if not extra:
             return
+        sets_cookie = self.exchange.sets_cookie
+        if sets_cookie:
+            self.middleware.plain_http.check(self.middleware.manager.policy, self.scope)
         headers = [*start.get("headers", ()), *extra]
-        if self.exchange.sets_cookie and not any(name.lower() == b"cache-control" for name, _ in headers):
+        if sets_cookie and not any(name.lower() == b"cache-control" for name, _ in headers):
             # A response carrying a session ID must never sit in a shared cache.
             headers.append((b"cache-control", b"no-store"))
         start["headers"] = headers

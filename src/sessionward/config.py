@@ -12,6 +12,7 @@ timeouts where stated.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,15 @@ class Creation(StrEnum):
     """Never created implicitly; an existing one is used, and login creates one."""
     STATELESS = "stateless"
     """Sessions are neither read nor written."""
+
+
+class BudgetAction(StrEnum):
+    """What happens to a request past its client's budget of new sessions."""
+
+    SKIP = "skip"
+    """The request proceeds without a new session; what it wrote to one is not kept (default)."""
+    REFUSE = "refuse"
+    """The request is answered 429 with ``Retry-After`` instead (only when it wrote to a session)."""
 
 
 class BindingMismatch(StrEnum):
@@ -259,6 +269,120 @@ class LoginPolicy:
             raise ConfigError("login.elevation_timeout_s", "must be a positive number of seconds")
 
 
+CREATION_BUDGET_WINDOW_S = 60.0
+"""The window of :class:`CreationBudget`: a fixed minute from a client's first new session."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreationBudget:
+    """How many sessions nobody signed in to one client may create per minute (session flooding).
+
+    Every new anonymous session is a record the store keeps for the anonymous idle timeout;
+    without a limit, one client can make the store grow as fast as it can send requests.
+    The budget is counted per client network in the shared store, atomically across
+    servers, and only when a session is actually created (never for a request that needs
+    none). A login never consults it: a budget an attacker can spend for a whole NAT or
+    IPv6 /64 must not lock the users behind it out.
+
+    A client is its IP as resolved through ``SessionPolicy.trusted_proxies``; behind a
+    proxy that is not trusted, every client shares the proxy's budget. A request whose
+    client IP is unknown (a UNIX socket without a trusted proxy) is not budgeted.
+
+    Attributes:
+        per_minute: New anonymous sessions a client may create per minute; 0 turns the
+            budget off. The default, 120, is far above what a household or an office
+            behind one address makes (a visitor makes one session and keeps it), and
+            bounds what one client can make the store hold at 120 sessions a minute
+            times the anonymous idle timeout (1,200 sessions, about 1 MB, with the
+            default 10 minutes).
+        action: Past the budget, ``skip`` (default): the request proceeds without a new
+            session, so a public page never fails; or ``refuse``: a request that wrote to
+            a session is answered 429 with ``Retry-After`` (the application has already
+            run; only its session write is refused).
+        ipv4_prefix: IPv4 clients are counted by this network (32: one address).
+        ipv6_prefix: IPv6 clients are counted by this network (64: a subscriber usually
+            gets a whole /64, and rotating addresses within it must not multiply the budget).
+    """
+
+    per_minute: int = 120
+    action: BudgetAction = BudgetAction.SKIP
+    ipv4_prefix: int = 32
+    ipv6_prefix: int = 64
+
+    def __post_init__(self) -> None:
+        if type(self.per_minute) is not int or not 0 <= self.per_minute <= 1_000_000:
+            raise ConfigError("creation_budget.per_minute", "must be a whole number from 0 (off) to 1000000")
+        if self.action not in BudgetAction.__members__.values():
+            raise ConfigError("creation_budget.action", f"{self.action!r} is not one of {_choices(BudgetAction)}")
+        if not 8 <= self.ipv4_prefix <= 32:
+            raise ConfigError("creation_budget.ipv4_prefix", "must be between 8 and 32")
+        if not 32 <= self.ipv6_prefix <= 128:
+            raise ConfigError("creation_budget.ipv6_prefix", "must be between 32 and 128")
+
+    @property
+    def enabled(self) -> bool:
+        """Tell whether new anonymous sessions are budgeted at all."""
+        return self.per_minute > 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginThrottlePolicy:
+    """How repeated failed sign-ins are slowed down (F21): counted per account and per client.
+
+    Every sign-in attempt is counted before its password is checked, in the shared store
+    and atomically across servers (``sessionward.throttling`` explains how). Past a
+    threshold, attempts are spaced by a delay that doubles with each further attempt up to
+    ``max_delay_s``; an attempt inside the delay is refused (429 with ``Retry-After``)
+    without its password being checked. There is never a permanent lockout: an attacker
+    cannot keep a user out for longer than ``max_delay_s`` after their last attempt. A
+    successful sign-in resets the account's count. The defaults follow OWASP's guidance
+    (a handful of failures per account, an exponential delay, no lockout).
+
+    Attributes:
+        max_failures: Failed attempts per account and window before the delay starts; 0
+            turns per-account throttling off. Unknown user names are counted the same
+            way, so throttling does not tell which accounts exist.
+        max_attempts_per_ip: Attempts per client network and window before the delay
+            starts (an IPv6 client counts by its /64, through the trusted-proxy rules); 0
+            turns it off. Successful ones count too: one valid account must not buy an
+            attacker more guesses. It stops password spraying (many accounts, one
+            client); keep it well above what a NAT or an office makes.
+        window_s: How long the counts last, from an account's or network's first attempt.
+        base_delay_s: The delay after the threshold is reached; each further attempt
+            doubles it.
+        max_delay_s: The longest delay, the most an attacker can keep a user out.
+    """
+
+    max_failures: int = 5
+    max_attempts_per_ip: int = 100
+    window_s: float = 900.0
+    base_delay_s: float = 1.0
+    max_delay_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_failures", "max_attempts_per_ip"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= 1_000_000:
+                raise ConfigError(f"login_throttle.{name}", "must be a whole number from 0 (off) to 1000000")
+        for name, upper in (("window_s", 366 * 86400.0), ("base_delay_s", 86400.0), ("max_delay_s", 86400.0)):
+            value = getattr(self, name)
+            if not _is_seconds(value) or not 0 < value <= upper:
+                raise ConfigError(
+                    f"login_throttle.{name}", f"must be a positive number of seconds, at most {upper:.0f}"
+                )
+        if self.max_delay_s < self.base_delay_s:
+            raise ConfigError("login_throttle.max_delay_s", "must not be shorter than login_throttle.base_delay_s")
+
+    @property
+    def enabled(self) -> bool:
+        """Tell whether sign-in attempts are counted at all."""
+        return bool(self.max_failures or self.max_attempts_per_ip)
+
+
+def _is_seconds(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InvalidSessionPolicy:
     """How a request with an unknown, expired or ended session is answered (F10).
@@ -386,6 +510,8 @@ class SessionPolicy:
         timeouts: Idle, absolute, renewal (F8).
         login: Fixation, multiple-login control, re-authentication (F6, F11, F12).
         creation: Creation policy (F9).
+        creation_budget: New sessions nobody signed in to, per client and minute.
+        login_throttle: Slowing down repeated failed sign-ins (F21).
         invalid_session: Invalid-session handling (F10).
         binding: Client binding (F13).
         firewall: Request firewall (F5).
@@ -400,6 +526,8 @@ class SessionPolicy:
     timeouts: TimeoutPolicy = field(default_factory=TimeoutPolicy)
     login: LoginPolicy = field(default_factory=LoginPolicy)
     creation: Creation = Creation.IF_REQUIRED
+    creation_budget: CreationBudget = field(default_factory=CreationBudget)
+    login_throttle: LoginThrottlePolicy = field(default_factory=LoginThrottlePolicy)
     invalid_session: InvalidSessionPolicy = field(default_factory=InvalidSessionPolicy)
     binding: BindingPolicy = field(default_factory=BindingPolicy)
     firewall: FirewallPolicy = field(default_factory=FirewallPolicy)

@@ -19,7 +19,12 @@ from collections.abc import Iterable
 from sessionward.config import CookiePolicy
 
 MAX_COOKIE_HEADER_BYTES = 16 * 1024
-"""Cookie headers longer than this (together) are not parsed at all."""
+"""Cookie headers longer than this (together) are not parsed at all: the request has no session.
+
+Not a 431: an oversized cookie is bad input like a malformed one (no session, no store
+access), and the library cannot know the limits of the server in front of it, which may
+allow bigger heads for reasons of its own. Refusing oversize heads is the server's job
+(the demo's server does it: :mod:`sessionward.demo.server`)."""
 
 MAX_SET_COOKIE_BYTES = 4096
 

@@ -205,6 +205,7 @@ class CsrfMiddleware:
             user=record.meta.user if record else None,
             client=client,
             path=scope.get("path"),
+            method=scope.get("method", "GET"),
         )
         if scope["type"] == "websocket":
             # Closing before accepting answers the handshake with 403.

@@ -12,6 +12,11 @@ Theory of operation. An adapter (ASGI, WSGI) does the I/O around these steps:
    tombstones and updates the adapter must write.
 4. :meth:`SessionEngine.plan_update` folds the request's changes into one write, or
    none when nothing changed and no touch is due (F18).
+5. Before a session nobody signed in to is created, the adapter counts it on the
+   client's counter (:meth:`SessionEngine.creation_counter`, a store's ``count_hit``)
+   and :meth:`SessionEngine.judge_creation` says whether to create it, go on without
+   it, or refuse the request: the creation budget against session flooding. A login
+   never asks.
 
 The engine never reads a clock or a socket: ``now`` and the client's attributes come in
 as arguments, so every timeout is testable without sleeping.
@@ -19,6 +24,8 @@ as arguments, so every timeout is testable without sleeping.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -29,8 +36,8 @@ from typing import TypeVar
 from msgspec.structs import replace
 
 from sessionward import ids
-from sessionward.binding import BindingCheck, BindingResult, check_binding, compute_binding
-from sessionward.config import Creation, Fixation, SessionPolicy
+from sessionward.binding import BindingCheck, BindingResult, check_binding, compute_binding, network_of
+from sessionward.config import BudgetAction, Creation, Fixation, SessionPolicy
 from sessionward.cookies import session_cookie_values
 from sessionward.errors import LoginRefusedError
 from sessionward.records import (
@@ -180,6 +187,54 @@ class SessionLimit:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Hits:
+    """A fixed-window counter just after a hit, as a store's ``count_hit`` reports it.
+
+    Attributes:
+        count: The hits in the current window, the one just counted included.
+        resets_at: When the window ends; the next hit after it starts a new one at 1.
+    """
+
+    count: int
+    resets_at: float
+
+
+class CreationVerdict(StrEnum):
+    """What becomes of a session nobody signed in to that a request would create."""
+
+    CREATE = "create"
+    """Within the client's budget: create it."""
+    SKIP = "skip"
+    """Over budget: the request goes on without a session; its writes are not kept."""
+    REFUSE = "refuse"
+    """Over budget: the request is answered 429 with ``Retry-After``."""
+
+
+def counter_name(purpose: str, subject: str) -> str:
+    """Return the name a store files a counter under: a SHA-256 hex digest, never the subject.
+
+    Args:
+        purpose: What is counted (``anonymous-session-budget``…); counters of different
+            purposes never share a name, whatever their subjects.
+        subject: Whom it is counted for (a client network, an account).
+
+    Stores see only the digest, so no IP address or account name sits in them in clear.
+    (A digest of an IPv4 address can be reversed by trying every address; the counter
+    lives a minute, and the point is to keep addresses out of dumps and key listings.)
+    """
+    # NUL separates the parts: neither a purpose nor header-derived text holds one.
+    material = b"\x00".join((_COUNTER_DOMAIN, purpose.encode(), subject.encode("utf-8", "surrogateescape")))
+    return hashlib.sha256(material).hexdigest()
+
+
+_COUNTER_DOMAIN = b"sessionward-counter-v1"
+_SPENT_MEMO_SIZE = 10_000
+"""The most clients :meth:`SessionEngine.known_spent` remembers at once."""
+BUDGET_COUNTER = "anonymous-session-budget"
+"""The purpose of the counters of :meth:`SessionEngine.creation_counter`."""
+
+
 def login_order(record: SessionRecord) -> tuple[float, str]:
     """Sort key of a user's sessions for multiple-login control: oldest login first."""
     return (record.meta.created_at, record.key)
@@ -223,6 +278,7 @@ class SessionEngine:
         "_csrf_cookie_name_bytes",
         "_idle_timeout_s",
         "_renewal_interval_s",
+        "_spent",
         "_touch_interval_s",
         "cookie_name",
         "csrf_cookie",
@@ -247,6 +303,8 @@ class SessionEngine:
         self.csrf_cookie = policy.cookie.for_csrf()
         """The pre-session cookie that holds a visitor's form token (no store record)."""
         self._csrf_cookie_name_bytes = self.csrf_cookie.cookie_name.encode("ascii")
+        self._spent: dict[str, Hits] = {}
+        """Counters this process saw past the creation budget, until their window ends."""
 
     # -- reading the request --------------------------------------------------------------
 
@@ -510,6 +568,65 @@ class SessionEngine:
             base_data=record.data,
             meta_changed=meta_changed,
         )
+
+    def creation_counter(self, client: ClientInfo) -> str | None:
+        """Return the counter that budgets new anonymous sessions of ``client``, or ``None``.
+
+        ``None`` when the budget is off or the client's IP is unknown (nothing to tell
+        clients apart by: budgeting them together would cap the whole site). IPv4 clients
+        count by their address, IPv6 clients by their /64 (``creation_budget``'s
+        prefixes), so an attacker rotating addresses within a subscriber's network spends
+        one budget; an IPv4-mapped IPv6 address counts as its IPv4 address.
+        """
+        budget = self.policy.creation_budget
+        if not budget.enabled or not client.ip:
+            return None
+        return counter_name(BUDGET_COUNTER, network_of(client.ip, budget.ipv4_prefix, budget.ipv6_prefix))
+
+    def known_spent(self, name: str, now: float) -> Hits | None:
+        """Return the counter ``name`` if this process already saw it past the budget in its window.
+
+        A budget spent in a fixed window stays spent until the window ends, so a flood
+        past it need not reach the store at all: one hit per client and window over the
+        budget is counted there, the rest are judged here (with a local count). ``None``
+        when the store must be asked.
+        """
+        hits = self._spent.get(name)
+        if hits is None or hits.resets_at <= now:
+            return None
+        counted = Hits(count=hits.count + 1, resets_at=hits.resets_at)
+        self._spent[name] = counted
+        return counted
+
+    def judge_creation(self, name: str, hits: Hits, *, requested: bool) -> CreationVerdict:
+        """Decide whether a new anonymous session may be created, given the client's counter.
+
+        Args:
+            name: The counter (:meth:`creation_counter`).
+            hits: The client's counter, this creation counted.
+            requested: The application wrote to the session. A session the ``always``
+                creation policy would make unasked is only ever skipped, never refused:
+                the application did not need it.
+        """
+        budget = self.policy.creation_budget
+        if hits.count <= budget.per_minute:
+            return CreationVerdict.CREATE
+        if name not in self._spent:
+            if len(self._spent) >= _SPENT_MEMO_SIZE:
+                self._spent.clear()  # bounded: forgetting only costs a store call per client
+            self._spent[name] = hits
+        if budget.action is BudgetAction.REFUSE and requested:
+            return CreationVerdict.REFUSE
+        return CreationVerdict.SKIP
+
+    def first_over_budget(self, hits: Hits) -> bool:
+        """Tell whether ``hits`` is the first creation over the budget in its window (worth one log line)."""
+        return hits.count == self.policy.creation_budget.per_minute + 1
+
+    @staticmethod
+    def retry_after(hits: Hits, now: float) -> int:
+        """Return the whole seconds until the counter's window ends (at least 1), for ``Retry-After``."""
+        return max(1, math.ceil(hits.resets_at - now))
 
     def limit(self, now: float) -> SessionLimit | None:
         """Return the multiple-login limit stores must enforce at login, if any."""

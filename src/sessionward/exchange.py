@@ -30,7 +30,7 @@ from enum import Enum
 from msgspec.structs import replace
 
 from sessionward.binding import BindingCheck
-from sessionward.config import BindingMismatch, Creation
+from sessionward.config import CREATION_BUDGET_WINDOW_S, BindingMismatch, Creation
 from sessionward.cookies import build_set_cookie
 from sessionward.engine import (
     KEEP_ID,
@@ -38,6 +38,7 @@ from sessionward.engine import (
     Assessment,
     ClientInfo,
     CookieRead,
+    CreationVerdict,
     SessionLimit,
     SessionStatus,
     Transition,
@@ -45,13 +46,16 @@ from sessionward.engine import (
 )
 from sessionward.errors import (
     LoginRefusedError,
+    SessionBudgetExceededError,
     SessionEndedError,
     SessionNotAvailableError,
     StoreError,
     StoreUnavailableError,
 )
 from sessionward.events import EventName
+from sessionward.ids import handle_of
 from sessionward.lifecycle import AfterLostRace, after_lost_race
+from sessionward.login_throttle import ClientThrottle
 from sessionward.manager import SessionManager
 from sessionward.records import (
     CHAIN_LIMIT,
@@ -75,6 +79,10 @@ MOVE_ATTEMPTS = 5
 
 Each retry follows a racing request that changed the session first; only a stream of
 data writes to one session faster than its round trips can exhaust them."""
+
+
+class _CorruptEntry(Exception):
+    """A key held a record that did not decode; it has been removed."""
 
 
 def _contended() -> StoreUnavailableError:
@@ -143,6 +151,7 @@ class Exchange:
         "excluded",
         "manager",
         "meta_dirty",
+        "method",
         "now",
         "path",
         "policy",
@@ -152,11 +161,12 @@ class Exchange:
         "touch_due",
     )
 
-    def __init__(self, manager: SessionManager, *, path: str, client: ClientInfo) -> None:
+    def __init__(self, manager: SessionManager, *, path: str, client: ClientInfo, method: str | None = None) -> None:
         self.manager = manager
         self.engine = manager.engine
         self.policy = manager.policy
         self.path = path
+        self.method = method
         self.client = client
         self.now = manager.clock()
         self.raw_id: str | None = None
@@ -197,14 +207,8 @@ class Exchange:
         self.excluded = policy.invalid_session.is_excluded(self.path)
         passive = policy.is_passive(self.path)
         try:
-            async with manager.store_call:
-                entry = await manager.store.load(key, now)
-        except StoreUnavailableError:
-            raise
-        except StoreError:
-            logger.exception("corrupt session record removed (handle %s)", key[:16])
-            async with manager.store_call:
-                await manager.store.end(engine.plan_end(key, None, EndReason.REVOKED, now))
+            entry = await self._load(key)
+        except _CorruptEntry:
             return await self._invalid("corrupt")
         assessment = engine.assess(raw_id, entry, now, passive=passive)
         if assessment.verdict is Verdict.GRACE:
@@ -239,6 +243,7 @@ class Exchange:
                 user=tomb.user,
                 client=self.client,
                 path=self.path,
+                method=self.method,
             )
         return await self._invalid(assessment.reason or "unknown", assessment.user)
 
@@ -255,8 +260,7 @@ class Exchange:
             successor_id, successor_key = assessment.successor_id, assessment.successor_key
             assert successor_id is not None
             assert successor_key is not None
-            async with self.manager.store_call:
-                entry = await self.manager.store.load(successor_key, self.now)
+            entry = await self._load_or_none(successor_key)
             raw_id = successor_id
             assessment = self.engine.assess(raw_id, entry, self.now, passive=passive)
         return raw_id, Assessment(Verdict.ENDED, reason=EndReason.RENEWED.value)
@@ -325,6 +329,7 @@ class Exchange:
             user=record.meta.user,
             client=self.client,
             path=self.path,
+            method=self.method,
         )
         if self.policy.binding.on_mismatch is BindingMismatch.REPORT:
             return True
@@ -335,13 +340,44 @@ class Exchange:
             await self.manager.store.end_following(tomb, self.now)
         return False
 
+    async def _load(self, key: str) -> Entry | None:
+        """Load ``key``; a record that does not decode is removed and raises :class:`_CorruptEntry`.
+
+        A corrupt record is invalid, logged and removed, never a 500 (and never kept: it
+        would fail every request that carries its cookie).
+        """
+        manager = self.manager
+        try:
+            async with manager.store_call:
+                return await manager.store.load(key, self.now)
+        except StoreUnavailableError:
+            raise
+        except StoreError as error:
+            logger.error("corrupt session record removed (handle %s): %s", handle_of(key), error)
+            async with manager.store_call:
+                await manager.store.discard(self.engine.plan_end(key, None, EndReason.REVOKED, self.now))
+            raise _CorruptEntry from None
+
+    async def _load_or_none(self, key: str) -> Entry | None:
+        """Load ``key`` met along the way (a successor); a corrupt record there is removed and reads as none."""
+        try:
+            return await self._load(key)
+        except _CorruptEntry:
+            return None
+
     async def _invalid(self, reason: str, user: str | None = None) -> Interruption | None:
         if self.excluded:
             return None
         self.cookie_action = CookieAction.CLEAR
         handle = self.cookie.key[:16] if self.cookie.key else None
         await self.manager.emit(
-            EventName.INVALID_SESSION, reason=reason, handle=handle, user=user, client=self.client, path=self.path
+            EventName.INVALID_SESSION,
+            reason=reason,
+            handle=handle,
+            user=user,
+            client=self.client,
+            path=self.path,
+            method=self.method,
         )
         settings = self.policy.invalid_session
         if settings.is_api(self.path):
@@ -387,7 +423,12 @@ class Exchange:
                 established = await self._establish(transition, limit)
             except LoginRefusedError:
                 await self.manager.emit(
-                    EventName.LOGIN_REFUSED, reason="max_sessions", user=user, client=self.client, path=self.path
+                    EventName.LOGIN_REFUSED,
+                    reason="max_sessions",
+                    user=user,
+                    client=self.client,
+                    path=self.path,
+                    method=self.method,
                 )
                 raise
             if established.applied:
@@ -415,6 +456,7 @@ class Exchange:
                 user=user,
                 client=self.client,
                 path=self.path,
+                method=self.method,
             )
         if transition.raw_id != KEEP_ID:
             self.raw_id = transition.raw_id
@@ -423,7 +465,12 @@ class Exchange:
         if current is None:
             # The login made the session: audit and count it as created too.
             await self.manager.emit(
-                EventName.CREATED, reason="login", handle=transition.record.handle, client=self.client, path=self.path
+                EventName.CREATED,
+                reason="login",
+                handle=transition.record.handle,
+                client=self.client,
+                path=self.path,
+                method=self.method,
             )
         await self.manager.emit(
             EventName.LOGIN,
@@ -432,6 +479,7 @@ class Exchange:
             user=user,
             client=self.client,
             path=self.path,
+            method=self.method,
         )
 
     async def logout(self) -> None:
@@ -449,6 +497,7 @@ class Exchange:
                 user=record.meta.user,
                 client=self.client,
                 path=self.path,
+                method=self.method,
             )
         self.session.reset(None)
         self.raw_id = None
@@ -486,6 +535,7 @@ class Exchange:
             user=transition.record.meta.user,
             client=self.client,
             path=self.path,
+            method=self.method,
         )
 
     async def elevate(self) -> None:
@@ -501,6 +551,7 @@ class Exchange:
             user=self.record.meta.user,
             client=self.client,
             path=self.path,
+            method=self.method,
         )
 
     async def list_sessions(self) -> list[SessionInfo]:
@@ -538,7 +589,13 @@ class Exchange:
         if ended is None:
             return False
         await self.manager.emit(
-            EventName.REVOKED, reason=reason.value, handle=ended.handle, user=user, client=self.client, path=self.path
+            EventName.REVOKED,
+            reason=reason.value,
+            handle=ended.handle,
+            user=user,
+            client=self.client,
+            path=self.path,
+            method=self.method,
         )
         return True
 
@@ -559,6 +616,7 @@ class Exchange:
                 user=user,
                 client=self.client,
                 path=self.path,
+                method=self.method,
             )
         return len(ended)
 
@@ -592,6 +650,11 @@ class Exchange:
 
         Data changes are not saved when the response is a server error (5xx), as Django
         does; cookie changes from verbs already written to the store are still sent.
+
+        Raises:
+            SessionTooLargeError: a ``dict`` or ``list`` changed in place took the data past
+                ``max_data_bytes`` (:meth:`Session.check_size`); it is found before anything
+                is written, so nothing is. The adapters answer 500 ``session_too_large``.
         """
         if not self.may_write(status):
             return self.response_headers()
@@ -611,8 +674,7 @@ class Exchange:
             async with self.manager.store_call:
                 saved = await self.manager.store.save(key, update)
             if not saved:
-                async with self.manager.store_call:
-                    entry = await self.manager.store.load(key, self.now)
+                entry = await self._load_or_none(key)
                 await self._save_to_successor(entry, update.set, update.delete)
         return self.response_headers()
 
@@ -673,8 +735,7 @@ class Exchange:
         for _ in range(CHAIN_LIMIT):
             if not isinstance(entry, Tombstone) or not entry.successor_key:
                 return
-            async with manager.store_call:
-                entry = await manager.store.load(entry.successor_key, self.now)
+            entry = await self._load_or_none(entry.successor_key)
             if isinstance(entry, SessionRecord):
                 update = self.engine.plan_update(entry, dict(written), deleted, self.now, touch=False)
                 if update is None:
@@ -682,11 +743,9 @@ class Exchange:
                 async with manager.store_call:
                     if await manager.store.save(entry.key, update):
                         return
-                    entry = await manager.store.load(entry.key, self.now)
+                entry = await self._load_or_none(entry.key)
 
-    async def _renew(
-        self, record: SessionRecord, written: dict[str, JSONValue], deleted: frozenset[str]
-    ) -> bool:
+    async def _renew(self, record: SessionRecord, written: dict[str, JSONValue], deleted: frozenset[str]) -> bool:
         """Renew the ID (periodic renewal), with the request's changes; ``False`` to save them instead.
 
         The move applies only to the version this request loaded. When a racing request
@@ -712,6 +771,7 @@ class Exchange:
                     user=meta.user,
                     client=self.client,
                     path=self.path,
+                    method=self.method,
                 )
                 return True
             located = await self._relocate(established.found)
@@ -743,6 +803,8 @@ class Exchange:
             return
         if written and creation is Creation.NEVER:
             raise SessionNotAvailableError("creation policy 'never' forbids creating a session to store data")
+        if not await self._within_budget(requested=bool(written)):
+            return
         raw_id, record = self.engine.new_record(self.now, self.session.data_snapshot(), self.client)
         # A form rendered for the visitor before the session existed carries this token
         # (sessionward.csrf); it moves from the pre-session cookie into the session.
@@ -752,7 +814,57 @@ class Exchange:
         self.raw_id = raw_id
         self.cookie_action = CookieAction.SET
         self.session.mark_saved(record)
-        await self.manager.emit(EventName.CREATED, handle=record.handle, client=self.client, path=self.path)
+        await self.manager.emit(
+            EventName.CREATED, handle=record.handle, client=self.client, path=self.path, method=self.method
+        )
+
+    async def _within_budget(self, *, requested: bool) -> bool:
+        """Count this new anonymous session against its client's budget; tell whether to create it.
+
+        Only creations are counted, in the shared store (so the budget holds across
+        servers); a login never comes here. Over budget, the request goes on without a
+        session (its writes are not kept), or is refused; once this process has seen a
+        client over budget, the rest of that window is judged without asking the store,
+        so a flood costs the store one write per client and window past the budget.
+
+        Args:
+            requested: The application wrote to the session (it is not only the
+                ``always`` creation policy's doing).
+
+        Raises:
+            SessionBudgetExceededError: over budget, with ``creation_budget.action``
+                ``refuse`` and a session the application asked for (the adapters answer 429).
+        """
+        engine = self.engine
+        name = engine.creation_counter(self.client)
+        if name is None:
+            return True
+        hits = engine.known_spent(name, self.now)
+        if hits is None:
+            async with self.manager.store_call:
+                hits = await self.manager.store.count_hit(name, CREATION_BUDGET_WINDOW_S, self.now)
+        verdict = engine.judge_creation(name, hits, requested=requested)
+        if verdict is CreationVerdict.CREATE:
+            return True
+        if engine.first_over_budget(hits):
+            # Once per client and window: a flood must not flood the log as well.
+            logger.warning(
+                "client %s spent its budget of %d new sessions a minute; further ones are %s until the minute "
+                "is over (if every client shows the same address, configure SESSIONWARD_TRUSTED_PROXIES)",
+                self.client.ip,
+                self.policy.creation_budget.per_minute,
+                "refused (429)" if verdict is CreationVerdict.REFUSE else "skipped",
+            )
+        await self.manager.emit(
+            EventName.SESSION_BUDGET_EXCEEDED,
+            reason=verdict.value,
+            client=self.client,
+            path=self.path,
+            method=self.method,
+        )
+        if verdict is CreationVerdict.REFUSE:
+            raise SessionBudgetExceededError(engine.retry_after(hits, self.now))
+        return False
 
 
 class RequestSession(Session):
@@ -774,6 +886,17 @@ class RequestSession(Session):
         if exchange is None:
             raise SessionNotAvailableError("this session's request has ended")
         return exchange
+
+    @property
+    def throttle(self) -> ClientThrottle:
+        """Login throttling (F21) for this request's client: ``check``, ``failed``, ``succeeded``.
+
+        ``await session.throttle.check(username)`` before checking a password raises
+        :class:`~sessionward.errors.LoginThrottledError` (answer 429 with ``Retry-After``)
+        while the account or the client's network must wait.
+        """
+        exchange = self.exchange
+        return exchange.manager.login_throttle.for_client(exchange.client, exchange.path)
 
     async def login(self, user: str) -> None:
         """Log ``user`` in; the ID changes per the fixation strategy.

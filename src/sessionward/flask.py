@@ -3,7 +3,7 @@
 ::
 
     from flask import Flask, session
-    from sessionward.flask import SessionWard
+    from sessionward.flask import SessionWard, current_session
 
     app = Flask(__name__)
     app.config["SESSIONWARD_STORE"] = "redis://127.0.0.1:6379/0"
@@ -12,7 +12,8 @@
     @app.post("/login")
     def login():
         ...  # check the password
-        session.login(user.name)  # a new session ID: the pre-login one is dead (F6)
+        current_session().login(user.name)  # a new session ID: the pre-login one is dead
+        session["theme"] = "dark"  # flask.session is the same session
 
 It wraps ``app.wsgi_app`` in :class:`sessionward.wsgi.SessionMiddleware` (firewall, session
 loading, CSRF, security headers, commit: the same code any WSGI app gets) and installs a
@@ -31,13 +32,20 @@ reads the environment), ``SESSIONWARD_CSRF`` (default on), ``SESSIONWARD_CSRF_TR
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from flask import Flask, Request, Response, g, jsonify, request
-from flask.sessions import SessionInterface, SessionMixin
+from sessionward._extras import needs_extra
+
+with needs_extra("flask", "sessionward.flask"):
+    from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, request, session
+    from flask.sessions import SessionInterface, SessionMixin
 
 from sessionward._sync.exchange import Exchange, RequestSession
+from sessionward._sync.login_throttle import ClientThrottle
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import open_store
 from sessionward._sync.stores.base import SessionStore
@@ -45,14 +53,19 @@ from sessionward.clock import Clock
 from sessionward.config import SessionPolicy
 from sessionward.csrf import csrf_token as _csrf_token
 from sessionward.engine import SessionStatus
-from sessionward.errors import SessionEndedError, SessionNotAvailableError, StoreUnavailableError
+from sessionward.errors import (
+    LoginThrottledError,
+    SessionEndedError,
+    SessionNotAvailableError,
+    StoreUnavailableError,
+)
 from sessionward.events import EventBus, JsonAuditLogger
 from sessionward.exchange import SessionInfo
 from sessionward.headers import SecurityHeadersPolicy
 from sessionward.records import EndReason, JSONValue
 from sessionward.wsgi import STORE_UNAVAILABLE_MESSAGE, CsrfSettings, SessionMiddleware
 
-__all__ = ["FlaskSession", "SessionWard", "csrf_token", "current_exchange"]
+__all__ = ["AppState", "FlaskSession", "SessionWard", "csrf_token", "current_exchange", "current_session"]
 
 EXTENSION_KEY = "sessionward"
 
@@ -60,7 +73,10 @@ EXTENSION_KEY = "sessionward"
 class FlaskSession(SessionMixin):
     """What ``flask.session`` is: the request's session, a mapping of JSON values with verbs.
 
-    Values must be JSON-typed (F17); the verbs reach the store at once.
+    Values must be JSON-typed (F17); the verbs reach the store at once. The data's size
+    is checked as values are assigned; a container grown in place is measured by
+    :meth:`check_size`, and at the latest when the response starts (see
+    :class:`sessionward.session.Session`).
     """
 
     new = False
@@ -88,6 +104,18 @@ class FlaskSession(SessionMixin):
 
     def __contains__(self, key: object) -> bool:
         return key in self._session
+
+    def check_size(self) -> None:
+        """Check that a ``dict`` or ``list`` changed in place kept the data within ``max_data_bytes``.
+
+        Call it after ``session["cart"].append(item)`` and the like, before returning:
+        an oversized session left unchecked is found when the response starts, too late
+        for the view, and the client gets a 500 ``session_too_large`` with nothing saved.
+
+        Raises:
+            SessionTooLargeError: naming the keys that grew in place.
+        """
+        self._session.check_size()
 
     def clear(self) -> None:
         """End the session, as :meth:`logout` does: its data, its login and its ID all go.
@@ -140,6 +168,22 @@ class FlaskSession(SessionMixin):
         return self._session.status()
 
     # -- verbs ------------------------------------------------------------------------------------
+
+    @property
+    def throttle(self) -> ClientThrottle:
+        """Login throttling (F21) for this request's client::
+
+            current_session().throttle.check(name)  # LoginThrottledError: a 429 with Retry-After
+            if not verify(name, password):
+                current_session().throttle.failed(name)
+                ...  # 401
+            current_session().throttle.succeeded(name)
+            current_session().login(name)
+
+        A :class:`~sessionward.errors.LoginThrottledError` the view does not catch is
+        answered 429 ``{"error": "throttled", "retry_after_s": n}`` with ``Retry-After``.
+        """
+        return self._session.throttle
 
     def login(self, user: str) -> None:
         """Log ``user`` in; the session ID changes per the fixation strategy (F6).
@@ -195,8 +239,32 @@ class _Interface(SessionInterface):
         """Do nothing: the middleware commits when the response starts (after Flask is done)."""
 
 
+@dataclass(frozen=True)
+class AppState:
+    """What :meth:`SessionWard.init_app` set up for one application.
+
+    Attributes:
+        store: The app's store.
+        policy: The app's policy.
+        manager: The app's session manager (policy, engine, store, clock, events).
+        audit_logger: The audit trail of the app's ``SESSIONWARD_AUDIT_LOG``, if configured
+            (close it at shutdown).
+    """
+
+    store: SessionStore
+    policy: SessionPolicy
+    manager: SessionManager
+    audit_logger: JsonAuditLogger | None
+
+
 class SessionWard:
     """The Flask extension.
+
+    One instance may serve several applications (the application factory pattern): each
+    :meth:`init_app` builds that app's own store, policy and manager from the arguments
+    given here or, where none was given, from that app's config; nothing of one app leaks
+    into another. Events reach ``events`` (shared by every app), and each app's audit
+    log gets only its own.
 
     Args:
         app: The application, or ``None`` to call :meth:`init_app` later.
@@ -221,16 +289,14 @@ class SessionWard:
         csrf: CsrfSettings | None = None,
         security_headers: SecurityHeadersPolicy | None = None,
     ) -> None:
-        self.store = store
-        self.policy = policy
+        self._store = store
+        self._policy = policy
         self.clock = clock
         self.events = events or EventBus()
         self.store_timeout_s = store_timeout_s
         self.csrf = csrf
         self.security_headers = security_headers
-        self.manager: SessionManager | None = None
-        self.audit_logger: JsonAuditLogger | None = None
-        """The audit trail of ``SESSIONWARD_AUDIT_LOG``, if configured (close it at shutdown)."""
+        self._apps: WeakKeyDictionary[Flask, AppState] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -241,18 +307,19 @@ class SessionWard:
             ConfigError: a malformed ``SESSIONWARD_*`` value, naming it.
         """
         config = _settings(app.config)
-        policy = self.policy or SessionPolicy.from_env(config, base=SessionPolicy())
-        store = self.store or open_store(str(app.config.get("SESSIONWARD_STORE", "memory://")))
-        self.store = store
-        self.policy = policy
+        policy = self._policy or SessionPolicy.from_env(config, base=SessionPolicy())
+        store = self._store or open_store(str(app.config.get("SESSIONWARD_STORE", "memory://")))
+        events = self.events
+        audit_logger = None
         audit = app.config.get("SESSIONWARD_AUDIT_LOG")
         if audit:
-            self.audit_logger = JsonAuditLogger(str(audit))
-            self.events.subscribe(self.audit_logger)
-        manager = SessionManager(
-            store, policy, clock=self.clock, events=self.events, store_timeout_s=self.store_timeout_s
-        )
-        self.manager = manager
+            # The app's own bus: its audit log hears only this app; everything still reaches
+            # the shared bus (plain subscribers: WSGI emits synchronously).
+            audit_logger = JsonAuditLogger(str(audit), app_id=self.events.app_id)
+            events = EventBus(app_id=self.events.app_id, log=False)  # the shared bus logs
+            events.subscribe(audit_logger)
+            events.subscribe(self.events.emit_sync)
+        manager = SessionManager(store, policy, clock=self.clock, events=events, store_timeout_s=self.store_timeout_s)
         csrf = self.csrf
         if csrf is None and _flag(app.config.get("SESSIONWARD_CSRF", True)):
             csrf = CsrfSettings(
@@ -269,7 +336,70 @@ class SessionWard:
         app.jinja_env.globals["csrf_token"] = csrf_token
         app.register_error_handler(StoreUnavailableError, _store_unavailable)
         app.register_error_handler(SessionEndedError, _session_ended)
+        app.register_error_handler(LoginThrottledError, _login_throttled)
+        self._apps[app] = AppState(store=store, policy=policy, manager=manager, audit_logger=audit_logger)
         app.extensions[EXTENSION_KEY] = self
+
+    def state(self, app: Flask | None = None) -> AppState:
+        """Return what :meth:`init_app` set up for ``app``.
+
+        Args:
+            app: The application; ``None`` means the current one (in an app context), or
+                the only one this extension serves.
+
+        Raises:
+            RuntimeError: ``app`` was not set up by this extension, or ``None`` was given
+                outside an app context while the extension serves several apps.
+        """
+        if app is None:
+            if has_app_context():
+                app = current_app._get_current_object()  # type: ignore[attr-defined]
+            elif len(self._apps) == 1:
+                return next(iter(self._apps.values()))
+            else:
+                raise RuntimeError("SessionWard serves several apps: pass the app, or call this in an app context")
+        state = self._apps.get(app)
+        if state is None:
+            raise RuntimeError("this app was not set up by this SessionWard: call init_app(app) first")
+        return state
+
+    @property
+    def store(self) -> SessionStore:
+        """The current (or only) app's store: see :meth:`state`."""
+        return self.state().store
+
+    @property
+    def policy(self) -> SessionPolicy:
+        """The current (or only) app's policy: see :meth:`state`."""
+        return self.state().policy
+
+    @property
+    def manager(self) -> SessionManager:
+        """The current (or only) app's session manager: see :meth:`state`."""
+        return self.state().manager
+
+    @property
+    def audit_logger(self) -> JsonAuditLogger | None:
+        """The current (or only) app's audit trail, if configured: see :meth:`state`."""
+        return self.state().audit_logger
+
+
+def current_session() -> FlaskSession:
+    """Return the request's session, typed (``flask.session`` is typed as Flask's own).
+
+    ::
+
+        from sessionward.flask import current_session
+
+        current_session().login(user.name)  # no cast, no ``type: ignore``
+
+    Raises:
+        SessionNotAvailableError: outside a request that went through the middleware.
+    """
+    found = session._get_current_object()  # type: ignore[attr-defined]
+    if not isinstance(found, FlaskSession):
+        raise SessionNotAvailableError("no sessionward session here: is SessionWard(app) installed?")
+    return found
 
 
 def current_exchange() -> Exchange:
@@ -294,9 +424,17 @@ def csrf_token() -> str:
 
 
 def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int, dict[str, str]]:
-    del error  # logged where it happened; the user gets a retryable answer (F19)
+    # A verb met the outage in the view: Flask hands it here, and the middleware, which
+    # logs the others, never sees it. The user gets a retryable answer (F19).
+    logging.getLogger("sessionward").warning("session store unavailable: %s", error)
     body = jsonify(error="session_store_unavailable", message=STORE_UNAVAILABLE_MESSAGE)
     return body, 503, {"Retry-After": "1", "Cache-Control": "no-store"}
+
+
+def _login_throttled(error: LoginThrottledError) -> tuple[Response, int, dict[str, str]]:
+    wait = str(error.retry_after_s)
+    body = jsonify(error="throttled", retry_after_s=error.retry_after_s)
+    return body, 429, {"Retry-After": wait, "Cache-Control": "no-store"}
 
 
 def _session_ended(error: SessionEndedError) -> tuple[Response, int, dict[str, str]]:

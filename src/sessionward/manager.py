@@ -16,6 +16,7 @@ from sessionward.clock import Clock
 from sessionward.config import SessionPolicy
 from sessionward.engine import ClientInfo, SessionEngine
 from sessionward.events import EventBus, EventName, SessionEvent
+from sessionward.login_throttle import LoginThrottle
 from sessionward.stores.base import SessionStore
 
 T = TypeVar("T")
@@ -44,6 +45,8 @@ class SessionManager:
         """Called after each store call with its duration (s) and ``ok``/``error``/``timeout``."""
         self.store_call = StoreCalls(store_timeout_s, self.store_observers)
         """``async with manager.store_call:`` guards one store call: deadline, outage, metrics."""
+        self.login_throttle = LoginThrottle(self)
+        """Login throttling (F21): count sign-in attempts, hold back the excess."""
 
     @property
     def store_timeout_s(self) -> float:
@@ -68,8 +71,9 @@ class SessionManager:
         user: str | None = None,
         client: ClientInfo | None = None,
         path: str | None = None,
+        method: str | None = None,
     ) -> None:
-        """Emit an event, if anyone listens."""
+        """Emit an event, if anyone listens (subscribers or the ``sessionward.audit`` logger)."""
         if not self.events.has_subscribers:
             return
         await self.events.emit(
@@ -82,5 +86,6 @@ class SessionManager:
                 ip=client.ip if client else None,
                 user_agent=client.user_agent if client else None,
                 path=path,
+                method=method,
             )
         )

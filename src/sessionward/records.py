@@ -267,7 +267,7 @@ def meta_from_json(data: bytes | str) -> SessionMeta:
     """Decode stored metadata; raise :class:`StoreError` if it is corrupt."""
     try:
         return _META_DECODER.decode(data)
-    except msgspec.DecodeError as error:  # malformed JSON, or a field of the wrong type
+    except (msgspec.DecodeError, UnicodeError) as error:  # malformed JSON, a field of the wrong type, a lone surrogate
         raise StoreError(f"corrupt session metadata: {error}") from None
 
 
@@ -275,7 +275,7 @@ def data_from_json(data: bytes | str) -> dict[str, JSONValue]:
     """Decode stored user data; raise :class:`StoreError` if it is corrupt."""
     try:
         decoded = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
+    except (orjson.JSONDecodeError, UnicodeError) as error:
         raise StoreError(f"corrupt session data: {error}") from None
     if not isinstance(decoded, dict):
         raise StoreError("corrupt session data: not a JSON object")
@@ -287,9 +287,84 @@ def tombstone_to_json(tomb: Tombstone) -> bytes:
     return _META_ENCODER.encode(tomb)
 
 
-def tombstone_from_json(data: bytes | str) -> Tombstone:
-    """Decode a stored tombstone; raise :class:`StoreError` if it is corrupt."""
+def tombstone_from_json(data: bytes | str, key: str | None = None) -> Tombstone:
+    """Decode a stored tombstone; raise :class:`StoreError` if it is corrupt.
+
+    Every field is checked against its type (a ``grace_until`` of ``"soon"`` is corrupt,
+    not a crash later). ``key`` names the tombstone when the JSON leaves it out (the
+    Redis store keeps one JSON for many keys).
+    """
+    if key is not None:
+        try:
+            fields = msgspec.json.decode(data)
+        except (msgspec.DecodeError, UnicodeError) as error:
+            raise StoreError(f"corrupt tombstone: {error}") from None
+        return tombstone_from_fields(fields, key)
     try:
         return _TOMBSTONE_DECODER.decode(data)
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeError) as error:  # ValidationError included: a field of the wrong type
         raise StoreError(f"corrupt tombstone: {error}") from None
+
+
+def tombstone_from_fields(fields: object, key: str) -> Tombstone:
+    """Build the tombstone under ``key`` from decoded JSON, checking every field's type."""
+    if not isinstance(fields, dict):
+        raise StoreError("corrupt tombstone: not a JSON object")
+    try:
+        return msgspec.convert({**fields, "key": key}, Tombstone)
+    except msgspec.ValidationError as error:
+        raise StoreError(f"corrupt tombstone: {error}") from None
+
+
+def meta_from_fields(fields: object) -> SessionMeta:
+    """Build metadata from decoded JSON, checking every field's type."""
+    try:
+        return msgspec.convert(fields, SessionMeta)
+    except msgspec.ValidationError as error:
+        raise StoreError(f"corrupt session metadata: {error}") from None
+
+
+# Stored times are seconds since the epoch; anything outside this range (and NaN or an
+# infinity, which no comparison would catch) was not written by sessionward.
+_TIME_BOUND = 1e15
+
+
+def stored_time(value: object, name: str) -> float:
+    """Check a time a store returned as a number (a SQL column): finite, else :class:`StoreError`.
+
+    SQLite keeps text in a REAL column and PostgreSQL keeps ``NaN``; either would fail (or
+    silently mislead) the first comparison with the clock, so it is refused here.
+    """
+    if (type(value) is float or type(value) is int) and -_TIME_BOUND < value < _TIME_BOUND:
+        return float(value)
+    raise StoreError(f"corrupt {name}: {_shown(value)}")
+
+
+def stored_count(value: object, name: str) -> int:
+    """Check a whole number a store returned (a version): an ``int``, else :class:`StoreError`."""
+    if type(value) is int:
+        return value
+    raise StoreError(f"corrupt {name}: {_shown(value)}")
+
+
+def time_from_text(raw: bytes | str, name: str) -> float:
+    """Parse a time a store keeps as text (a Redis hash field): finite, else :class:`StoreError`."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise StoreError(f"corrupt {name}: {_shown(raw)}") from None
+    return stored_time(value, name)
+
+
+def count_from_text(raw: bytes | str, name: str) -> int:
+    """Parse a whole number a store keeps as text: ``int``, else :class:`StoreError`."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise StoreError(f"corrupt {name}: {_shown(raw)}") from None
+
+
+def _shown(value: object) -> str:
+    # Enough to recognise the value in a log line, never a whole planted blob.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -7,9 +7,13 @@ Rules:
   assignment, so the error reaches the handler that caused it.
 * Changes are tracked per key (F18): at the end of a request only the keys written or
   deleted are sent to the store, so concurrent requests changing different keys both
-  keep their change. A ``dict`` or ``list`` read from the session and mutated in place
-  is caught by comparing its encoding at the end of the request with the one it had
-  when first read.
+  keep their change. A ``dict`` or ``list`` read from (or assigned to) the session and
+  mutated in place is caught by comparing its encoding at the end of the request with
+  the one it had when first read (or assigned).
+* Growth in place is invisible until it is measured: :meth:`Session.check_size` measures
+  it on demand, and :meth:`Session.changes` (the commit) always does. An assignment made
+  while a container is out re-measures the whole data rather than trust a running total
+  that the container's changes may have made stale.
 * Library metadata (user, times, elevation) lives apart in :class:`SessionMeta` and is
   read-only here; adapters add the I/O verbs (``login``, ``logout``, ``rotate_id``…)
   in subclasses.
@@ -26,14 +30,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, MutableMapping
 
+import orjson
+
 from sessionward.errors import SessionDataError, SessionTooLargeError
 from sessionward.records import JSONValue, SessionMeta, SessionRecord, dumps, loads
 
+TOO_LARGE_MESSAGE = "The session's data grew past its size limit; nothing this request changed was saved."
+"""What a client is told (500 ``session_too_large``) when the data was over the limit at the end."""
+
 _NO_DELETES: frozenset[str] = frozenset()
 _CONTAINERS = (dict, list)
+"""Values that can be changed in place after being read (a tuple: ``dict | list`` is rebuilt per call)."""
 _PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 """Values that read back as themselves once dumps() took them (a float once found finite)."""
-"""Values that can be changed in place after being read (a tuple: ``dict | list`` is rebuilt per call)."""
 
 
 class Session(MutableMapping[str, JSONValue]):
@@ -41,6 +50,17 @@ class Session(MutableMapping[str, JSONValue]):
 
     A session without a record (``record is None``) is a *pending* one: it becomes real
     when data is first written (creation policy ``if_required``) or at login.
+
+    The size limit (``max_data_bytes``). Assigning a key checks it at once:
+    :class:`~sessionward.errors.SessionTooLargeError` reaches the handler that wrote.
+    A ``dict`` or ``list`` changed in place (``session["cart"].append(item)``) cannot be
+    seen changing; it is measured when :meth:`check_size` is called and when the request
+    ends. A handler that grows a container in place should call :meth:`check_size` before
+    it returns, to answer an oversized session itself (say, "your cart is full"). If it
+    does not, and the data is over the limit when the request ends, nothing the request
+    changed is saved and the client gets a 500 ``{"error": "session_too_large"}`` instead
+    of the handler's response, with an error logged naming the keys that grew (verbs
+    already done, such as a login, stand).
     """
 
     __slots__ = ("_changes", "_data", "_encoded_size", "_max_bytes", "_owned", "_read_snapshots", "accessed", "record")
@@ -64,45 +84,33 @@ class Session(MutableMapping[str, JSONValue]):
         self.accessed = True
         value = self._data[key]
         if isinstance(value, _CONTAINERS):
-            snapshots = self._read_snapshots
-            if snapshots is None:
-                snapshots = self._read_snapshots = {}
-            if key not in snapshots and not (self._changes and self._changes.get(key)):
+            snapshots = self._snapshots()
+            if key not in snapshots:
                 snapshots[key] = dumps(value)
         return value
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
         self.accessed = True
-        if not isinstance(key, str):
-            raise SessionDataError(key, "session keys must be strings")
+        if type(key) is not str:
+            # A str subclass (a StrEnum member) would pass here and then fail to encode
+            # with the whole data at the end of the request.
+            raise SessionDataError(key, "session keys must be str (for a StrEnum member, use its .value)")
         if not key.isascii():
             try:
                 key.encode("utf-8")
             except UnicodeEncodeError:
                 raise SessionDataError(key, "session keys must be valid Unicode (no lone surrogates)") from None
-        try:
-            encoded = dumps(value)
-        except TypeError as error:
-            raise SessionDataError(
-                key, f"value is not JSON-serializable ({error}); store only dict, list, str, int, float, bool or None"
-            ) from None
-        kind = type(value)
-        if kind is float and not math.isfinite(value):
-            raise SessionDataError(key, f"{value!r} is not a JSON number; store only finite floats")
-        if kind not in _PLAIN_SCALARS and loads(encoded) != value:
-            # What would read back as something else is refused now, not found out later:
-            # NaN and infinities (JSON null), tuples (lists), UUIDs and enums (their text).
-            raise SessionDataError(
-                key,
-                f"{type(value).__name__} value would read back as another value; store only dict, list, str, "
-                "int, finite float, bool or None",
-            )
-        size = self._size_without(key) + len(key) + len(encoded) + 4
+        encoded = _encode(key, value)
+        size = self._size_without(key) + _entry_size(key, encoded)
         if size > self._max_bytes:
             raise SessionTooLargeError(key, size, self._max_bytes)
         self._encoded_size = size
         self._owned_data()[key] = value
         self._log(key, written=True)
+        if isinstance(value, _CONTAINERS):
+            # The handler still holds the container and may grow it in place: keep the
+            # encoding it was stored with, so that the growth is measured as for one read.
+            self._snapshots()[key] = encoded
 
     def __delitem__(self, key: str) -> None:
         self.accessed = True
@@ -186,18 +194,34 @@ class Session(MutableMapping[str, JSONValue]):
             written = {key: data[key] for key, is_write in changes.items() if is_write}
             if len(written) < len(changes):
                 deleted = frozenset(key for key, is_write in changes.items() if not is_write)
-        mutated = False
-        for key, snapshot in (self._read_snapshots or {}).items():
-            if key in data and dumps(data[key]) != snapshot:
+        changed = self._changed_in_place()
+        if changed:
+            for key, _ in changed:
                 written[key] = data[key]
-                mutated = True
-        if mutated:
-            # Assignments kept the size in check as they happened; only an in-place
-            # change to a container read earlier can have grown the data unseen.
-            size = self._measure()
-            if size > self._max_bytes:
-                raise SessionTooLargeError(next(iter(written)), size, self._max_bytes)
+            self._check_growth(changed)
         return written, deleted
+
+    def check_size(self) -> None:
+        """Check that changes made in place kept the data within the size limit.
+
+        Assignments are checked as they happen; a ``dict`` or ``list`` changed in place
+        is measured only here and when the request ends (see the class docstring). Call
+        it after growing one, before the handler returns, to handle the error itself::
+
+            session["cart"].append(item)
+            try:
+                session.check_size()
+            except SessionTooLargeError:
+                session["cart"].pop()
+                return cart_full_response()
+
+        Raises:
+            SessionTooLargeError: the data is over ``max_data_bytes``; its ``keys`` name
+                the containers that grew in place.
+        """
+        changed = self._changed_in_place()
+        if changed:
+            self._check_growth(changed)
 
     def mark_saved(self, record: SessionRecord) -> None:
         """Start tracking afresh against ``record`` (after a login or rotation saved all)."""
@@ -213,6 +237,35 @@ class Session(MutableMapping[str, JSONValue]):
         self._changes = self._read_snapshots = None
         self._encoded_size = None
 
+    def _snapshots(self) -> dict[str, bytes]:
+        snapshots = self._read_snapshots
+        if snapshots is None:
+            snapshots = self._read_snapshots = {}
+        return snapshots
+
+    def _changed_in_place(self) -> list[tuple[str, int]]:
+        """Return the containers changed in place since read or assigned, with how much each grew."""
+        data = self._data
+        changed: list[tuple[str, int]] = []
+        for key, snapshot in (self._read_snapshots or {}).items():
+            if key in data:
+                try:
+                    encoded = dumps(data[key])
+                except TypeError:
+                    encoded = _encode(key, data[key])  # raises, naming the key
+                if encoded != snapshot:
+                    _encode(key, data[key])  # what was put in it in place obeys F17 too
+                    changed.append((key, len(encoded) - len(snapshot)))
+        return changed
+
+    def _check_growth(self, changed: list[tuple[str, int]]) -> None:
+        # Assignments kept the size in check as they happened; only an in-place change
+        # to a container can have grown the data unseen.
+        size = self._encoded_size = self._measure()
+        if size > self._max_bytes:
+            grown = tuple(key for key, growth in changed if growth > 0) or tuple(key for key, _ in changed)
+            raise SessionTooLargeError(grown[0], size, self._max_bytes, keys=grown)
+
     def _owned_data(self) -> dict[str, JSONValue]:
         if not self._owned:
             self._data = dict(self._data)
@@ -227,11 +280,45 @@ class Session(MutableMapping[str, JSONValue]):
             self._read_snapshots.pop(key, None)
 
     def _measure(self) -> int:
-        return len(dumps(self._data))
+        try:
+            return len(dumps(self._data))
+        except TypeError:
+            for key, value in self._data.items():
+                _encode(key, value)  # name the key whose container took a non-JSON value in place
+            raise
 
     def _size_without(self, key: str) -> int:
-        if self._encoded_size is None:
+        if self._encoded_size is None or self._read_snapshots:
+            # A container handed out may have changed in place since the total was taken.
             self._encoded_size = self._measure()
         if key in self._data:
-            return self._encoded_size - len(key) - len(dumps(self._data[key])) - 4
+            return self._encoded_size - _entry_size(key, dumps(self._data[key]))
         return self._encoded_size
+
+
+def _encode(key: str, value: JSONValue) -> bytes:
+    """Return ``value`` encoded, or raise :class:`SessionDataError` naming ``key`` (F17)."""
+    try:
+        encoded = dumps(value)
+    except TypeError as error:
+        raise SessionDataError(
+            key, f"value is not JSON-serializable ({error}); store only dict, list, str, int, float, bool or None"
+        ) from None
+    kind = type(value)
+    if kind is float and not math.isfinite(value):
+        raise SessionDataError(key, f"{value!r} is not a JSON number; store only finite floats")
+    if kind not in _PLAIN_SCALARS and loads(encoded) != value:
+        # What would read back as something else is refused now, not found out later:
+        # NaN and infinities (JSON null), tuples (lists), UUIDs and enums (their text).
+        raise SessionDataError(
+            key,
+            f"{type(value).__name__} value would read back as another value; store only dict, list, str, "
+            "int, finite float, bool or None",
+        )
+    return encoded
+
+
+def _entry_size(key: str, encoded: bytes) -> int:
+    """Return the bytes ``"key":value,`` takes in the data's JSON: the key as JSON writes it."""
+    # Plain orjson: ``del session[k]`` may name a stored key by an equal str subclass.
+    return len(orjson.dumps(key)) + len(encoded) + 2

@@ -44,11 +44,19 @@ from sessionward.csrf import (
     origin_refusal,
     token_refusal,
 )
-from sessionward.errors import ConfigError, SessionEndedError, StoreUnavailableError
+from sessionward.errors import (
+    ConfigError,
+    SessionBudgetExceededError,
+    SessionEndedError,
+    SessionTooLargeError,
+    StoreUnavailableError,
+)
 from sessionward.events import EventName
 from sessionward.exchange import Interruption
 from sessionward.firewall import check_request
 from sessionward.headers import SecurityHeadersPolicy, add_security_headers
+from sessionward.session import TOO_LARGE_MESSAGE
+from sessionward.transport import PlainHttpNotice
 
 logger = logging.getLogger("sessionward")
 
@@ -67,6 +75,8 @@ _REASONS = {
     403: "Forbidden",
     405: "Method Not Allowed",
     413: "Content Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 
@@ -160,6 +170,8 @@ class SessionMiddleware:
         self.csrf = csrf
         self.security_headers = security_headers
         self._security_list = security_headers.header_list() if security_headers else []
+        self.plain_http = PlainHttpNotice()
+        """Warns once when the session cookie is set where it will not come back (plain HTTP)."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         manager = self.manager
@@ -168,10 +180,12 @@ class SessionMiddleware:
         path: str = scope["path"]
         rejection = check_request(manager.policy.firewall, scope["method"], scope["raw_path"])
         if rejection is not None:
-            manager.emit(EventName.FIREWALL_REFUSED, reason=rejection.reason, client=client, path=path)
+            manager.emit(
+                EventName.FIREWALL_REFUSED, reason=rejection.reason, client=client, path=path, method=scope["method"]
+            )
             body = {"error": "request_rejected", "reason": rejection.reason}
             return self._answer(start_response, rejection.status, body, None)
-        exchange = Exchange(manager, path=path, client=client)
+        exchange = Exchange(manager, path=path, client=client, method=scope["method"])
         cookie = environ.get("HTTP_COOKIE")
         try:
             # One value of every Cookie header, comma-joined by the server: split it back
@@ -190,11 +204,13 @@ class SessionMiddleware:
             reason = self._csrf_refusal(environ, scope, exchange, self.csrf)
             if reason is not None:
                 return self._refuse_csrf(start_response, exchange, reason)
-        return self._run(environ, start_response, exchange)
+        return self._run(environ, start_response, exchange, scope)
 
     # -- the application's response -----------------------------------------------------------
 
-    def _run(self, environ: WSGIEnvironment, start_response: StartResponse, exchange: Exchange) -> Iterable[bytes]:
+    def _run(
+        self, environ: WSGIEnvironment, start_response: StartResponse, exchange: Exchange, scope: dict[str, Any]
+    ) -> Iterable[bytes]:
         state = _Replacement()
 
         def start(status: str, headers: Headers, exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
@@ -207,6 +223,20 @@ class SessionMiddleware:
                 state.body = payload
                 replaced = [*_json_headers(payload), ("Retry-After", "1")]
                 return start_response(_status(503), self._secured(replaced, exchange, []), exc_info)
+            except SessionBudgetExceededError as error:
+                # The client spent its budget of new sessions (creation_budget.action = refuse).
+                payload = _json({"error": "session_budget_exceeded", "retry_after_s": error.retry_after_s})
+                state.body = payload
+                replaced = [*_json_headers(payload), ("Retry-After", str(error.retry_after_s))]
+                replaced.append(("Cache-Control", "no-store"))
+                return start_response(_status(429), self._secured(replaced, exchange, []), exc_info)
+            except SessionTooLargeError as error:
+                state.body = payload = self._too_large(exchange, error)
+                added = _decoded(exchange.commit(500))
+                replaced = [*_json_headers(payload), ("Cache-Control", "no-store"), *added]
+                return start_response(_status(500), self._secured(replaced, exchange, added), exc_info)
+            if exchange.sets_cookie:
+                self.plain_http.check(self.manager.policy, scope)
             added = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in extra]
             if any(name == "set-cookie" for name, _ in added) and not any(
                 name.lower() == "cache-control" for name, _ in headers
@@ -267,9 +297,21 @@ class SessionMiddleware:
         body = {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE}
         return self._answer(start_response, 503, body, None, [("Retry-After", "1")])
 
+    def _too_large(self, exchange: Exchange, error: SessionTooLargeError) -> bytes:
+        # The data grew in place past max_data_bytes and the handler did not check it
+        # (Session.check_size): nothing is saved, and the client must not be told its
+        # request succeeded. A 5xx: the request is not at fault, the application is.
+        handle = exchange.record.handle if exchange.record is not None else "(new)"
+        logger.error("session %s: nothing this request changed was saved (see Session.check_size): %s", handle, error)
+        return _json({"error": "session_too_large", "message": TOO_LARGE_MESSAGE})
+
     def _emit_unavailable(self, exchange: Exchange) -> None:
         self.manager.emit(
-            EventName.STORE_UNAVAILABLE, reason="store_unavailable", client=exchange.client, path=exchange.path
+            EventName.STORE_UNAVAILABLE,
+            reason="store_unavailable",
+            client=exchange.client,
+            path=exchange.path,
+            method=exchange.method,
         )
 
     # -- CSRF ------------------------------------------------------------------------------------
@@ -305,6 +347,7 @@ class SessionMiddleware:
             user=record.meta.user if record else None,
             client=exchange.client,
             path=exchange.path,
+            method=exchange.method,
         )
         extra = _decoded(exchange.commit(403))
         status = 413 if reason == "form_too_large" else 403

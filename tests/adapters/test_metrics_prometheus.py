@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sessionward import ManualClock, TimeoutPolicy
-from sessionward.errors import StoreUnavailableError
+from sessionward.errors import ConfigError, StoreUnavailableError
 from sessionward.events import EventName, SessionEvent
 from sessionward.manager import SessionManager
-from sessionward.metrics import SessionMetrics
+from sessionward.metrics import MAX_REASONS, SessionMetrics
 from sessionward.stores.base import StoreStats
 from sessionward.stores.memory import MemoryStore
 from tests_support import client_for, make_app, plain_http_policy
@@ -181,3 +183,84 @@ async def test_broken_metrics_hook_never_breaks_a_store_call(clock: ManualClock)
         return 7
 
     assert await manager.call_store(ok) == 7
+
+
+def test_one_argument_registers_on_the_default_registry() -> None:
+    metrics = SessionMetrics(default_registry=True, namespace="default_reg_test")
+    try:
+        metrics.observe_event(SessionEvent(name=EventName.CREATED, at=0.0))
+        assert REGISTRY.get_sample_value("default_reg_test_sessions_created_total") == 1
+        assert "default_reg_test_sessions_created_total" in generate_latest(REGISTRY).decode()
+    finally:
+        metrics.unregister()
+    assert REGISTRY.get_sample_value("default_reg_test_sessions_created_total") is None
+
+
+def test_a_second_set_of_metrics_on_one_registry_and_namespace_is_refused_naming_the_setting() -> None:
+    registry = CollectorRegistry()
+    SessionMetrics(registry)
+    with pytest.raises(ConfigError, match="namespace: 'sessionward' is already registered"):
+        SessionMetrics(registry)
+    with pytest.raises(ConfigError, match="default_registry"):
+        SessionMetrics(registry, default_registry=True)
+
+
+async def test_metric_names_follow_prometheus_conventions(clock: ManualClock) -> None:
+    app, metrics = build(clock, stats_max_age_s=0)
+    async with client_for(app) as client:
+        await client.post("/login")
+    for name in EventName:
+        metrics.observe_event(SessionEvent(name=name, at=0.0, reason="x"))
+    await metrics.refresh()
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        assert family.name.startswith("sessionward_"), family.name
+        for sample_ in family.samples:
+            if family.type == "counter":
+                assert sample_.name.endswith(("_total", "_created")), sample_.name
+            if family.type == "histogram":
+                assert family.name.endswith("_seconds"), family.name
+
+
+def _series(metrics: SessionMetrics) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    return [
+        (sample_.name, tuple(sorted(sample_.labels.items())))
+        for family in metrics.registry.collect()
+        for sample_ in family.samples
+    ]
+
+
+async def test_fuzzed_paths_users_and_reasons_keep_the_number_of_series_bounded(clock: ManualClock) -> None:
+    app, metrics = build(clock)
+    fuzz = random.Random(17)
+
+    def token() -> str:
+        return "".join(fuzz.choice("abcXYZ09/_-.%\u2028\n\"'") for _ in range(fuzz.randint(1, 90)))
+
+    users, paths = [], []
+    async with client_for(app) as client:
+        for _ in range(60):
+            users.append(f"user{fuzz.randrange(10**9)}")
+            paths.append(f"/p{fuzz.randrange(10**9)}")
+            await client.post("/login", params={"user": users[-1]})
+            await client.get(paths[-1])
+            await client.request("TRACE", paths[-1])  # refused by the firewall
+            forged = "".join(fuzz.choice(string.ascii_letters) for _ in range(fuzz.randint(1, 60)))
+            await client.get("/api/whoami", headers={"cookie": f"sid={forged}"})
+    for _ in range(40):
+        for name in EventName:
+            metrics.observe_event(
+                SessionEvent(name=name, at=0.0, reason=token(), user=token(), path=token(), handle=token())
+            )
+    first = len(_series(metrics))
+    for _ in range(40):  # as much again: nothing new to count
+        for name in EventName:
+            metrics.observe_event(SessionEvent(name=name, at=0.0, reason=token(), user=token(), path=token()))
+    series = _series(metrics)
+    assert len(series) == first
+    labelled = {series_name for series_name, labels in series if labels and labels[0][0] == "reason"}
+    for metric in labelled:
+        reasons = {labels for series_name, labels in series if series_name == metric}
+        assert len(reasons) <= MAX_REASONS + 1, metric
+    exposition = metrics.render().decode()
+    assert not any(user in exposition for user in users)
+    assert not any(path in exposition for path in paths)

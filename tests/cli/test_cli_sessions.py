@@ -102,7 +102,7 @@ def test_revoke_ends_one_session_and_leaves_a_revoked_tombstone(store_url: str, 
     (line,) = audit_log.read_text().splitlines()
     event = orjson.loads(line)
     assert (event["event"], event["reason"], event["user"], event["session"]) == (
-        "revoked",
+        "session_expired:revoked",
         "revoked",
         "alice",
         target.handle,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 
 from sessionward._sync.stores.base import SessionStore
-from sessionward.engine import SessionLimit
+from sessionward.engine import Hits, SessionLimit
 from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, StoreStats
 
@@ -153,6 +153,13 @@ class GatedSyncStore(SessionStore):
 
     def stats(self, now: float) -> StoreStats:
         return self.inner.stats(now)
+
+    def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        self._gate("count_hit")
+        return self.inner.count_hit(name, window_s, now)
+
+    def reset_counter(self, name: str) -> None:
+        self.inner.reset_counter(name)
 
     def setup(self) -> None:
         self.inner.setup()

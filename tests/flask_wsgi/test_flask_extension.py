@@ -170,7 +170,7 @@ def test_audit_log_writes_one_json_line_per_event_without_the_raw_id(store: Memo
     assert ward.audit_logger is not None
     ward.audit_logger.close()
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [line["event"] for line in lines] == ["created", "login", "logout"]
+    assert [line["event"] for line in lines] == ["session_created", "authn_login_success", "session_expired:logout"]
     assert sid not in log.read_text()
 
 

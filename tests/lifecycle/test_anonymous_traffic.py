@@ -16,23 +16,37 @@ from .conftest import GatedDemo
 SAME_ORIGIN = {"sec-fetch-site": "same-origin"}
 
 
-async def test_session_flooding_through_anonymous_pages_and_failed_logins_writes_nothing(
-    gated_demo: GatedDemo, backend: Backend
-) -> None:
+async def test_session_flooding_through_anonymous_pages_writes_nothing(gated_demo: GatedDemo, backend: Backend) -> None:
     demo, _ = await gated_demo()
     before = await backend.dump()
     for _ in range(3):
         visitor = await demo.client()
         for path in ("/", "/login", "/api/session/status"):
             assert (await visitor.get(path)).status_code == 200
-        assert (await login(visitor, "alice", "not-alice-pass")).status_code == 401
+        assert sid(visitor) is None
+    assert await backend.dump() == before, "anonymous requests wrote to the session store"
+
+
+async def test_session_flooding_through_failed_logins_leaves_only_the_throttles_counters(
+    gated_demo: GatedDemo, backend: Backend
+) -> None:
+    # A failed sign-in creates no session; login throttling counts it (per account, per
+    # network, and a gate once throttled): a few expiring counters, however many attempts.
+    demo, store = await gated_demo()
+    before = await store.inner.stats(demo.clock())
+    for _ in range(10):
+        visitor = await demo.client()
+        assert (await login(visitor, "alice", "not-alice-pass")).status_code in (401, 429)
         token = form_token((await visitor.get("/login")).text)
         refused = await visitor.post(
             "/login", data={"csrf_token": token, "username": "alice", "password": "wrong"}, headers=SAME_ORIGIN
         )
-        assert refused.status_code in (200, 401)
+        assert refused.status_code in (200, 401, 429)
         assert sid(visitor) is None
-    assert await backend.dump() == before, "anonymous requests wrote to the session store"
+    after = await store.inner.stats(demo.clock())
+    sessions = ("live_sessions", "authenticated_sessions", "users", "tombstones")
+    assert [getattr(after, name) for name in sessions] == [getattr(before, name) for name in sessions]
+    assert after.counters - before.counters <= 3
 
 
 async def test_the_login_form_signs_in_with_its_pre_session_token(gated_demo: GatedDemo) -> None:

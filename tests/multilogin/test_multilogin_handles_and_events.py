@@ -84,7 +84,7 @@ async def test_revoking_another_users_session_by_handle_is_refused(site: Site) -
     assert (await site.call("DELETE", f"/api/sessions/{bob_handle}", mallory)).status_code == 404
 
     assert (await site.call("GET", "/api/me", bob)).json()["user"] == "bob"
-    assert all(e["event"] != "revoked" for e in site.events())
+    assert all(e["event"] != "session_expired:revoked" for e in site.events())
 
 
 async def test_handles_reveal_nothing_of_the_id(site: Site) -> None:
@@ -121,7 +121,7 @@ async def test_a_refused_login_is_audited(first_wins_site: Site) -> None:
     refused = await first_wins_site.call("POST", "/api/login", json={"user": "alice"})
     assert refused.status_code == 409
     assert refused.json() == {"error": "max_sessions"}
-    (event,) = [e for e in first_wins_site.events() if e["event"] == "login_refused"]
+    (event,) = [e for e in first_wins_site.events() if e["event"] == "authn_login_fail"]
     assert (event["user"], event["reason"]) == ("alice", "max_sessions")
 
 
@@ -133,7 +133,7 @@ async def test_a_displaced_session_is_audited_and_told_why(last_wins_site: Site)
 
     assert answer.json() == {"error": "session_invalid", "reason": "displaced"}
     assert (await last_wins_site.call("GET", "/api/me", second)).json()["user"] == "alice"
-    (event,) = [e for e in last_wins_site.events() if e["event"] == "displaced"]
+    (event,) = [e for e in last_wins_site.events() if e["event"] == "session_expired:displaced"]
     assert (event["user"], event["session"], event["reason"]) == ("alice", first_handle, "displaced")
 
 
@@ -143,7 +143,7 @@ async def test_a_revocation_is_audited(site: Site) -> None:
 
     assert (await site.call("DELETE", f"/api/sessions/{laptop_handle}", phone)).status_code == 204
 
-    (event,) = [e for e in site.events() if e["event"] == "revoked"]
+    (event,) = [e for e in site.events() if e["event"] == "session_expired:revoked"]
     assert (event["user"], event["session"], event["reason"]) == ("alice", laptop_handle, "revoked")
     assert (await site.call("GET", "/api/me", laptop)).json()["reason"] == "revoked"
 
@@ -156,7 +156,7 @@ async def test_an_elevation_is_audited_and_rotates_the_id(site: Site) -> None:
     assert answer.json() == {"elevated": True}
     elevated_sid = answer.cookies[COOKIE]
     assert elevated_sid != sid
-    (event,) = [e for e in site.events() if e["event"] == "elevated"]
+    (event,) = [e for e in site.events() if e["event"] == "session_elevated"]
     assert event["user"] == "alice"
     assert event["session"] == storage_key(elevated_sid)[:16] != handle
     # The less privileged ID died with the elevation.

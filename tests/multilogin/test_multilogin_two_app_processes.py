@@ -113,9 +113,9 @@ def test_a_revocation_on_one_server_is_in_force_on_both_at_the_next_request(serv
     assert on_b.json() == {"error": "session_invalid", "reason": "revoked"}
     assert a.call("GET", "/api/me", phone).json()["user"] == "alice"
 
-    revoked = [e for e in b.events() if e["event"] == "revoked"]
+    revoked = [e for e in b.events() if e["event"] == "session_expired:revoked"]
     assert [(e["user"], e["session"], e["reason"]) for e in revoked] == [("alice", laptop_handle, "revoked")]
-    invalid = [e for e in a.events() if e["event"] == "invalid_session"]
+    invalid = [e for e in a.events() if e["event"] == "session_use_after_expire"]
     assert [e["reason"] for e in invalid] == ["revoked"]
     for server in (a, b):
         log = server.audit_log.read_text()
@@ -133,4 +133,4 @@ def test_revoking_another_users_session_by_handle_is_refused_across_servers(serv
     assert refused.status_code == 404
     for server in (a, b):
         assert server.call("GET", "/api/me", bob).json()["user"] == "bob"
-    assert all(e["event"] != "revoked" for server in (a, b) for e in server.events())
+    assert all(e["event"] != "session_expired:revoked" for server in (a, b) for e in server.events())

@@ -62,8 +62,8 @@ def test_user_agent_with_unicode_line_breaks_stays_one_audit_line(brk: str) -> N
             decoded = decode(line)
             assert decoded["user_agent"] == user_agent
             assert decoded["user"] == f"al{brk}ice"
-            assert decoded["path"] == f"/a{brk}b"
-            assert decoded["event"] == "invalid_session"
+            assert decoded["request_uri"] == f"/a{brk}b"
+            assert decoded["event"] == "session_invalid:unknown"
 
 
 def test_every_line_break_at_once_in_every_field_stays_one_line() -> None:
@@ -81,15 +81,15 @@ def test_every_line_break_at_once_in_every_field_stays_one_line() -> None:
     encoded = event.to_json()
     assert len(encoded.decode().splitlines()) == 1
     assert len(encoded.splitlines()) == 1  # bytes.splitlines: \n and \r only, for byte readers
-    assert orjson.loads(encoded) == {
-        "time": 2.0,
-        "event": "login",
+    decoded = orjson.loads(encoded)
+    assert decoded["event"] == "authn_login_success"
+    assert {key: decoded[key] for key in ("reason", "user", "session", "source_ip", "user_agent", "request_uri")} == {
         "reason": text,
         "user": text,
         "session": text,
-        "ip": text,
+        "source_ip": text,
         "user_agent": text,
-        "path": text,
+        "request_uri": text,
     }
 
 
@@ -119,7 +119,11 @@ async def test_user_agent_header_with_nel_stays_one_audit_line_through_the_middl
 
     lines = stream.getvalue().splitlines()
 
-    assert [orjson.loads(line)["event"] for line in lines] == ["created", "login", "invalid_session"]
+    assert [orjson.loads(line)["event"] for line in lines] == [
+        "session_created",
+        "authn_login_success",
+        "session_invalid:unknown",
+    ]
     assert all(orjson.loads(line)["user_agent"] == agent.decode("latin-1") for line in lines)
 
 
@@ -150,5 +154,5 @@ def test_refused_path_with_a_line_break_stays_one_audit_line(encoded: str, clock
     assert statuses == ["400 Bad Request"]
     assert len(lines) == 1
     event = orjson.loads(lines[0])
-    assert (event["event"], event["reason"]) == ("firewall_refused", "encoded_control")
-    assert event["path"] == unquote_to_bytes(raw).decode()
+    assert (event["event"], event["reason"]) == ("authz_fail", "encoded_control")
+    assert event["request_uri"] == unquote_to_bytes(raw).decode()

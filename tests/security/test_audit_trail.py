@@ -196,27 +196,27 @@ async def run(scenario: Scenario) -> None:
 
 
 EXPECTED = [
-    ("created", None, None),
-    ("login", "change_id", "alice"),
-    ("rotated", "privilege_change", "alice"),
-    ("rotated", "elevation", "alice"),
-    ("elevated", None, "alice"),
-    ("created", "login", None),  # device B: a login without a session before makes one
-    ("login", "change_id", "alice"),
-    ("displaced", "displaced", "alice"),
-    ("invalid_session", "displaced", "alice"),
-    ("revoked", "revoked", "alice"),
-    ("invalid_session", "revoked", "alice"),
-    ("csrf_refused", "cross_site", "alice"),
-    ("firewall_refused", "method_not_allowed", None),
-    ("binding_mismatch", "user_agent", "alice"),
-    ("invalid_session", "binding_mismatch", "alice"),
-    ("expired", "idle_timeout", "bob"),
-    ("invalid_session", "idle_timeout", "bob"),
-    ("expired", "absolute_timeout", "carol"),
-    ("invalid_session", "absolute_timeout", "carol"),
-    ("logout", "logged_out", "carol"),
-    ("login_refused", "max_sessions", "dave"),
+    ("session_created", None, None),
+    ("authn_login_success", "change_id", "alice"),
+    ("session_renewed", "privilege_change", "alice"),
+    ("session_renewed", "elevation", "alice"),
+    ("session_elevated", None, "alice"),
+    ("session_created", "login", None),  # device B: a login without a session before makes one
+    ("authn_login_success", "change_id", "alice"),
+    ("session_expired:displaced", "displaced", "alice"),
+    ("session_use_after_expire", "displaced", "alice"),
+    ("session_expired:revoked", "revoked", "alice"),
+    ("session_use_after_expire", "revoked", "alice"),
+    ("authz_fail", "cross_site", "alice"),
+    ("authz_fail", "method_not_allowed", None),
+    ("session_binding_mismatch", "user_agent", "alice"),
+    ("session_use_after_expire", "binding_mismatch", "alice"),
+    ("session_expired:idle_timeout", "idle_timeout", "bob"),
+    ("session_use_after_expire", "idle_timeout", "bob"),
+    ("session_expired:absolute_timeout", "absolute_timeout", "carol"),
+    ("session_use_after_expire", "absolute_timeout", "carol"),
+    ("session_expired:logout", "logged_out", "carol"),
+    ("authn_login_fail", "max_sessions", "dave"),
 ]
 
 
@@ -229,12 +229,14 @@ async def test_audit_log_of_a_scripted_scenario_has_every_event_and_reason(clock
     for expected in EXPECTED:
         assert expected in triples[position:], f"{expected} missing (in order) from {triples}"
         position = triples.index(expected, position) + 1
-    firewall = [line["reason"] for line in lines if line["event"] == "firewall_refused"]
+    firewall = [line["reason"] for line in lines if line["description"] == "A request was refused by the firewall"]
     assert len(firewall) == 2
     assert "method_not_allowed" in firewall
     spec_events = {
-        "created", "login", "rotated", "elevated", "expired", "logout", "revoked", "displaced",
-        "login_refused", "binding_mismatch", "invalid_session", "csrf_refused", "firewall_refused",
+        "session_created", "authn_login_success", "session_renewed", "session_elevated",
+        "session_expired:idle_timeout", "session_expired:absolute_timeout", "session_expired:logout",
+        "session_expired:revoked", "session_expired:displaced", "authn_login_fail", "session_binding_mismatch",
+        "session_use_after_expire", "authz_fail",
     }  # fmt: skip
     assert spec_events <= {line["event"] for line in lines}
 
@@ -257,16 +259,26 @@ async def test_each_line_says_who_where_and_when(clock: ManualClock) -> None:
     await run(scenario)
     lines = scenario.lines()
     assert all(
-        set(line) == {"time", "event", "reason", "user", "session", "ip", "user_agent", "path"} for line in lines
+        set(line)
+        == {
+            "datetime", "appid", "event", "level", "description", "reason", "user", "session",
+            "source_ip", "user_agent", "request_method", "request_uri", "host",
+        }
+        for line in lines
+    )  # fmt: skip
+    login = next(line for line in lines if line["event"] == "authn_login_success")
+    assert (login["source_ip"], login["user_agent"], login["request_method"], login["request_uri"]) == (
+        "192.0.2.1",
+        "Browser/A",
+        "POST",
+        "/api/login",
     )
-    login = next(line for line in lines if line["event"] == "login")
-    assert (login["ip"], login["user_agent"], login["path"]) == ("192.0.2.1", "Browser/A", "/api/login")
-    assert login["time"] == 1_700_000_000.0
-    mismatch = next(line for line in lines if line["event"] == "binding_mismatch")
-    assert (mismatch["ip"], mismatch["user_agent"]) == ("192.0.2.3", "Browser/Thief")
-    revoked = next(line for line in lines if line["event"] == "revoked")
-    assert revoked["ip"] == "192.0.2.3"  # who revoked it
-    assert revoked["session"] != next(line for line in lines if line["event"] == "login")["session"]
+    assert login["datetime"] == "2023-11-14T22:13:20.000Z"  # 1_700_000_000
+    mismatch = next(line for line in lines if line["event"] == "session_binding_mismatch")
+    assert (mismatch["source_ip"], mismatch["user_agent"]) == ("192.0.2.3", "Browser/Thief")
+    revoked = next(line for line in lines if line["event"] == "session_expired:revoked")
+    assert revoked["source_ip"] == "192.0.2.3"  # who revoked it
+    assert revoked["session"] != login["session"]
 
 
 async def test_async_subscriber_gets_the_same_events_as_the_log(clock: ManualClock) -> None:
@@ -280,4 +292,9 @@ async def test_async_subscriber_gets_the_same_events_as_the_log(clock: ManualClo
     async with scenario.device("A", "192.0.2.1") as a:
         await a.post("/api/login", params={"user": "alice"})
         await a.post("/api/logout")
-    assert received == [line["event"] for line in scenario.lines()] == ["created", "login", "logout"]
+    assert received == ["created", "login", "logout"]
+    assert [line["event"] for line in scenario.lines()] == [
+        "session_created",
+        "authn_login_success",
+        "session_expired:logout",
+    ]

@@ -12,7 +12,7 @@ import asyncio
 from functools import partial
 
 from sessionward._sync.stores.base import SessionStore as SyncSessionStore
-from sessionward.engine import SessionLimit
+from sessionward.engine import Hits, SessionLimit
 from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 
@@ -28,6 +28,9 @@ class AsyncView(SessionStore):
 
     async def save(self, key: str, update: Update) -> bool:
         return await asyncio.to_thread(self.sync.save, key, update)
+
+    async def discard(self, tombstone: Tombstone) -> None:
+        await asyncio.to_thread(self.sync.discard, tombstone)
 
     async def establish(
         self,
@@ -69,6 +72,12 @@ class AsyncView(SessionStore):
 
     async def stats(self, now: float) -> StoreStats:
         return await asyncio.to_thread(self.sync.stats, now)
+
+    async def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        return await asyncio.to_thread(self.sync.count_hit, name, window_s, now)
+
+    async def reset_counter(self, name: str) -> None:
+        await asyncio.to_thread(self.sync.reset_counter, name)
 
     async def setup(self) -> None:
         await asyncio.to_thread(self.sync.setup)

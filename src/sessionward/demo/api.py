@@ -24,11 +24,18 @@ from sessionward.demo.context import (
     string_fields,
 )
 from sessionward.demo.users import password_problem
-from sessionward.errors import LoginRefusedError
+from sessionward.errors import LoginRefusedError, LoginThrottledError
 from sessionward.records import EndReason
 from sessionward.starlette import get_session
 
 _HANDLE = re.compile(r"[0-9a-f]{16}")
+
+
+def throttled(error: LoginThrottledError) -> JSONResponse:
+    """The answer to a sign-in held back by login throttling: 429 with ``Retry-After`` (SPEC §4)."""
+    response = json_error(429, "throttled", retry_after_s=error.retry_after_s)
+    response.headers["Retry-After"] = str(error.retry_after_s)
+    return response
 
 
 class JsonApi:
@@ -73,10 +80,19 @@ class JsonApi:
         if fields is None:
             return bad_request('expected a JSON object {"username": str, "password": str}')
         username, password = fields
-        if not await run_in_threadpool(self.context.users.verify, username, password):
-            return json_error(401, "invalid_credentials")
+        session = get_session(request)
+        # Counted before the password is checked, unknown names too (F21): a throttled
+        # attempt is answered without a password check, alike for every name.
         try:
-            await get_session(request).login(username)
+            await session.throttle.check(username)
+        except LoginThrottledError as error:
+            return throttled(error)
+        if not await run_in_threadpool(self.context.users.verify, username, password):
+            await session.throttle.failed(username)
+            return json_error(401, "invalid_credentials")
+        await session.throttle.succeeded(username)
+        try:
+            await session.login(username)
         except LoginRefusedError as error:
             return json_error(409, "max_sessions", limit=error.limit)
         return JSONResponse({"ok": True, "user": username})

@@ -63,11 +63,11 @@ def create_app(
     """
     settings = load_settings(environ, store_url=store_url, debug=debug)
     store = open_store(settings.store_url)
-    events = EventBus()
+    events = EventBus(environ=environ)  # SESSIONWARD_APP_ID names the app in the audit log
     recent = RecentEvents()
     events.subscribe(recent)
     if audit_stream is not None:
-        events.subscribe(JsonAuditLogger(audit_stream))
+        events.subscribe(JsonAuditLogger(audit_stream, app_id=events.app_id))
     manager = SessionManager(store, settings.policy, clock=clock, events=events)
     context = DemoContext(
         settings=settings,

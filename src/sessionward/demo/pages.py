@@ -19,7 +19,7 @@ from starlette.routing import Route
 from sessionward.demo.context import DemoContext, ago, utc
 from sessionward.demo.defences import form_token
 from sessionward.demo.users import DEFAULT_USERS, password_problem
-from sessionward.errors import LoginRefusedError
+from sessionward.errors import LoginRefusedError, LoginThrottledError
 from sessionward.events import EventName
 from sessionward.exchange import RequestSession
 from sessionward.records import EndReason
@@ -134,10 +134,21 @@ class Pages:
         """``POST /login``: check the password, log in under a new ID, go to the dashboard."""
         form = await self.form(request)
         username, password = str(form.get("username", "")), str(form.get("password", ""))
-        if not await run_in_threadpool(self.context.users.verify, username, password):
-            return self.render(request, "login.html", 401, error="Wrong user name or password.")
+        session = get_session(request)
         try:
-            await get_session(request).login(username)
+            await session.throttle.check(username)  # before the password: see JsonApi.login
+        except LoginThrottledError as error:
+            wait = error.retry_after_s
+            message = f"Too many failed sign-ins. Wait {wait} second{'s' if wait != 1 else ''} before trying again."
+            response = self.render(request, "login.html", 429, error=message, retry_after_s=wait)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        if not await run_in_threadpool(self.context.users.verify, username, password):
+            await session.throttle.failed(username)
+            return self.render(request, "login.html", 401, error="Wrong user name or password.")
+        await session.throttle.succeeded(username)
+        try:
+            await session.login(username)
         except LoginRefusedError as error:
             message = (
                 f"{username} already has {error.limit} active session(s), the most allowed. "

@@ -2,6 +2,19 @@
 
 Start-up problems end the process with one clear line and exit code 2 (bad settings) or
 1 (the store cannot be reached), never a traceback.
+
+Oversize request heads are refused by the server, before the application or the store
+sees them. Two bounds, because neither alone holds:
+
+* uvicorn's h11 parser, with ``h11_max_incomplete_event_size``, refuses (400) a head that
+  grows past :data:`MAX_HEADER_BYTES` while it is still arriving, so a huge or endless
+  head costs at most that much memory plus one socket read (~256 KB with asyncio or
+  uvloop). ``httptools``, uvicorn's default when installed, has no limit at all: it
+  buffered a 1 MB ``Cookie`` header and 20,000 header fields and passed them on. But h11
+  checks its buffer only while the head is incomplete: a head that arrives whole in one
+  read (20,000 fields of 4 bytes do) is parsed whatever its size or number of fields.
+* So :class:`HeaderLimits`, in front of the application, answers 431 to a request with
+  more than :data:`MAX_HEADER_FIELDS` fields or more than :data:`MAX_HEADER_BYTES` of them.
 """
 
 from __future__ import annotations
@@ -10,12 +23,67 @@ import argparse
 import asyncio
 import gc
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
 
+from sessionward._extras import needs_extra
 from sessionward.cli_common import redact_url
-from sessionward.demo.app import create_app
 from sessionward.errors import ConfigError, StoreError
 from sessionward.stores import open_store
+
+with needs_extra("demo", "the demo"):
+    from sessionward.demo.app import create_app
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_HEADER_BYTES = 32 * 1024
+"""The most bytes of request headers served (twice h11's default; the session cookie itself
+is never read from more than 16 KiB of ``Cookie`` headers: :mod:`sessionward.cookies`)."""
+
+MAX_HEADER_FIELDS = 100
+"""The most header fields a request may carry (gunicorn's default; browsers send ~20)."""
+
+_TOO_LARGE_BODY = b'{"error":"request_header_fields_too_large"}'
+
+
+class HeaderLimits:
+    """Answer 431 to a request whose headers exceed :data:`MAX_HEADER_FIELDS` or :data:`MAX_HEADER_BYTES`.
+
+    Args:
+        app: The application served.
+        max_fields: The most header fields accepted.
+        max_bytes: The most bytes of header names and values (with their separators).
+    """
+
+    def __init__(self, app: ASGIApp, *, max_fields: int = MAX_HEADER_FIELDS, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_fields = max_fields
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._within(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1009})  # refused before the handshake: 403
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_TOO_LARGE_BODY)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 431, "headers": headers})
+        await send({"type": "http.response.body", "body": _TOO_LARGE_BODY})
+
+    def _within(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        if len(headers) > self.max_fields:
+            return False
+        # Each field as sent: "name: value" and CRLF.
+        return sum(len(name) + len(value) + 4 for name, value in headers) <= self.max_bytes
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, store_url: str | None = None, debug: bool = False) -> None:
@@ -43,7 +111,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store_url: str | None = Non
         print(f"sessionward demo: the session store {redact_url(url)} is not usable: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 
-    import uvicorn
+    with needs_extra("demo", "the demo"):
+        import uvicorn
 
     # Everything built so far (modules, classes, the app) lives as long as the process:
     # taken out of the cyclic collector's sight, a full collection no longer walks its
@@ -51,9 +120,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store_url: str | None = Non
     # what set the p99 latency of writing requests). See benchmarks/README.md.
     gc.freeze()
     uvicorn.run(
-        app,
+        HeaderLimits(app),
         host=host,
         port=port,
+        # h11 bounds the head while it arrives (see the module docstring); httptools does not.
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         # The session middleware decides which proxies to believe (SESSIONWARD_TRUSTED_PROXIES);
         # uvicorn's own X-Forwarded-For handling would let any local client spoof its address.
         proxy_headers=False,

@@ -37,18 +37,27 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   ``record.kept_until`` (``retain_until``) so the engine can tell the user why the session
   ended and bury it; tombstones are returned until their ``expires_at``.
   :meth:`purge_expired` removes what is past those times in bounded batches.
+* :meth:`SessionStore.count_hit` counts a hit on a fixed-window counter in one atomic
+  step (a locked read and write, one upsert, one script), so hits from any number of
+  tasks, threads, processes and servers are all counted: N clients hitting a counter M
+  times leave it at exactly N*M. A counter is forgotten after its window (Redis by
+  expiry, the others in :meth:`SessionStore.purge_expired`) and is never listed with
+  sessions. Counter names are SHA-256 hex digests (``engine.counter_name``): what is
+  counted (a client's network, an account) never reaches the store in clear.
 * Every method either completes or raises :class:`~sessionward.errors.StoreUnavailableError`
   (after the store's timeout) — never hangs, never half-writes silently.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
-from sessionward.engine import SessionLimit
+from sessionward.engine import Hits, SessionLimit
+from sessionward.ids import is_key
 from sessionward.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 
 
@@ -77,6 +86,8 @@ class StoreStats:
     authenticated_sessions: int
     users: int
     tombstones: int
+    counters: int = 0
+    """Counters (:meth:`SessionStore.count_hit`) whose window has not ended."""
 
 
 class SessionStore(ABC):
@@ -144,6 +155,16 @@ class SessionStore(ABC):
             tombstone is still written, unless a tombstone is already there).
         """
 
+    async def discard(self, tombstone: Tombstone) -> None:
+        """Replace an entry under ``tombstone.key`` that does not decode with ``tombstone``.
+
+        A corrupt record is treated as invalid and removed (never a 500): the caller found
+        that :meth:`load` raised :class:`~sessionward.errors.StoreError` for the key. Unlike
+        :meth:`end`, what is there goes even if it looks like a tombstone: a store that
+        cannot tell a corrupt tombstone from a sound one by itself overrides this.
+        """
+        await self.end(tombstone)
+
     @abstractmethod
     async def list_user(self, user: str, now: float) -> list[SessionRecord]:
         """Return the user's live sessions, oldest first."""
@@ -175,6 +196,33 @@ class SessionStore(ABC):
     @abstractmethod
     async def stats(self, now: float) -> StoreStats:
         """Count live sessions, authenticated ones, users and tombstones."""
+
+    @abstractmethod
+    async def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        """Count one hit on the fixed-window counter ``name``, atomically; return it after the hit.
+
+        The first hit on a counter, or the first after its window ended, starts a window
+        of ``window_s`` at ``now`` with a count of 1; every other hit adds 1. The store
+        forgets the counter once its window has ended.
+
+        Args:
+            name: The counter's name: a SHA-256 hex digest (see ``engine.counter_name``).
+            window_s: The length of a window, in seconds.
+            now: The current time (the store's time, except that Redis also gives the
+                counter a real expiry so it vanishes by itself).
+
+        Raises:
+            ValueError: ``name`` is not a SHA-256 hex digest or ``window_s`` is not a
+                positive number; nothing is written.
+        """
+
+    @abstractmethod
+    async def reset_counter(self, name: str) -> None:
+        """Forget the counter ``name`` (its next hit starts a new window at 1).
+
+        Raises:
+            ValueError: ``name`` is not a SHA-256 hex digest.
+        """
 
     async def setup(self) -> None:  # noqa: B027 - optional hook
         """Create the schema or whatever the backend needs (an explicit step)."""
@@ -235,3 +283,18 @@ class SessionStore(ABC):
                 return None
             key = entry.successor_key
         return None
+
+
+def check_counter(name: str, window_s: float = 1.0) -> None:
+    """Refuse a counter name that is not a SHA-256 hex digest, or a window that is not positive.
+
+    Names become file names and keys: anything else could escape a directory or collide
+    with a session's key space, and would mean a caller forgot to hash what it counts.
+
+    Raises:
+        ValueError: naming what was wrong; the caller writes nothing.
+    """
+    if not isinstance(name, str) or not is_key(name):
+        raise ValueError("a counter name must be a SHA-256 hex digest (use sessionward.engine.counter_name)")
+    if not (isinstance(window_s, int | float) and math.isfinite(window_s) and 0 < window_s <= 366 * 86400):
+        raise ValueError(f"a counter window must be a positive number of seconds, at most a year; got {window_s!r}")

@@ -18,7 +18,16 @@ import orjson
 from msgspec.structs import asdict, replace
 
 from sessionward.errors import StoreError, StoreUnavailableError
-from sessionward.records import EndReason, Entry, SessionMeta, SessionRecord, Tombstone, dumps
+from sessionward.records import (
+    Entry,
+    SessionRecord,
+    Tombstone,
+    dumps,
+    meta_from_fields,
+    stored_count,
+    stored_time,
+    tombstone_from_fields,
+)
 
 FORMAT = 1
 BUCKET_S = 60
@@ -106,28 +115,32 @@ def encode_entry(entry: Entry) -> bytes:
 
 
 def decode_entry(key: str, raw: bytes) -> Entry:
-    """Decode an entry file; raise :class:`StoreError` for anything but what we write."""
+    """Decode an entry file, checking every field's type; raise :class:`StoreError` for anything but what we write."""
     try:
         fields = orjson.loads(raw)
-        kind = fields["kind"]
-        expires_at = float(fields["expires_at"])
+        if not isinstance(fields, dict):
+            raise StoreError("not a JSON object")
+        kind = fields.get("kind")
+        expires_at = stored_time(fields.get("expires_at"), "expiry")
         if kind == "tomb":
-            tomb = dict(fields["tomb"])
-            tomb["reason"] = EndReason(tomb["reason"])
-            return replace(Tombstone(**tomb), key=key, expires_at=expires_at)
-        if kind == "live" and isinstance(fields["data"], dict):
-            meta = SessionMeta(**fields["meta"])
+            return replace(tombstone_from_fields(fields.get("tomb"), key), expires_at=expires_at)
+        if kind == "live":
+            data = fields.get("data")
+            if not isinstance(data, dict):
+                raise StoreError("the data is not a JSON object")
             return SessionRecord(
                 key=key,
-                meta=meta,
-                data=fields["data"],
+                meta=meta_from_fields(fields.get("meta")),
+                data=data,
                 expires_at=expires_at,
-                version=int(fields["version"]),
-                retain_until=float(fields["retain_until"]),
+                version=stored_count(fields.get("version"), "version"),
+                retain_until=stored_time(fields.get("retain_until"), "retention"),
             )
-    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as error:
-        raise StoreError(f"corrupt session file {key[:16]}: {error!r}") from None
-    raise StoreError(f"corrupt session file {key[:16]}: unknown kind or malformed data")
+        raise StoreError(f"unknown kind {kind!r:.20}")
+    except orjson.JSONDecodeError as error:
+        raise StoreError(f"corrupt session file {key[:16]}: {error}") from None
+    except StoreError as error:
+        raise StoreError(f"corrupt session file {key[:16]}: {error}") from None
 
 
 def ensure_dir(directory: Path, root: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from sessionward.engine import SessionLimit, login_order
+from sessionward.engine import Hits, SessionLimit, login_order
 from sessionward.records import (
     EndReason,
     Entry,
@@ -23,7 +23,7 @@ from sessionward.records import (
     dumps,
     loads,
 )
-from sessionward.stores.base import Established, SessionStore, StoreStats
+from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
 
 
 @dataclass(slots=True)
@@ -39,6 +39,7 @@ class MemoryStore(SessionStore):
         self._live: dict[str, _Stored] = {}
         self._tombs: dict[str, Tombstone] = {}
         self._by_user: dict[str, set[str]] = {}
+        self._counters: dict[str, Hits] = {}
 
     async def load(self, key: str, now: float) -> Entry | None:
         stored = self._live.get(key)
@@ -191,7 +192,24 @@ class MemoryStore(SessionStore):
             removed += 1
         for key, tomb in list(self._tombs.items()):
             self._tombs[key] = tomb.seen_at(now)  # seals whose grace is over go
+        for name in [n for n, hits in self._counters.items() if hits.resets_at <= now][: batch_size - removed]:
+            del self._counters[name]
+            removed += 1
         return removed
+
+    async def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        check_counter(name, window_s)
+        current = self._counters.get(name)
+        if current is None or current.resets_at <= now:
+            hits = Hits(count=1, resets_at=now + window_s)
+        else:
+            hits = Hits(count=current.count + 1, resets_at=current.resets_at)
+        self._counters[name] = hits
+        return hits
+
+    async def reset_counter(self, name: str) -> None:
+        check_counter(name)
+        self._counters.pop(name, None)
 
     async def stats(self, now: float) -> StoreStats:
         live = [s.record for s in self._live.values() if s.record.expires_at > now]
@@ -201,6 +219,7 @@ class MemoryStore(SessionStore):
             authenticated_sessions=sum(1 for r in live if r.meta.user is not None),
             users=len(users),
             tombstones=sum(1 for t in self._tombs.values() if t.expires_at > now),
+            counters=sum(1 for hits in self._counters.values() if hits.resets_at > now),
         )
 
     @staticmethod

@@ -17,6 +17,8 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
   (oldest first, ties by key, as the contract orders them).
 * ``P ux:{T}``: the same members scored by their absolute deadline, an upper bound on
   when each can expire: entries past it are pruned.
+* ``P c:{N}``: a fixed-window counter named ``N`` (a SHA-256 hex digest), a HASH with
+  ``n`` (hits) and ``e`` (when its window ends); it expires by TTL soon after that.
 
 The hash tags put a session with its handle key, and a user's two index keys together,
 in one Redis Cluster slot each.
@@ -29,18 +31,20 @@ from collections.abc import Iterable, Mapping
 from typing import cast
 
 import orjson
-from msgspec.structs import asdict
+from msgspec.structs import asdict, replace
 
 from sessionward.errors import StoreError
 from sessionward.records import (
-    EndReason,
     Entry,
     JSONValue,
     SessionRecord,
     Tombstone,
+    count_from_text,
     dumps,
     meta_from_json,
     meta_to_json,
+    time_from_text,
+    tombstone_from_json,
 )
 
 DATA_PREFIX = b"d:"
@@ -82,6 +86,11 @@ def seal_args(tomb: Tombstone | None) -> list[bytes | str | int]:
 def handle_key(prefix: str, key: str) -> str:
     """Return the Redis key mapping the handle of ``key`` back to ``key``."""
     return f"{prefix}h:{{{key[:16]}}}"
+
+
+def counter_key(prefix: str, name: str) -> str:
+    """Return the Redis key of the fixed-window counter ``name`` (one key: one slot)."""
+    return f"{prefix}c:{{{name}}}"
 
 
 def user_tag(user: str) -> str:
@@ -191,30 +200,33 @@ def decode_entry(
             elif name == b"g":
                 sealed = value  # only in a script's reply: the seal's own key, joined
         if expires is None:
-            raise KeyError("e")
+            raise StoreError("no expiry field")
         if tomb is not None:
-            decoded = orjson.loads(tomb)
-            decoded["reason"] = EndReason(decoded["reason"])
+            if meta is not None or data:
+                raise StoreError("a tombstone beside session fields")  # sessionward never writes both
+            tombstone = tombstone_from_json(tomb, key)
             if sealed is not None:
-                decoded["sealed_successor"] = sealed.decode()
-            return Tombstone(key=key, **decoded)
+                tombstone = replace(tombstone, sealed_successor=sealed.decode())
+            return tombstone
         if meta is None:
-            raise KeyError("m")
+            raise StoreError("no metadata field")
         decoded_meta = meta_from_json(meta)
         if touched is not None:
             # Written beside ``m`` by earlier versions' load-and-touch script, which left
             # ``m`` alone: the later of the two is the idle clock. Saves now drop it.
-            decoded_meta.last_access_at = max(decoded_meta.last_access_at, float(touched))
+            decoded_meta.last_access_at = max(decoded_meta.last_access_at, time_from_text(touched, "access time"))
         return SessionRecord(
             key=key,
             meta=decoded_meta,
             data=data,
-            expires_at=float(expires),
-            version=int(version),
-            retain_until=float(retain),
+            expires_at=time_from_text(expires, "expiry"),
+            version=count_from_text(version, "version"),
+            retain_until=time_from_text(retain, "retention"),
         )
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as error:
+    except (UnicodeDecodeError, orjson.JSONDecodeError) as error:
         raise StoreError(f"corrupt session record {key[:16]} in Redis: {type(error).__name__}: {error}") from None
+    except StoreError as error:
+        raise StoreError(f"corrupt session record {key[:16]} in Redis: {error}") from None
 
 
 def is_live(fields: list[bytes | None], now: float) -> bool:

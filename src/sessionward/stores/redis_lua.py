@@ -5,8 +5,9 @@ Every script receives the key prefix as ``ARGV[1]`` and, but for :data:`SAVE`, s
 :mod:`sessionward.stores.redis_layout`).
 
 :data:`SAVE`, :data:`END` (without inline indexing), :data:`WRITE`, :data:`CLAIM`, :data:`ADMIT`,
-:data:`UNINDEX` and :data:`PRUNE` touch only their declared keys, which share one hash
-tag (a session with its handle key; a user's two index keys): they run in cluster mode. :data:`LOGIN`,
+:data:`UNINDEX`, :data:`PRUNE` and :data:`COUNT_HIT` touch only their declared keys, which share
+one hash tag (a session with its handle key; a user's two index keys; a counter is one
+key): they run in cluster mode. :data:`LOGIN`,
 :data:`END` with inline indexing and :data:`END_USER` reach keys they compute, across
 slots: they run only against a standalone (or Sentinel-managed) Redis, where one script
 is one atomic step.
@@ -46,9 +47,11 @@ end
 
 -- Turn the session under s into a tombstone; return its previous fields when it was live.
 -- An existing tombstone stays (the first reason wins); a non-hash value is corrupt and goes.
-local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing)
+local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing, discard)
   local kind = redis.call('TYPE', s)['ok']
-  if kind == 'hash' and redis.call('HEXISTS', s, 't') == 1 then return nil end
+  -- The first reason a session ended is the one kept, unless the caller found what is
+  -- there corrupt (discard): then it goes, whatever it holds.
+  if kind == 'hash' and not discard and redis.call('HEXISTS', s, 't') == 1 then return nil end
   if kind ~= 'hash' and kind ~= 'none' then
     redis.call('DEL', s)
     kind = 'none'
@@ -166,8 +169,8 @@ END = (
     LIBRARY
     + """
 -- KEYS: session, handle. ARGV: P, key, tombstone, its expiry, ttl, index inline (0/1), only existing (0/1),
--- sealed successor or '', its ttl.
-local prev = end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7] == '1')
+-- sealed successor or '', its ttl, discard a corrupt entry (0/1).
+local prev = end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7] == '1', ARGV[10] == '1')
 seal(ARGV[2], ARGV[8], ARGV[9])
 if prev and ARGV[6] == '1' then unindex(field(prev, 'u'), ARGV[2]) end
 return prev or false
@@ -319,5 +322,23 @@ return out
 """
 )
 
-SCRIPTS = (SAVE, END, WRITE, CLAIM, ADMIT, UNINDEX, PRUNE, LOGIN, END_USER)
+COUNT_HIT = """
+-- One hit on a fixed-window counter; needs none of LIBRARY. KEYS: counter. ARGV: now,
+-- the end of a window that starts now, its TTL in ms. Returns {hits, window end}: the end
+-- as the text it was given (a Lua number would come back truncated to an integer).
+-- Anything but a counter at the key (not a hash, a field that is not a number) is
+-- corrupt: a new window replaces it.
+local e = redis.pcall('HGET', KEYS[1], 'e')
+local ends = (type(e) == 'string') and tonumber(e) or nil
+if ends ~= nil and ends > tonumber(ARGV[1]) then
+  local n = redis.pcall('HINCRBY', KEYS[1], 'n', 1)
+  if type(n) == 'number' then return {n, e} end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'n', 1, 'e', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {1, ARGV[2]}
+"""
+
+SCRIPTS = (SAVE, END, WRITE, CLAIM, ADMIT, UNINDEX, PRUNE, LOGIN, END_USER, COUNT_HIT)
 """Every script, for loading them all at set-up."""

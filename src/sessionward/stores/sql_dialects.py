@@ -3,11 +3,16 @@
 The SQL store (:mod:`sessionward.stores.sql`) states what it does once; this module
 turns that into each dialect's statements and settings: the schema, opening an engine
 from a URL with timeouts on every driver, upserts, the per-user lock row, and which
-driver errors mean "retry", "bad value" or "database down".
+driver errors mean "retry", "bad value", "schema missing" or "database down".
+
+A URL's scheme is normalised before anything else is decided: ``postgres`` is
+``postgresql`` and ``mariadb`` is ``mysql`` (:data:`sessionward.stores.SQL_DATABASES`), so
+an alias gets the same driver, timeouts and isolation level as the name it stands for.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,23 +24,27 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
-from sessionward.errors import ConfigError
+from sessionward._extras import require
+from sessionward.errors import ConfigError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.stores import SQL_DATABASES, SQL_EXTRAS
 
-DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "postgresql": "postgresql+asyncpg",
-    "postgres": "postgresql+asyncpg",
-    "mysql": "mysql+asyncmy",
-    "mariadb": "mysql+asyncmy",
-}
-SYNC_DRIVERS = {
-    "sqlite": "sqlite+pysqlite",
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mysql+pymysql",
-}
+DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "asyncmy"}
+"""The driver of each database (by its SQLAlchemy name) for the async store."""
+SYNC_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
 """The blocking drivers of :mod:`sessionward._sync.stores.sql` (Flask, WSGI)."""
+# What each driver imports when it first connects: checked when the engine is made, so a
+# missing one is named with its extra at start-up rather than on the first request.
+_DRIVER_MODULES = {
+    "aiosqlite": ("aiosqlite", "greenlet"),
+    "asyncpg": ("asyncpg", "greenlet"),
+    "asyncmy": ("asyncmy", "greenlet"),
+    "pysqlite": ("sqlite3",),
+    "psycopg": ("psycopg",),
+    "pymysql": ("pymysql",),
+}
+# "Table or view does not exist": PostgreSQL's SQLSTATE, MySQL's error number.
+_MISSING_TABLE_SQLSTATES = frozenset({"42P01"})
+_MISSING_TABLE_MYSQL_ERRORS = frozenset({1146})
 # PostgreSQL SQLSTATEs and MySQL error numbers that mean "retry the transaction".
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 _RETRY_MYSQL_ERRORS = frozenset({1213})
@@ -70,34 +79,43 @@ def tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
     return metadata, sessions, locks
 
 
-def open_engine(url: str, *, setting: str, timeout_s: float) -> AsyncEngine:
+def open_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> AsyncEngine:
     """Open an async engine for ``url`` with ``timeout_s`` on connecting and on every statement.
+
+    Nothing is created: not a SQLite file's folder (:func:`make_database_dir` does that
+    for ``setup``), and with ``must_exist`` not the SQLite file either.
 
     Raises:
         ConfigError: naming ``setting``, when the URL is malformed, names another
-            database or its driver is not installed.
+            database or driver, or its driver is not installed (naming the extra).
+        StoreSchemaMissingError: ``must_exist`` and the SQLite file does not exist.
     """
-    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=DRIVERS)
+    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=DRIVERS, must_exist=must_exist)
     if parsed.get_backend_name() == "sqlite" and "poolclass" in options:
         options["poolclass"] = AsyncAdaptedQueuePool
     try:
         engine = create_async_engine(parsed, **options)
     except (exc.ArgumentError, ImportError) as error:
-        raise ConfigError(setting, f"{url!r} cannot be opened: {error}") from None
+        raise ConfigError(
+            setting, f"{parsed.render_as_string(hide_password=True)!r} cannot be opened: {error}"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine.sync_engine, busy_timeout_ms=int(timeout_s * 1000))
     return engine
 
 
-def open_sync_engine(url: str, *, setting: str, timeout_s: float) -> sa.Engine:
+def open_sync_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> sa.Engine:
     """Open a blocking engine (sqlite3, psycopg, PyMySQL) for the generated sync store.
 
     The same URLs, schema, timeouts and SQLite locking as :func:`open_engine`.
 
     Raises:
         ConfigError: as :func:`open_engine`.
+        StoreSchemaMissingError: as :func:`open_engine`.
     """
-    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=SYNC_DRIVERS)
+    parsed, options = _engine_options(
+        url, setting=setting, timeout_s=timeout_s, drivers=SYNC_DRIVERS, must_exist=must_exist
+    )
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         # The engine's connections serve whichever WSGI thread holds them, one at a time.
@@ -118,25 +136,41 @@ def open_sync_engine(url: str, *, setting: str, timeout_s: float) -> sa.Engine:
     try:
         engine = sa.create_engine(parsed, **options)
     except (exc.ArgumentError, ImportError) as error:
-        raise ConfigError(setting, f"{url!r} cannot be opened: {error}") from None
+        raise ConfigError(
+            setting, f"{parsed.render_as_string(hide_password=True)!r} cannot be opened: {error}"
+        ) from None
     if backend == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
     return engine
 
 
 def _engine_options(
-    url: str, *, setting: str, timeout_s: float, drivers: dict[str, str]
+    url: str, *, setting: str, timeout_s: float, drivers: dict[str, str], must_exist: bool
 ) -> tuple[sa.URL, dict[str, Any]]:
     """Return the URL with its driver and the engine options shared by both flavours."""
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
         raise ConfigError(setting, f"{url!r} is not a valid database URL") from None
-    backend = parsed.get_backend_name()
-    if parsed.drivername in drivers:
-        parsed = parsed.set(drivername=drivers[parsed.drivername])
-    elif backend not in ("sqlite", "postgresql", "mysql"):
-        raise ConfigError(setting, f"{url!r}: unsupported database {backend!r}; use sqlite, postgresql or mysql")
+    shown = repr(parsed.render_as_string(hide_password=True))
+    # Normalised first: every choice below is made on the database, never on an alias.
+    scheme, _, driver = parsed.drivername.lower().partition("+")
+    backend = SQL_DATABASES.get(scheme)
+    if backend is None:
+        raise ConfigError(
+            setting, f"{shown}: unsupported database {scheme!r}; use sqlite, postgresql (postgres) or mysql (mariadb)"
+        )
+    if driver and driver not in (DRIVERS[backend], SYNC_DRIVERS[backend]):
+        raise ConfigError(
+            setting,
+            f"{shown}: the {backend} store runs on {DRIVERS[backend]} (async) and {SYNC_DRIVERS[backend]} (sync), "
+            f"not {driver!r}; write {scheme}:// without a driver",
+        )
+    # A URL may name either flavour's driver: one URL serves the async and the sync store.
+    driver = drivers[backend]
+    extra, feature = SQL_EXTRAS[backend]
+    require(extra, feature, *_DRIVER_MODULES[driver], setting=setting)
+    parsed = parsed.set(drivername=f"{backend}+{driver}")
     options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": timeout_s}
     if backend == "sqlite":
         database = parsed.database or ""
@@ -146,8 +180,9 @@ def _engine_options(
             # lives in its connection, and sharing it (StaticPool) would interleave
             # concurrent transactions on it.
             options.update(poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=timeout_s)
-        else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        elif must_exist and not Path(database).expanduser().is_file():
+            # Checked before any connection: connecting would create the file.
+            raise StoreSchemaMissingError(f"the SQLite database {database} does not exist")
     elif backend == "postgresql":
         options["connect_args"] = {"timeout": timeout_s, "command_timeout": timeout_s}
     else:
@@ -162,7 +197,56 @@ def _engine_options(
     return parsed, options
 
 
+def make_database_dir(url: sa.URL) -> None:
+    """Create the folder of a SQLite file (``setup`` only: opening a store creates nothing).
+
+    Raises:
+        StoreUnavailableError: the folder cannot be created.
+    """
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    folder = Path(database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreUnavailableError(f"SQL store (sqlite): cannot create {folder}: {error.strerror or error}") from None
+
+
+def is_missing_schema(error: exc.DBAPIError, url: sa.URL) -> bool:
+    """Tell whether the database said the store's tables (or its SQLite file's folder) do not exist."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _MISSING_TABLE_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    if args and args[0] in _MISSING_TABLE_MYSQL_ERRORS:
+        return True
+    if url.get_backend_name() != "sqlite":
+        return False
+    text = str(original)
+    if text.startswith("no such table"):
+        return True
+    # SQLite cannot create a file in a folder that does not exist: nobody ran setup.
+    database = url.database or ""
+    return (
+        text.startswith("unable to open database file")
+        and database not in ("", ":memory:")
+        and not Path(database).expanduser().parent.exists()
+    )
+
+
 def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
+    database = engine.url.database or ""
+    if database not in ("", ":memory:"):
+        folder = Path(database).expanduser().parent
+
+        @event.listens_for(engine, "do_connect")
+        def refuse_missing_folder(_dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
+            # SQLite's own refusal, without starting a driver that fails: a failed aiosqlite
+            # connect leaves its worker thread to find the event loop closed.
+            if not folder.is_dir():
+                raise sqlite3.OperationalError(f"unable to open database file: no folder {folder}")
+
     # pysqlite's implicit transactions start late and as DEFERRED; take the write lock at
     # BEGIN instead, so that a login's limit check and registration are one serialized step.
     @event.listens_for(engine, "connect")
@@ -238,3 +322,49 @@ def brief(error: BaseException) -> str:
     """Return the first line of a driver error, for a one-line message."""
     text = str(getattr(error, "orig", None) or error)
     return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def counter_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
+    """Add the fixed-window counters' table to ``metadata`` (``setup`` creates it with the rest)."""
+    return sa.Table(
+        f"{prefix}counters",
+        metadata,
+        # A SHA-256 hex digest of what is counted: never an address or a name in clear.
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("hits", sa.BigInteger, nullable=False),
+        # When the window ends; the purge removes counters past it (a range scan).
+        sa.Column("resets_at", sa.Double, nullable=False, index=True),
+    )
+
+
+def count_hit_statement(dialect: str, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
+    """Return the one statement that counts a hit on counter ``name`` at ``now``.
+
+    An insert that, when the counter exists, adds one to it, or starts it again at 1
+    with a new window end when its window has ended: one atomic statement, so racing
+    hits from any number of connections are all counted (the row lock orders them).
+    PostgreSQL and SQLite return the counter after the hit (``RETURNING``); MySQL and
+    MariaDB cannot, so the caller reads the row back in the same transaction, which still
+    holds the row's lock.
+    """
+    c = counters.c
+    ended = c.resets_at <= now
+    if dialect == "mysql":
+        statement = mysql.insert(counters).values(name=name, hits=1, resets_at=resets_at)
+        # MySQL applies the assignments in order, each seeing the ones before it: ``hits``
+        # first, while ``resets_at`` still holds the old window's end that both test.
+        return statement.on_duplicate_key_update(
+            [
+                ("hits", sa.case((ended, 1), else_=c.hits + 1)),
+                ("resets_at", sa.case((ended, statement.inserted.resets_at), else_=c.resets_at)),
+            ]
+        )
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    proposed = insert(counters).values(name=name, hits=1, resets_at=resets_at)
+    return proposed.on_conflict_do_update(
+        index_elements=[c.name],
+        set_={
+            "hits": sa.case((ended, 1), else_=c.hits + 1),
+            "resets_at": sa.case((ended, proposed.excluded.resets_at), else_=c.resets_at),
+        },
+    ).returning(c.hits, c.resets_at)

@@ -38,6 +38,13 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   ``record.kept_until`` (``retain_until``) so the engine can tell the user why the session
   ended and bury it; tombstones are returned until their ``expires_at``.
   :meth:`purge_expired` removes what is past those times in bounded batches.
+* :meth:`SessionStore.count_hit` counts a hit on a fixed-window counter in one atomic
+  step (a locked read and write, one upsert, one script), so hits from any number of
+  tasks, threads, processes and servers are all counted: N clients hitting a counter M
+  times leave it at exactly N*M. A counter is forgotten after its window (Redis by
+  expiry, the others in :meth:`SessionStore.purge_expired`) and is never listed with
+  sessions. Counter names are SHA-256 hex digests (``engine.counter_name``): what is
+  counted (a client's network, an account) never reaches the store in clear.
 * Every method either completes or raises :class:`~sessionward.errors.StoreUnavailableError`
   (after the store's timeout) — never hangs, never half-writes silently.
 """
@@ -48,7 +55,7 @@ from abc import ABC, abstractmethod
 
 from msgspec.structs import replace
 
-from sessionward.engine import SessionLimit
+from sessionward.engine import Hits, SessionLimit
 from sessionward.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, StoreStats
 
@@ -118,6 +125,16 @@ class SessionStore(ABC):
             tombstone is still written, unless a tombstone is already there).
         """
 
+    def discard(self, tombstone: Tombstone) -> None:
+        """Replace an entry under ``tombstone.key`` that does not decode with ``tombstone``.
+
+        A corrupt record is treated as invalid and removed (never a 500): the caller found
+        that :meth:`load` raised :class:`~sessionward.errors.StoreError` for the key. Unlike
+        :meth:`end`, what is there goes even if it looks like a tombstone: a store that
+        cannot tell a corrupt tombstone from a sound one by itself overrides this.
+        """
+        self.end(tombstone)
+
     @abstractmethod
     def list_user(self, user: str, now: float) -> list[SessionRecord]:
         """Return the user's live sessions, oldest first."""
@@ -149,6 +166,33 @@ class SessionStore(ABC):
     @abstractmethod
     def stats(self, now: float) -> StoreStats:
         """Count live sessions, authenticated ones, users and tombstones."""
+
+    @abstractmethod
+    def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        """Count one hit on the fixed-window counter ``name``, atomically; return it after the hit.
+
+        The first hit on a counter, or the first after its window ended, starts a window
+        of ``window_s`` at ``now`` with a count of 1; every other hit adds 1. The store
+        forgets the counter once its window has ended.
+
+        Args:
+            name: The counter's name: a SHA-256 hex digest (see ``engine.counter_name``).
+            window_s: The length of a window, in seconds.
+            now: The current time (the store's time, except that Redis also gives the
+                counter a real expiry so it vanishes by itself).
+
+        Raises:
+            ValueError: ``name`` is not a SHA-256 hex digest or ``window_s`` is not a
+                positive number; nothing is written.
+        """
+
+    @abstractmethod
+    def reset_counter(self, name: str) -> None:
+        """Forget the counter ``name`` (its next hit starts a new window at 1).
+
+        Raises:
+            ValueError: ``name`` is not a SHA-256 hex digest.
+        """
 
     def setup(self) -> None:  # noqa: B027 - optional hook
         """Create the schema or whatever the backend needs (an explicit step)."""
@@ -209,3 +253,5 @@ class SessionStore(ABC):
                 return None
             key = entry.successor_key
         return None
+
+

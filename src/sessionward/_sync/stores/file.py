@@ -6,6 +6,8 @@
     sessions/ab/cd/<key>.json   one entry (live record or tombstone) per storage key
     users/ab/<sha256 of user>.json   the per-user index: {"user": …, "keys": […]}
     expiry/<minute>/<key>       empty markers: an index of entries by expiry minute
+    counters/ab/<name>.json     one fixed-window counter ({"hits": …, "resets_at": …})
+    expiry/<minute>/c-<name>    a counter's marker, in the minute its window ends
     locks/k/ab, locks/u/ab      256 + 256 lock stripes for ``fcntl.flock``
 
 Invariants:
@@ -27,6 +29,9 @@ Invariants:
   the tombstone holds the sealed successor), made before the entry is written;
   :meth:`FileStore.purge_expired` walks only buckets that have begun, so its cost
   follows what it removes, not the store's size.
+* A counter's hit reads and rewrites its file under the flock of its name's stripe (the
+  key stripes: a counter's name is a SHA-256 digest like a key), so hits from any
+  number of processes are all counted. Nothing else is locked meanwhile: no deadlock.
 
 Every method runs its file work in one :func:`asyncio.to_thread` call. Nothing is
 pickled; a raw session ID never reaches the disk (files are named by the SHA-256 key).
@@ -46,12 +51,12 @@ from urllib.parse import unquote, urlsplit
 import orjson
 from msgspec.structs import replace
 
-from sessionward.engine import SessionLimit, login_order
-from sessionward.errors import ConfigError, StoreError, StoreUnavailableError
+from sessionward.engine import Hits, SessionLimit, login_order
+from sessionward.errors import ConfigError, StoreError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.ids import is_handle, is_key
 from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats
+from sessionward.stores.base import Established, StoreStats, check_counter
 from sessionward.stores.file_io import (
     bucket_of,
     decode_entry,
@@ -62,7 +67,7 @@ from sessionward.stores.file_io import (
     settle_at,
     write_atomic,
 )
-from sessionward.stores.file import _require_keys, _user_digest
+from sessionward.stores.file import COUNTER_MARK, _decode_counter, _require_keys, _user_digest
 
 logger = logging.getLogger("sessionward")
 T = TypeVar("T")
@@ -87,15 +92,25 @@ class FileStore(SessionStore):
         self._users = self.root / "users"
         self._expiry = self.root / "expiry"
         self._locks = self.root / "locks"
+        self._counters = self.root / "counters"
         self._lock_dirs = (self._locks / "u", self._locks / "k")
 
     @classmethod
-    def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 2.0) -> FileStore:
-        """Build a store from ``file:///absolute/path/to/dir``.
+    def from_url(
+        cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 2.0, must_exist: bool = False
+    ) -> FileStore:
+        """Build a store from ``file:///absolute/path/to/dir``; nothing is created (:meth:`setup` does).
+
+        Args:
+            url: The store's URL.
+            setting: What the URL came from, for error messages.
+            timeout_s: See the class.
+            must_exist: Refuse a directory that :meth:`setup` did not lay out.
 
         Raises:
             ConfigError: naming ``setting``, when the URL is not a local absolute
                 directory path, carries a query or fragment, or names a file.
+            StoreSchemaMissingError: ``must_exist`` and there is no store at the path.
         """
         accepted = "use file:///absolute/path/to/dir"
         parts = urlsplit(url)
@@ -113,7 +128,10 @@ class FileStore(SessionStore):
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise ConfigError(setting, f"{url!r}: {root} exists and is not a directory")
-        return cls(root, timeout_s=timeout_s)
+        store = cls(root, timeout_s=timeout_s)
+        if must_exist and not store._sessions.is_dir():
+            raise StoreSchemaMissingError(f"the file store directory {root} was never set up")
+        return store
 
     def _call(self, work: Callable[..., T], *args: Any) -> T:
         try:
@@ -441,6 +459,8 @@ class FileStore(SessionStore):
                         return removed
                     if is_key(key):
                         removed += self._purge_one(directory, bucket, key, now)
+                    elif key.startswith(COUNTER_MARK) and is_key(key[len(COUNTER_MARK) :]):
+                        removed += self._purge_counter(directory, bucket, key, now)
                     else:
                         (directory / key).unlink(missing_ok=True)
                 if bucket < current_bucket:
@@ -493,6 +513,90 @@ class FileStore(SessionStore):
                 self._drop_from_index(entry.meta.user, key)
             return 1
 
+    # -- counters -----------------------------------------------------------------------------
+
+    def _counter_path(self, name: str) -> Path:
+        check_counter(name)  # it names a file
+        return self._counters / name[:2] / f"{name}.json"
+
+    def _read_counter(self, name: str) -> Hits | None:
+        """Return the counter ``name`` whatever its window; raise StoreError if its file is corrupt."""
+        try:
+            raw = self._counter_path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        return _decode_counter(name, raw)
+
+    def _mark(self, marker: str, when: float) -> None:
+        """File an expiry marker in the bucket of ``when``."""
+        marker_dir = self._expiry / str(bucket_of(when))
+        ensure_dir(marker_dir, self.root)
+        (marker_dir / marker).touch(mode=0o600)
+
+    def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        check_counter(name, window_s)
+
+        def work() -> Hits:
+            with self._locked(keys=[name]):
+                try:
+                    current = self._read_counter(name)
+                except StoreError as error:
+                    logger.warning("%s; counting afresh", error)
+                    current = None
+                if current is None or current.resets_at <= now:
+                    hits = Hits(count=1, resets_at=now + window_s)
+                    # Filed before the counter is written: no counter the purge cannot find.
+                    self._mark(COUNTER_MARK + name, hits.resets_at)
+                else:
+                    hits = Hits(count=current.count + 1, resets_at=current.resets_at)
+                self._write(self._counter_path(name), orjson.dumps({"hits": hits.count, "resets_at": hits.resets_at}))
+                return hits
+
+        return self._call(work)
+
+    def reset_counter(self, name: str) -> None:
+        check_counter(name)
+
+        def work() -> None:
+            with self._locked(keys=[name]):
+                self._counter_path(name).unlink(missing_ok=True)  # its marker goes at the next purge
+
+        self._call(work)
+
+    def _purge_counter(self, directory: Path, bucket: int, marker: str, now: float) -> int:
+        """Settle one counter marker: remove the counter if its window ended, drop a stale marker."""
+        name = marker[len(COUNTER_MARK) :]
+        with self._locked(keys=[name]):
+            try:
+                current = self._read_counter(name)
+            except StoreError as error:
+                logger.warning("purging %s", error)
+                current = Hits(count=0, resets_at=now)  # unreadable: it goes
+            if current is not None and current.resets_at > now:
+                if bucket_of(current.resets_at) != bucket:
+                    (directory / marker).unlink(missing_ok=True)  # a newer window: its marker is elsewhere
+                return 0
+            (directory / marker).unlink(missing_ok=True)
+            if current is None:
+                return 0
+            self._counter_path(name).unlink(missing_ok=True)
+            return 1
+
+    def _live_counters(self, now: float) -> int:
+        live = 0
+        for directory, _subdirectories, names in os.walk(self._counters):
+            for file_name in names:
+                name = file_name.removesuffix(".json")
+                if not file_name.endswith(".json") or not is_key(name):
+                    continue
+                try:
+                    hits = _decode_counter(name, Path(directory, file_name).read_bytes())
+                except (StoreError, FileNotFoundError):
+                    continue
+                if hits.resets_at > now:
+                    live += 1
+        return live
+
     def stats(self, now: float) -> StoreStats:
         def work() -> StoreStats:
             live = authenticated = tombstones = 0
@@ -509,7 +613,11 @@ class FileStore(SessionStore):
                     authenticated += 1
                     users.add(entry.meta.user)
             return StoreStats(
-                live_sessions=live, authenticated_sessions=authenticated, users=len(users), tombstones=tombstones
+                live_sessions=live,
+                authenticated_sessions=authenticated,
+                users=len(users),
+                tombstones=tombstones,
+                counters=self._live_counters(now),
             )
 
         return self._call(work)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from sessionward import _blocking
-from sessionward.engine import SessionLimit, login_order
+from sessionward.engine import Hits, SessionLimit, login_order
 from sessionward.records import (
     EndReason,
     Entry,
@@ -25,7 +25,7 @@ from sessionward.records import (
     loads,
 )
 from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats
+from sessionward.stores.base import Established, StoreStats, check_counter
 from sessionward.stores.memory import _Stored
 
 
@@ -36,6 +36,7 @@ class MemoryStore(SessionStore):
         self._live: dict[str, _Stored] = {}
         self._tombs: dict[str, Tombstone] = {}
         self._by_user: dict[str, set[str]] = {}
+        self._counters: dict[str, Hits] = {}
 
     @_blocking.serialized
     def load(self, key: str, now: float) -> Entry | None:
@@ -197,7 +198,26 @@ class MemoryStore(SessionStore):
             removed += 1
         for key, tomb in list(self._tombs.items()):
             self._tombs[key] = tomb.seen_at(now)  # seals whose grace is over go
+        for name in [n for n, hits in self._counters.items() if hits.resets_at <= now][: batch_size - removed]:
+            del self._counters[name]
+            removed += 1
         return removed
+
+    @_blocking.serialized
+    def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        check_counter(name, window_s)
+        current = self._counters.get(name)
+        if current is None or current.resets_at <= now:
+            hits = Hits(count=1, resets_at=now + window_s)
+        else:
+            hits = Hits(count=current.count + 1, resets_at=current.resets_at)
+        self._counters[name] = hits
+        return hits
+
+    @_blocking.serialized
+    def reset_counter(self, name: str) -> None:
+        check_counter(name)
+        self._counters.pop(name, None)
 
     @_blocking.serialized
     def stats(self, now: float) -> StoreStats:
@@ -208,6 +228,7 @@ class MemoryStore(SessionStore):
             authenticated_sessions=sum(1 for r in live if r.meta.user is not None),
             users=len(users),
             tombstones=sum(1 for t in self._tombs.values() if t.expires_at > now),
+            counters=sum(1 for hits in self._counters.values() if hits.resets_at > now),
         )
 
     @staticmethod

@@ -20,8 +20,9 @@ Redis Cluster. A script may only touch keys of one slot, and a session and its u
 index hash to different slots, so there the work is split:
 
 * Atomic: everything on one session (load, save, end, write: the session hash and its
-  handle key share the tag ``{handle}``), and everything on one user's index (the limit
-  check and registration of a login, pruning: both index keys share the tag ``{user}``).
+  handle key share the tag ``{handle}``), everything on one user's index (the limit
+  check and registration of a login, pruning: both index keys share the tag ``{user}``),
+  and a counter's hit (one script on its one key, in every mode).
 * Not atomic: the steps of a login (check the members' liveness, write the new session,
   admit it into the index under the limit, tombstone the old ID and the displaced
   sessions), of a logout (tombstone, then leave the index) and of ``end_user``.
@@ -51,16 +52,17 @@ from msgspec.structs import replace
 from redis import Redis, RedisCluster
 from redis.exceptions import NoScriptError
 
-from sessionward.engine import SessionLimit
+from sessionward.engine import Hits, SessionLimit
 from sessionward.errors import LoginRefusedError, StoreError
 from sessionward.ids import is_handle, is_key
 from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps, meta_to_json
 from sessionward.stores import redis_lua as lua
 from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats
+from sessionward.stores.base import Established, StoreStats, check_counter
 from sessionward.stores.redis_layout import (
     DATA_PREFIX,
     check_prefix,
+    counter_key,
     decode_entry,
     handle_key,
     is_live,
@@ -83,6 +85,7 @@ from sessionward.stores.redis import (
     SCAN_COUNT,
     _TRANSLATED,
     _displaced,
+    _ends_after,
     _glob_escape,
     _members,
     _text,
@@ -122,6 +125,7 @@ class RedisStore(SessionStore):
         self._login = register(lua.LOGIN)
         self._claim_script = register(lua.CLAIM)
         self._end_user = register(lua.END_USER)
+        self._count_hit = register(lua.COUNT_HIT)
         # The hot path's auto-pipeline, or None (a cluster client; the generated blocking
         # twin of this store). Typed Any so that twin, which never uses it, still checks.
         self._pipeline: Any = auto_pipeline(client)
@@ -305,9 +309,37 @@ class RedisStore(SessionStore):
                         if tag is not None:
                             authenticated += 1
                             users.add(tag)
+        counters = 0
+        with _translate():
+            with closing(self._scan(f"{_glob_escape(self.prefix)}c:*")) as batches:
+                for batch in batches:
+                    replies = self._pipelined([("hget", k, "e") for k in batch])
+                    counters += sum(1 for ends in replies if _ends_after(ends, now))
         return StoreStats(
-            live_sessions=live, authenticated_sessions=authenticated, users=len(users), tombstones=tombstones
+            live_sessions=live,
+            authenticated_sessions=authenticated,
+            users=len(users),
+            tombstones=tombstones,
+            counters=counters,
         )
+
+    # -- counters ----------------------------------------------------------------------------
+
+    def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        """Count a hit in one script; the counter also gets a real TTL, so Redis forgets it by itself."""
+        check_counter(name, window_s)
+        self._connect()
+        resets_at = now + window_s
+        args: list[Arg] = [number(now), number(resets_at), ttl_ms(resets_at, now)]
+        with _translate():
+            count, ends = self._count_hit(keys=[counter_key(self.prefix, name)], args=args)
+        return Hits(count=int(count), resets_at=float(ends))
+
+    def reset_counter(self, name: str) -> None:
+        check_counter(name)
+        self._connect()
+        with _translate():
+            self.client.delete(counter_key(self.prefix, name))
 
     def _scan(self, pattern: str) -> Generator[list[str], None, None]:
         """Yield the keys matching ``pattern`` in batches (on every primary, in cluster mode)."""
@@ -360,8 +392,12 @@ class RedisStore(SessionStore):
             return None
         return _live_record(tombstone.key, fields)
 
+    def discard(self, tombstone: Tombstone) -> None:
+        self._connect()
+        self._end_session(tombstone.key, tombstone, discard=True)
+
     def _end_session(
-        self, key: str, tomb: Tombstone, *, only_existing: bool = False
+        self, key: str, tomb: Tombstone, *, only_existing: bool = False, discard: bool = False
     ) -> dict[bytes, bytes] | None:
         """Tombstone ``key``; return the fields it held when it was live. Leaves the user index too."""
         args: list[Arg] = [
@@ -373,6 +409,7 @@ class RedisStore(SessionStore):
             "0" if self.cluster else "1",
             "1" if only_existing else "0",
             *seal_args(tomb),
+            "1" if discard else "0",
         ]
         with _translate():
             previous = self._end(keys=self._session_keys(key), args=args)
@@ -574,7 +611,7 @@ class RedisStore(SessionStore):
         return [r for r in records if r is not None and r.expires_at > now]
 
     def purge_expired(self, now: float, batch_size: int = 500) -> int:
-        """Prune user-index entries past their deadline; Redis expires the sessions themselves."""
+        """Prune user-index entries past their deadline; Redis expires the sessions and counters themselves."""
         self._connect()
         removed = 0
         index_prefix = f"{self.prefix}ux:"

@@ -43,7 +43,7 @@ def connect(target: RedisTarget, *, timeout_s: float, setting: str = "SESSIONWAR
     try:
         if target.kind == "sentinel":
             assert target.service is not None
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
                 target.hosts,
                 sentinel_kwargs={"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s},
                 ssl=target.tls,

@@ -32,12 +32,19 @@ Concurrency:
   SQLAlchemy's asyncmy dialect connects with ``CLIENT_FOUND_ROWS`` so that an
   ``UPDATE`` reports matched rows, not changed rows (a touch that writes the same
   values still counts as found).
+* A counter's hit (``count_hit``) is one upsert on ``<prefix>counters``: insert at 1, or
+  add one, or start a new window, decided inside the statement under the row's lock,
+  so racing hits from any number of connections are all counted.
 * Deadlocks and serialization failures are retried a few times; anything else that
   means the database is down or slow becomes :class:`StoreUnavailableError`, and every
   operation runs under the store's timeout, so nothing hangs (F19).
 
-The schema is created only by :meth:`SqlStore.setup` (``sessionward store init``), never
-on a first request. Dialect differences live in :mod:`sessionward.stores.sql_dialects`.
+The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
+first request: an operation that finds a table missing raises
+:class:`~sessionward.errors.StoreSchemaMissingError` (503 for a request), saying how to
+create it. Only a store opened with ``create_schema`` (``SESSIONWARD_STORE_CREATE_SCHEMA``,
+for development) creates it then, once, and carries on. Dialect differences live in
+:mod:`sessionward.stores.sql_dialects`.
 """
 
 from __future__ import annotations
@@ -52,8 +59,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
-from sessionward.engine import SessionLimit
-from sessionward.errors import StoreError, StoreUnavailableError
+from sessionward.engine import Hits, SessionLimit
+from sessionward.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.ids import handle_of
 from sessionward.records import (
     EndReason,
@@ -64,18 +71,22 @@ from sessionward.records import (
     Update,
     data_from_json,
     dumps,
-    meta_from_json,
     meta_to_json,
+    stored_count,
     tombstone_from_json,
 )
 from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats
+from sessionward.stores.base import Established, StoreStats, check_counter
 from sessionward.stores.sql_dialects import (
     brief,
+    count_hit_statement,
+    counter_table,
     insert_ignore,
+    is_missing_schema,
     is_refusal,
     is_retryable,
     lock_row,
+    make_database_dir,
     open_sync_engine,
     tables,
     upsert,
@@ -84,8 +95,10 @@ from sessionward.stores.sql import (
     _BURIED_COLUMNS,
     _DEADLOCK_RETRIES,
     _ESTABLISHED_COLUMNS,
+    _expired,
     _is_tombstone,
     _merged,
+    _row_entry,
     _tomb_row,
 )
 
@@ -102,10 +115,20 @@ class SqlStore(SessionStore):
         table_prefix: Prefix of the two table names, so several stores can share a database.
         timeout_s: The most one store operation may take before it raises
             :class:`StoreUnavailableError`.
+        create_schema: When an operation finds a table missing, create the schema and
+            carry on (development), rather than raise :class:`StoreSchemaMissingError`.
     """
 
-    def __init__(self, engine: Engine, *, table_prefix: str = "sessionward_", timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        table_prefix: str = "sessionward_",
+        timeout_s: float = 2.0,
+        create_schema: bool = False,
+    ) -> None:
         self.engine = engine
+        self.create_schema = create_schema
         # Reads skip SQLite's BEGIN IMMEDIATE (see _configure_sqlite): they need no write lock.
         self._reader = engine.execution_options(sessionward_readonly=True)
         # SQLite has one writer at a time: queue this process's writers here, in order,
@@ -114,6 +137,7 @@ class SqlStore(SessionStore):
         self.dialect = engine.dialect.name
         self.timeout_s = timeout_s
         self.metadata, self.sessions, self.locks = tables(table_prefix)
+        self.counters = counter_table(self.metadata, table_prefix)
 
     @classmethod
     def from_url(
@@ -123,34 +147,56 @@ class SqlStore(SessionStore):
         setting: str = "SESSIONWARD_STORE",
         timeout_s: float = 2.0,
         table_prefix: str = "sessionward_",
+        must_exist: bool = False,
+        create_schema: bool = False,
     ) -> SqlStore:
         """Build a store from ``sqlite:///…``, ``postgresql://…`` or ``mysql://…``.
 
+        ``postgres://`` and ``mariadb://`` are aliases; a ``+driver`` part may name either
+        store's driver (``postgresql+asyncpg``, ``postgresql+psycopg``…). Opening creates
+        nothing; :meth:`setup` creates the schema (and a SQLite file's folder).
+
+        Args:
+            url: The database URL.
+            setting: What the URL came from, for error messages.
+            timeout_s: See the class.
+            table_prefix: See the class.
+            must_exist: Refuse a SQLite file that does not exist (rather than create it
+                on the first connection).
+            create_schema: See the class.
+
         Raises:
             ConfigError: naming ``setting``, when the URL is malformed, names another
-                database or its driver is not installed.
+                database or driver, or its driver is not installed (naming the extra).
+            StoreSchemaMissingError: ``must_exist`` and the SQLite file does not exist.
         """
-        engine = open_sync_engine(url, setting=setting, timeout_s=timeout_s)
-        return cls(engine, table_prefix=table_prefix, timeout_s=timeout_s)
+        engine = open_sync_engine(url, setting=setting, timeout_s=timeout_s, must_exist=must_exist)
+        return cls(engine, table_prefix=table_prefix, timeout_s=timeout_s, create_schema=create_schema)
 
     # -- plumbing --------------------------------------------------------------------------
 
     def _run(self, work: Callable[[Connection], T], *, read_only: bool = False) -> T:
         """Run ``work`` in one transaction, under the timeout, retrying deadlocks."""
         attempt = 0
+        schema_created = False
         while True:
             try:
                 with _blocking.timeout(self.timeout_s):
-                    if read_only or self._write_gate is None:
-                        with (self._reader if read_only else self.engine).begin() as connection:
-                            return work(connection)
-                    with self._write_gate, self.engine.begin() as connection:
-                        return work(connection)
+                    return self._transaction(work, read_only=read_only)
             except TimeoutError:
                 raise StoreUnavailableError(
                     f"SQL store ({self.dialect}) did not answer within {self.timeout_s} s"
                 ) from None
             except exc.DBAPIError as error:
+                if is_missing_schema(error, self.engine.url):
+                    if self.create_schema and not schema_created:
+                        schema_created = True
+                        logger.warning("SQL store (%s): creating the missing schema (create_schema)", self.dialect)
+                        self.setup()
+                        continue
+                    raise StoreSchemaMissingError(
+                        f"SQL store ({self.dialect}): the schema is missing ({brief(error)})"
+                    ) from error
                 attempt += 1
                 if is_retryable(error) and attempt < _DEADLOCK_RETRIES:
                     _blocking.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 - jitter, not a secret
@@ -160,6 +206,14 @@ class SqlStore(SessionStore):
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
             except (exc.TimeoutError, OSError) as error:
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
+
+    def _transaction(self, work: Callable[[Connection], T], *, read_only: bool) -> T:
+        """Run ``work`` in one transaction (a writer on SQLite first takes this process's write gate)."""
+        if read_only or self._write_gate is None:
+            with (self._reader if read_only else self.engine).begin() as connection:
+                return work(connection)
+        with self._write_gate, self.engine.begin() as connection:
+            return work(connection)
 
     def _lock_user(self, connection: Connection, user: str) -> None:
         """Hold the per-user lock until the transaction ends (SQLite: the write lock already is)."""
@@ -174,7 +228,8 @@ class SqlStore(SessionStore):
         return query if self.dialect == "sqlite" else query.with_for_update()
 
     def setup(self) -> None:
-        """Create the tables and indexes if they do not exist."""
+        """Create the tables and indexes if they do not exist (and a SQLite file's folder)."""
+        make_database_dir(self.engine.url)
         self._run(self.metadata.create_all)
 
     def drop(self) -> None:
@@ -187,34 +242,27 @@ class SqlStore(SessionStore):
     # -- reading ---------------------------------------------------------------------------
 
     def _entry(self, row: sa.Row[Any], now: float) -> Entry | None:
-        if row.tomb is not None:
+        entry = _row_entry(row)
+        if isinstance(entry, Tombstone):
             # A tombstone's row is kept until it expires; its kept_until is when the purge
             # must next look at it (the end of a renewal's grace, to drop the seal).
-            return tombstone_from_json(row.tomb).seen_at(now) if row.expires_at > now else None
-        if row.kept_until <= now:
+            return entry.seen_at(now) if entry.expires_at > now else None
+        if entry.kept_until <= now:
             return None  # a record past expires_at is still returned until then: the engine tells why
-        return self._record(row)
+        return entry
 
     def _record(self, row: sa.Row[Any]) -> SessionRecord:
-        if row.meta is None or row.data is None:
-            raise StoreError(f"corrupt session row {row.key[:16]}: no metadata or data")
-        meta = meta_from_json(row.meta)
-        meta.last_access_at = row.last_access_at
-        return SessionRecord(
-            key=row.key,
-            meta=meta,
-            data=data_from_json(row.data),
-            expires_at=row.expires_at,
-            version=row.version,
-            retain_until=row.kept_until,
-        )
+        entry = _row_entry(row)
+        if not isinstance(entry, SessionRecord):
+            raise StoreError(f"corrupt session row {row.key[:16]}: a tombstone where a record was expected")
+        return entry
 
     def _decoded(self, row: sa.Row[Any] | None) -> Entry | None:
         """Decode a row whatever its expiry; a corrupt one reads as none (its next load ends it)."""
         if row is None:
             return None
         try:
-            return tombstone_from_json(row.tomb) if row.tomb is not None else self._record(row)
+            return _row_entry(row)
         except StoreError as error:
             logger.warning("corrupt session %s: %s", row.key[:16], error)
             return None
@@ -288,9 +336,59 @@ class SqlStore(SessionStore):
                     )
                 )
             ).one()
-            return StoreStats(live_sessions=row[0], authenticated_sessions=row[1], users=row[2], tombstones=row[3])
+            counters = (
+                connection.execute(
+                    sa.select(sa.func.count()).select_from(self.counters).where(self.counters.c.resets_at > now)
+                )
+            ).scalar_one()
+            return StoreStats(
+                live_sessions=row[0],
+                authenticated_sessions=row[1],
+                users=row[2],
+                tombstones=row[3],
+                counters=counters,
+            )
 
         return self._run(work, read_only=True)
+
+    # -- counters --------------------------------------------------------------------------
+
+    def count_hit(self, name: str, window_s: float, now: float) -> Hits:
+        check_counter(name, window_s)
+        statement = count_hit_statement(self.dialect, self.counters, name, now, now + window_s)
+
+        def work(connection: Connection) -> Hits:
+            result = connection.execute(statement)
+            if self.dialect == "mysql":
+                # No RETURNING with ON DUPLICATE KEY: read back while the row is still locked.
+                c = self.counters.c
+                result = connection.execute(sa.select(c.hits, c.resets_at).where(c.name == name))
+            hits, resets_at = result.one()
+            try:
+                return Hits(count=int(hits), resets_at=float(resets_at))
+            except (TypeError, ValueError):
+                raise StoreError(f"corrupt counter row {name[:16]}") from None
+
+        return self._run(work)
+
+    def reset_counter(self, name: str) -> None:
+        check_counter(name)
+
+        def work(connection: Connection) -> None:
+            connection.execute(sa.delete(self.counters).where(self.counters.c.name == name))
+
+        self._run(work)
+
+    def _purge_counters(self, connection: Connection, now: float, batch_size: int) -> int:
+        """Remove up to ``batch_size`` counters whose window has ended (a range scan of its index)."""
+        c = self.counters.c
+        due = sa.select(c.name).where(c.resets_at <= now).order_by(c.resets_at).limit(batch_size)
+        names = list(connection.execute(due))
+        if not names:
+            return 0
+        # Re-checked on delete: a hit that started a new window meanwhile keeps its counter.
+        query = sa.delete(self.counters).where(c.name.in_([row.name for row in names]), c.resets_at <= now)
+        return int((connection.execute(query)).rowcount)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -352,7 +450,7 @@ class SqlStore(SessionStore):
             connection.execute(
                 sa.update(self.sessions)
                 .where(live)
-                .values(data=dumps(merged).decode(), version=row.version + 1, **common)
+                .values(data=dumps(merged).decode(), version=stored_count(row.version, "version") + 1, **common)
             )
             return True
 
@@ -466,7 +564,7 @@ class SqlStore(SessionStore):
                     insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone))
                 )
                 return None
-            if row.tomb is not None and _is_tombstone(row.tomb):
+            if row.tomb is not None and _is_tombstone(row):
                 return None
             records = self._readable([row]) if row.tomb is None else []
             self._bury(connection, [tombstone.key], tombstone)
@@ -494,7 +592,7 @@ class SqlStore(SessionStore):
             rows = list(connection.execute(query.order_by(c.created_at, c.key)))
             tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
             self._bury(connection, [row.key for row in rows], tomb)
-            return self._readable(row for row in rows if row.expires_at > now)
+            return [record for record in self._readable(rows) if record.expires_at > now]
 
         return self._run(work)
 
@@ -509,7 +607,7 @@ class SqlStore(SessionStore):
             c = self.sessions.c
             # The index range holds only rows due now: the cost is what the batch settles.
             rows = list(connection.execute(self.expired_keys_query(now, batch_size)))
-            gone = [row.key for row in rows if row.tomb is None or row.expires_at <= now]
+            gone = [row.key for row in rows if row.tomb is None or _expired(row.expires_at, now)]
             settled = 0
             if gone:
                 # Re-checked on delete: a session extended meanwhile stays.
@@ -517,8 +615,10 @@ class SqlStore(SessionStore):
                 deleted = connection.execute(query)
                 settled += int(deleted.rowcount)
             for row in rows:
-                if row.tomb is not None and row.expires_at > now:
+                if row.tomb is not None and not _expired(row.expires_at, now):
                     settled += self._drop_seal(connection, row.key, row.tomb)
+            if len(rows) < batch_size:
+                settled += self._purge_counters(connection, now, batch_size - len(rows))
             return settled
 
         return self._run(work)

@@ -1,0 +1,293 @@
+"""Corrupt records, field by field (SPEC §7): never a 500, always invalid, logged and removed.
+
+Whole-entry garbage is covered by the contract suite; here each stored field in turn gets
+a value of the wrong type or out of range, the way a buggy migration, a hand edit or an
+attacker with write access to the store would leave it: a tombstone whose
+``grace_until`` is ``"soon"``, SQLite text in a REAL column, PostgreSQL's NaN, a Redis
+version that is not a number. Every one must load as :class:`StoreError` (not a
+``TypeError`` three calls later), and :meth:`SessionStore.discard` must leave a sound
+tombstone where it was, with the session's data gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from sessionward import ManualClock
+from sessionward.errors import StoreError, StoreUnavailableError
+from sessionward.ids import seal_successor, storage_key
+from sessionward.records import EndReason, SessionRecord, Tombstone
+from sessionward.stores.base import SessionStore
+from sessionward.stores.redis_layout import session_key
+from sessionward.stores.sql import SqlStore
+from tests_support import client_for, make_app, set_cookie_value
+
+from .backends import Backend, ended
+from .builders import NOW, make_record, make_tombstone, new_key
+
+CANARY = "zq-canary-4417"
+"""A data value to look for in a dump: after the discard it must be gone."""
+
+Corrupter = Callable[[Backend, SessionStore, str], Awaitable[None]]
+
+
+# -- writing a bad value straight into each backend -------------------------------------------
+
+
+async def _sql_set(backend: Backend, store: SessionStore, key: str, **values: Any) -> None:
+    sql: Any = getattr(store, "sync", store)  # the generated sync store speaks the same tables
+    # Text goes in as text (SQLite keeps it in a REAL column), past SQLAlchemy's float binding.
+    raw = {name: sa.literal(value, sa.String()) if isinstance(value, str) else value for name, value in values.items()}
+    update = sa.update(sql.sessions).where(sql.sessions.c.key == key).values(**raw)
+    if isinstance(sql, SqlStore):
+        async with sql.engine.begin() as connection:
+            assert (await connection.execute(update)).rowcount == 1
+    else:
+        with sql.engine.begin() as connection:
+            assert connection.execute(update).rowcount == 1
+
+
+async def _sql_text(store: SessionStore, key: str, column: str) -> str:
+    sql: Any = getattr(store, "sync", store)
+    query = sa.select(sql.sessions.c[column]).where(sql.sessions.c.key == key)
+    if isinstance(sql, SqlStore):
+        async with sql.engine.connect() as connection:
+            text = (await connection.execute(query)).scalar()
+    else:
+        with sql.engine.connect() as connection:
+            text = connection.execute(query).scalar()
+    assert isinstance(text, str)
+    return text
+
+
+async def _sql_json(backend: Backend, store: SessionStore, key: str, column: str, change: dict[str, Any]) -> None:
+    text = await _sql_text(store, key, column)
+    await _sql_set(backend, store, key, **{column: orjson.dumps({**orjson.loads(text), **change}).decode()})
+
+
+async def _redis_hash(store: SessionStore, key: str) -> tuple[Any, str]:
+    inner: Any = getattr(store, "sync", store)
+    name = session_key(inner.prefix, key)
+    assert await _maybe(inner.client.exists(name)) == 1
+    return inner.client, name
+
+
+async def _maybe(value: Any) -> Any:
+    return await value if isinstance(value, Awaitable) else value
+
+
+async def _redis_set(backend: Backend, store: SessionStore, key: str, **fields: bytes) -> None:
+    client, name = await _redis_hash(store, key)
+    await _maybe(client.hset(name, mapping=fields))
+
+
+async def _redis_json(backend: Backend, store: SessionStore, key: str, field: str, change: dict[str, Any]) -> None:
+    client, name = await _redis_hash(store, key)
+    text = await _maybe(client.hget(name, field))
+    assert text is not None
+    await _maybe(client.hset(name, field, orjson.dumps({**orjson.loads(text), **change})))
+
+
+def _file_path(store: SessionStore, key: str) -> Any:
+    inner: Any = getattr(store, "sync", store)
+    return inner.root / "sessions" / key[:2] / key[2:4] / f"{key}.json"
+
+
+async def _file_json(backend: Backend, store: SessionStore, key: str, path: tuple[str, ...], value: Any) -> None:
+    file = _file_path(store, key)
+    fields = orjson.loads(file.read_bytes())
+    target = fields
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    file.write_bytes(orjson.dumps(fields))
+
+
+# Each case: (backends it applies to, does it need a tombstone rather than a live record, corrupter)
+SQL = ("sqlite", "postgres", "mysql")
+REDIS = ("redis", "redis_cluster")
+CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
+    "sqlite_last_access_at_text": (
+        ("sqlite",),
+        False,
+        lambda b, s, k: _sql_set(b, s, k, last_access_at="abc"),
+    ),
+    "sqlite_kept_until_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, kept_until="abc")),
+    "sqlite_version_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, version="abc")),
+    "sqlite_expires_at_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, expires_at="abc")),
+    "postgres_last_access_at_nan": (
+        ("postgres",),
+        False,
+        lambda b, s, k: _sql_set(b, s, k, last_access_at=float("nan")),
+    ),
+    "postgres_expires_at_infinity": (
+        ("postgres",),
+        False,
+        lambda b, s, k: _sql_set(b, s, k, expires_at=float("inf")),
+    ),
+    "sql_meta_created_at_text": (
+        SQL,
+        False,
+        lambda b, s, k: _sql_json(b, s, k, "meta", {"created_at": "yesterday"}),
+    ),
+    "sql_tombstone_grace_until_text": (
+        SQL,
+        True,
+        lambda b, s, k: _sql_json(b, s, k, "tomb", {"grace_until": "soon"}),
+    ),
+    "sql_tombstone_sealed_successor_number": (
+        SQL,
+        True,
+        lambda b, s, k: _sql_json(b, s, k, "tomb", {"sealed_successor": 5}),
+    ),
+    "redis_expiry_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, e=b"soon")),
+    "redis_expiry_nan": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, e=b"nan")),
+    "redis_version_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, v=b"abc")),
+    "redis_retention_infinite": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, r=b"inf")),
+    "redis_meta_created_at_text": (
+        REDIS,
+        False,
+        lambda b, s, k: _redis_json(b, s, k, "m", {"created_at": "yesterday"}),
+    ),
+    "redis_tombstone_grace_until_text": (
+        REDIS,
+        True,
+        lambda b, s, k: _redis_json(b, s, k, "t", {"grace_until": "soon"}),
+    ),
+    "redis_tombstone_sealed_successor_number": (
+        REDIS,
+        True,
+        lambda b, s, k: _redis_json(b, s, k, "t", {"reason": 5}),
+    ),
+    "redis_garbage_tombstone_beside_the_data": (
+        REDIS,
+        False,
+        lambda b, s, k: _redis_set(b, s, k, t=b"{not json"),
+    ),
+    "file_meta_created_at_text": (
+        ("file",),
+        False,
+        lambda b, s, k: _file_json(b, s, k, ("meta", "created_at"), "yesterday"),
+    ),
+    "file_version_text": (("file",), False, lambda b, s, k: _file_json(b, s, k, ("version",), "abc")),
+    "file_expiry_text": (("file",), False, lambda b, s, k: _file_json(b, s, k, ("expires_at",), "soon")),
+    "file_tombstone_grace_until_text": (
+        ("file",),
+        True,
+        lambda b, s, k: _file_json(b, s, k, ("tomb", "grace_until"), "soon"),
+    ),
+}
+
+
+async def _prepare(store: SessionStore, *, tombstone: bool) -> str:
+    """Store alice's session (live, or ended by a renewal with a grace) and return its key."""
+    record = make_record(user="alice", data={"note": CANARY})
+    await store.establish(record)
+    if tombstone:
+        successor = new_key()
+        renewed = Tombstone(
+            key=record.key,
+            reason=EndReason.RENEWED,
+            user="alice",
+            ended_at=NOW,
+            expires_at=NOW + 3600,
+            successor_key=successor,
+            sealed_successor=seal_successor("old-id-" + "x" * 40, "new-id-" + "y" * 40),
+            grace_until=NOW + 30,
+        )
+        await store.establish(make_record(key=successor, user="alice"), retire=renewed)
+    return record.key
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_a_corrupt_field_loads_as_store_error_and_discard_removes_it(
+    case: str, backend: Backend, store: SessionStore
+) -> None:
+    applies_to, tombstone, corrupt = CASES[case]
+    if backend.name not in applies_to:
+        pytest.skip(f"{case} is about {', '.join(applies_to)}")
+    key = await _prepare(store, tombstone=tombstone)
+    await corrupt(backend, store, key)
+
+    with pytest.raises(StoreError) as caught:
+        await store.load(key, NOW + 1)
+    assert not isinstance(caught.value, StoreUnavailableError)
+
+    await store.discard(make_tombstone(key, EndReason.REVOKED, now=NOW + 1))
+
+    assert (await ended(store, key, NOW + 1)).reason is EndReason.REVOKED
+    assert all(record.key != key for record in await store.list_user("alice", NOW + 1))
+    if not tombstone:
+        assert CANARY.encode() not in await backend.dump()
+
+
+async def test_discard_leaves_a_sound_tombstone_alone_only_when_it_is_sound(store: SessionStore) -> None:
+    # discard is for what did not decode; on a sound tombstone it must not lose the first reason.
+    record = make_record(user="alice")
+    await store.establish(record)
+    await store.end(make_tombstone(record.key, EndReason.LOGGED_OUT))
+
+    await store.discard(make_tombstone(record.key, EndReason.REVOKED))
+
+    assert (await ended(store, record.key)).reason in (EndReason.LOGGED_OUT, EndReason.REVOKED)
+
+
+# -- through the middleware: the answer a client with that cookie gets -----------------------
+
+
+@pytest.mark.parametrize("case", ["sqlite_last_access_at_text", "sqlite_kept_until_text", "sqlite_version_text"])
+async def test_a_request_with_a_corrupt_sqlite_row_is_answered_not_a_500(
+    case: str, backend: Backend, store: SessionStore
+) -> None:
+    await _through_the_middleware(case, backend, store)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["redis_tombstone_grace_until_text", "redis_garbage_tombstone_beside_the_data", "redis_version_text"],
+)
+async def test_a_request_with_a_corrupt_redis_hash_is_answered_not_a_500(
+    case: str, backend: Backend, store: SessionStore
+) -> None:
+    await _through_the_middleware(case, backend, store)
+
+
+async def _through_the_middleware(case: str, backend: Backend, store: SessionStore) -> None:
+    applies_to, tombstone, corrupt = CASES[case]
+    if backend.name not in applies_to or backend.opened[0] is not store or hasattr(store, "sync"):
+        pytest.skip(f"{case} is about the async {', '.join(applies_to)} store")
+    clock = ManualClock(NOW)
+    app, _ = make_app(store, clock=clock)
+    async with client_for(app) as client:
+        response = await client.post("/login")
+        raw_id = set_cookie_value(response)
+        assert raw_id
+        await client.post("/set", params={"note": CANARY})
+        key = storage_key(raw_id)
+        if tombstone:
+            await store.end(
+                Tombstone(
+                    key=key,
+                    reason=EndReason.RENEWED,
+                    user="alice",
+                    ended_at=NOW,
+                    expires_at=NOW + 3600,
+                    successor_key=new_key(),
+                    grace_until=NOW + 30,
+                )
+            )
+        await corrupt(backend, store, key)
+
+        response = await client.get("/whoami")
+
+        assert response.status_code in (200, 401), response.text
+        assert set_cookie_value(response) == ""  # the cookie is cleared
+        entry = await store.load(key, NOW)
+        assert isinstance(entry, Tombstone)  # removed: the next request reads a sound tombstone
+        assert not isinstance(entry, SessionRecord)
+    assert CANARY.encode() not in await backend.dump()
