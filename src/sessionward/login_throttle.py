@@ -55,7 +55,9 @@ class LoginThrottle:
         """Tell whether sign-in attempts are counted at all (``login_throttle`` settings)."""
         return self._manager.policy.login_throttle.enabled
 
-    async def check(self, username: str, client: ClientInfo, *, path: str | None = None) -> None:
+    async def check(
+        self, username: str, client: ClientInfo, *, path: str | None = None, method: str | None = None
+    ) -> None:
         """Count a sign-in attempt as ``username`` from ``client``; refuse it if it must wait.
 
         Call it before checking the password, for every attempt (unknown names too).
@@ -92,16 +94,23 @@ class LoginThrottle:
             wait = throttling.wait_s(gate, now)
             if wait:
                 await manager.emit(
-                    EventName.LOGIN_THROTTLED, reason=subject.kind, user=username, client=client, path=path
+                    EventName.LOGIN_THROTTLED,
+                    reason=subject.kind,
+                    user=username,
+                    client=client,
+                    path=path,
+                    method=method,
                 )
                 raise LoginThrottledError(wait, subject.kind)
 
-    async def failed(self, username: str, client: ClientInfo, *, path: str | None = None) -> None:
+    async def failed(
+        self, username: str, client: ClientInfo, *, path: str | None = None, method: str | None = None
+    ) -> None:
         """Record that the attempt :meth:`check` let through failed (emits ``login_failed``).
 
         The attempt was already counted by :meth:`check`: this only reports it.
         """
-        await self._manager.emit(EventName.LOGIN_FAILED, user=username, client=client, path=path)
+        await self._manager.emit(EventName.LOGIN_FAILED, user=username, client=client, path=path, method=method)
 
     async def succeeded(self, username: str) -> None:
         """Reset the account's count after a successful sign-in (the network's count stays).
@@ -116,20 +125,23 @@ class LoginThrottle:
             async with manager.store_call:
                 await manager.store.reset_counter(subject.gate)
 
-    def for_client(self, client: ClientInfo, path: str | None = None) -> ClientThrottle:
+    def for_client(self, client: ClientInfo, path: str | None = None, method: str | None = None) -> ClientThrottle:
         """Return the three verbs bound to ``client`` (what ``session.throttle`` gives a request)."""
-        return ClientThrottle(self, client, path)
+        return ClientThrottle(self, client, path, method)
 
 
 class ClientThrottle:
     """Login throttling for one request's client: ``check``, ``failed``, ``succeeded`` by user name."""
 
-    __slots__ = ("_client", "_path", "_throttle")
+    __slots__ = ("_client", "_method", "_path", "_throttle")
 
-    def __init__(self, throttle: LoginThrottle, client: ClientInfo, path: str | None = None) -> None:
+    def __init__(
+        self, throttle: LoginThrottle, client: ClientInfo, path: str | None = None, method: str | None = None
+    ) -> None:
         self._throttle = throttle
         self._client = client
         self._path = path
+        self._method = method
 
     async def check(self, username: str) -> None:
         """Count an attempt to sign in as ``username``; raise if it must wait (see :meth:`LoginThrottle.check`).
@@ -138,11 +150,11 @@ class ClientThrottle:
             LoginThrottledError: answer 429 with ``Retry-After: retry_after_s``; do not
                 check the password.
         """
-        await self._throttle.check(username, self._client, path=self._path)
+        await self._throttle.check(username, self._client, path=self._path, method=self._method)
 
     async def failed(self, username: str) -> None:
         """Report that the password (or the user name) was wrong."""
-        await self._throttle.failed(username, self._client, path=self._path)
+        await self._throttle.failed(username, self._client, path=self._path, method=self._method)
 
     async def succeeded(self, username: str) -> None:
         """Reset the account's count: the password was right."""

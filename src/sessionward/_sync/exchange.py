@@ -840,7 +840,7 @@ class RequestSession(Session):
         while the account or the client's network must wait.
         """
         exchange = self.exchange
-        return exchange.manager.login_throttle.for_client(exchange.client, exchange.path)
+        return exchange.manager.login_throttle.for_client(exchange.client, exchange.path, exchange.method)
 
     def login(self, user: str) -> None:
         """Log ``user`` in; the ID changes per the fixation strategy.
