@@ -307,15 +307,35 @@ def _encode(key: str, value: JSONValue) -> bytes:
     kind = type(value)
     if kind is float and not math.isfinite(value):
         raise SessionDataError(key, f"{value!r} is not a JSON number; store only finite floats")
-    if kind not in _PLAIN_SCALARS and loads(encoded) != value:
+    if kind not in _PLAIN_SCALARS and not _reads_back_as(loads(encoded), value):
         # What would read back as something else is refused now, not found out later:
-        # NaN and infinities (JSON null), tuples (lists), UUIDs and enums (their text).
+        # NaN and infinities (JSON null), tuples (lists), UUIDs and enums (their text;
+        # a StrEnum or IntEnum member even compares equal to it, hence the type check).
         raise SessionDataError(
             key,
             f"{type(value).__name__} value would read back as another value; store only dict, list, str, "
             "int, finite float, bool or None",
         )
     return encoded
+
+
+def _reads_back_as(decoded: object, value: object) -> bool:
+    """Tell whether ``decoded`` is ``value`` again, type for type (``1 == True`` and ``"a" == StrEnum.A`` are not)."""
+    kind = type(value)
+    if kind is dict:
+        assert isinstance(value, dict)
+        return (
+            type(decoded) is dict
+            and len(decoded) == len(value)
+            and all(
+                type(name) is str and name in decoded and _reads_back_as(decoded[name], item)
+                for name, item in value.items()
+            )
+        )
+    if kind is list:
+        assert isinstance(value, list)
+        return type(decoded) is list and len(decoded) == len(value) and all(map(_reads_back_as, decoded, value))
+    return type(decoded) is kind and decoded == value
 
 
 def _entry_size(key: str, encoded: bytes) -> int:

@@ -88,6 +88,14 @@ class _Colour(enum.Enum):
     RED = "red"
 
 
+class _Size(enum.StrEnum):
+    LARGE = "large"
+
+
+class _Count(enum.IntEnum):
+    ONE = 1
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -100,8 +108,27 @@ class _Colour(enum.Enum):
         [1.0, float("nan")],
         {"nested": (1,)},
         {"nested": [uuid.UUID(int=7)]},
+        _Size.LARGE,
+        _Count.ONE,
+        [_Size.LARGE],
+        {"n": _Count.ONE},
     ],
-    ids=["nan", "inf", "-inf", "tuple", "uuid", "enum", "nan-in-list", "tuple-in-dict", "uuid-in-list"],
+    ids=[
+        "nan",
+        "inf",
+        "-inf",
+        "tuple",
+        "uuid",
+        "enum",
+        "nan-in-list",
+        "tuple-in-dict",
+        "uuid-in-list",
+        # Equal to their values, so only a type check tells: they would read back as str and int.
+        "strenum",
+        "intenum",
+        "strenum-in-list",
+        "intenum-in-dict",
+    ],
 )
 def test_value_that_would_read_back_as_something_else_is_refused_naming_the_key(value: object) -> None:
     session = Session(None, max_bytes=10_000)
