@@ -120,6 +120,11 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
     "sqlite_kept_until_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, kept_until="abc")),
     "sqlite_version_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, version="abc")),
     "sqlite_expires_at_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, expires_at="abc")),
+    "sqlite_meta_invalid_utf8": (
+        ("sqlite",),
+        False,
+        lambda b, s, k: _sql_set(b, s, k, meta=sa.cast(sa.literal(b"\xff\xfe{", sa.LargeBinary()), sa.Text())),
+    ),
     "postgres_last_access_at_nan": (
         ("postgres",),
         False,
@@ -240,7 +245,9 @@ async def test_discard_leaves_a_sound_tombstone_alone_only_when_it_is_sound(stor
 # -- through the middleware: the answer a client with that cookie gets -----------------------
 
 
-@pytest.mark.parametrize("case", ["sqlite_last_access_at_text", "sqlite_kept_until_text", "sqlite_version_text"])
+@pytest.mark.parametrize(
+    "case", ["sqlite_last_access_at_text", "sqlite_kept_until_text", "sqlite_version_text", "sqlite_meta_invalid_utf8"]
+)
 async def test_a_request_with_a_corrupt_sqlite_row_is_answered_not_a_500(
     case: str, backend: Backend, store: SessionStore
 ) -> None:

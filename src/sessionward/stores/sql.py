@@ -199,6 +199,9 @@ class SqlStore(SessionStore):
                     continue
                 if is_refusal(error):
                     raise StoreError(f"SQL store ({self.dialect}) refused a write: {brief(error)}") from error
+                if "could not decode to utf-8" in str(error.orig).lower():
+                    # SQLite keeps any bytes in a TEXT column; the row is corrupt, the store is fine.
+                    raise StoreError(f"corrupt session row: {brief(error)}") from error
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
             except (exc.TimeoutError, OSError) as error:
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
@@ -567,6 +570,14 @@ class SqlStore(SessionStore):
             return records[0] if records else None
 
         return await self._run(work)
+
+    async def discard(self, tombstone: Tombstone) -> None:
+        # Without reading the row first: what is there may not even decode as text.
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(sa.delete(self.sessions).where(self.sessions.c.key == tombstone.key))
+            await connection.execute(insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone)))
+
+        await self._run(work)
 
     async def end_user(
         self,

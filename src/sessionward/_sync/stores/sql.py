@@ -203,6 +203,9 @@ class SqlStore(SessionStore):
                     continue
                 if is_refusal(error):
                     raise StoreError(f"SQL store ({self.dialect}) refused a write: {brief(error)}") from error
+                if "could not decode to utf-8" in str(error.orig).lower():
+                    # SQLite keeps any bytes in a TEXT column; the row is corrupt, the store is fine.
+                    raise StoreError(f"corrupt session row: {brief(error)}") from error
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
             except (exc.TimeoutError, OSError) as error:
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
@@ -571,6 +574,14 @@ class SqlStore(SessionStore):
             return records[0] if records else None
 
         return self._run(work)
+
+    def discard(self, tombstone: Tombstone) -> None:
+        # Without reading the row first: what is there may not even decode as text.
+        def work(connection: Connection) -> None:
+            connection.execute(sa.delete(self.sessions).where(self.sessions.c.key == tombstone.key))
+            connection.execute(insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone)))
+
+        self._run(work)
 
     def end_user(
         self,
