@@ -2,10 +2,10 @@
 
 What an ASGI application needs comes from here::
 
-    from sessionward import SessionManager, SessionMiddleware, SessionPolicy, open_store
+    from sessionward import SessionManager, SessionPolicy, open_store, protect
 
     manager = SessionManager(open_store("redis://127.0.0.1:6379/0"), SessionPolicy.from_env())
-    app = SessionMiddleware(app, manager)
+    app = protect(app, manager)  # security headers, sessions, CSRF; the store closed at shutdown
 
 WSGI and Flask applications use :mod:`sessionward.sync` and :mod:`sessionward.flask`.
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from sessionward.asgi import SessionMiddleware
     from sessionward.exchange import RequestSession
     from sessionward.manager import SessionManager
+    from sessionward.protect import protect
     from sessionward.stores import MemoryStore, SessionStore, open_store
 
 # Name -> module of the I/O layer, imported when the name is first used (PEP 562).
@@ -62,6 +63,7 @@ _LAZY = {
     "SessionMiddleware": "sessionward.asgi",
     "SessionStore": "sessionward.stores",
     "open_store": "sessionward.stores",
+    "protect": "sessionward.protect",
 }
 
 
@@ -118,6 +120,7 @@ __all__ = [
     "TimeoutPolicy",
     "Tombstone",
     "open_store",
+    "protect",
     "system_clock",
 ]
 
