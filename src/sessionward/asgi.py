@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
 
+from sessionward.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.clientinfo import client_info
 from sessionward.errors import (
+    STORE_UNAVAILABLE_MESSAGE,
     LoginThrottledError,
     SessionBudgetExceededError,
     SessionEndedError,
@@ -43,15 +45,8 @@ from sessionward.manager import SessionManager
 from sessionward.session import TOO_LARGE_MESSAGE
 from sessionward.transport import PlainHttpNotice
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 logger = logging.getLogger("sessionward")
 
-STORE_UNAVAILABLE_MESSAGE = "The session service is temporarily unavailable; please retry shortly."
 
 
 class SessionMiddleware:

@@ -40,26 +40,20 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 import orjson
 from msgspec.structs import replace
 
 from sessionward._sync.exchange import RequestSession as SyncRequestSession
+from sessionward.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.clientinfo import Network, normalize_origin, request_origin
 from sessionward.config import Creation, path_matches
 from sessionward.errors import ConfigError, SessionNotAvailableError
 from sessionward.events import EventName
 from sessionward.exchange import Exchange, RequestSession
 from sessionward.manager import SessionManager
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 FORM_FIELD = "csrf_token"
 HEADER = b"x-csrf-token"

@@ -54,6 +54,7 @@ from sessionward.config import SessionPolicy
 from sessionward.csrf import csrf_token as _csrf_token
 from sessionward.engine import SessionStatus
 from sessionward.errors import (
+    STORE_UNAVAILABLE_MESSAGE,
     LoginThrottledError,
     SessionEndedError,
     SessionNotAvailableError,
@@ -63,7 +64,7 @@ from sessionward.events import EventBus, JsonAuditLogger
 from sessionward.exchange import SessionInfo
 from sessionward.headers import SecurityHeadersPolicy
 from sessionward.records import EndReason, JSONValue
-from sessionward.wsgi import STORE_UNAVAILABLE_MESSAGE, CsrfSettings, SessionMiddleware
+from sessionward.wsgi import CsrfSettings, SessionMiddleware
 
 __all__ = ["AppState", "FlaskSession", "SessionWard", "csrf_token", "current_exchange", "current_session"]
 

@@ -22,18 +22,11 @@ sending it regardless means it is there when TLS is terminated by a proxy in fro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
 
+from sessionward.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.errors import ConfigError
 from sessionward.exchange import CookieAction, Exchange
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 """No inline scripts or styles, no framing, forms post only to this origin."""

@@ -27,10 +27,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from sessionward._extras import needs_extra
+from sessionward.asgi_types import ASGIApp, Receive, Scope, Send
 from sessionward.errors import ConfigError, StoreError
 from sessionward.events import EventName, SessionEvent
 from sessionward.manager import SessionManager
@@ -48,11 +47,6 @@ with needs_extra("prometheus", "sessionward.metrics"):
 
 logger = logging.getLogger("sessionward")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Store latency buckets (seconds): a local Redis answers in well under a millisecond."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sessionward.asgi import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
+from sessionward.asgi import SessionMiddleware
+from sessionward.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.csrf import CsrfMiddleware
 from sessionward.headers import SecurityHeadersMiddleware, SecurityHeadersPolicy
 from sessionward.manager import SessionManager

@@ -45,6 +45,7 @@ from sessionward.csrf import (
     token_refusal,
 )
 from sessionward.errors import (
+    STORE_UNAVAILABLE_MESSAGE,
     ConfigError,
     SessionBudgetExceededError,
     SessionEndedError,
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
 
 Headers = list[tuple[str, str]]
 
-STORE_UNAVAILABLE_MESSAGE = "The session service is temporarily unavailable; please retry shortly."
 _REASONS = {
     200: "OK",
     303: "See Other",

@@ -23,10 +23,10 @@ import argparse
 import asyncio
 import gc
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sessionward._extras import needs_extra
+from sessionward.asgi_types import ASGIApp, Receive, Scope, Send
 from sessionward.cli_common import redact_url
 from sessionward.errors import ConfigError, StoreError
 from sessionward.stores import open_store
@@ -34,11 +34,6 @@ from sessionward.stores import open_store
 with needs_extra("demo", "the demo"):
     from sessionward.demo.app import create_app
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_HEADER_BYTES = 32 * 1024
 """The most bytes of request headers served (twice h11's default; the session cookie itself
