@@ -75,3 +75,26 @@ def test_20000_header_fields_are_refused_by_the_demo_server(demo: DemoServer, fi
 def test_101_small_header_fields_are_refused_by_the_demo_server(demo: DemoServer) -> None:
     # Under every size limit; only a bound on the number of fields refuses it.
     assert _status(demo, b"".join(b"X-%d: v\r\n" % index for index in range(101))) == 431
+
+
+def test_a_body_arriving_with_its_head_does_not_count_against_the_head_limit(demo: DemoServer) -> None:
+    # 40 KB of JSON right behind the head, in one send: over the 32 KiB head limit together, not alone.
+    port = int(demo.base_url.rsplit(":", 1)[1])
+    body = b'{"username": "alice", "password": "' + b"x" * 40_000 + b'"}'
+    head = (
+        b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Origin: " + demo.base_url.encode() + b"\r\nSec-Fetch-Site: same-origin\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head + body)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    # The application answered (a 40 KB password is not one): not the server's refusal of the head.
+    assert not answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert b"Invalid HTTP request" not in answer
+    assert b"content-type: application/json" in answer.lower()

@@ -6,15 +6,14 @@ Start-up problems end the process with one clear line and exit code 2 (bad setti
 Oversize request heads are refused by the server, before the application or the store
 sees them. Two bounds, because neither alone holds:
 
-* uvicorn's h11 parser, with ``h11_max_incomplete_event_size``, refuses (400) a head that
-  grows past :data:`MAX_HEADER_BYTES` while it is still arriving, so a huge or endless
-  head costs at most that much memory plus one socket read (~256 KB with asyncio or
-  uvloop). ``httptools``, uvicorn's default when installed, has no limit at all: it
-  buffered a 1 MB ``Cookie`` header and 20,000 header fields and passed them on. But h11
-  checks its buffer only while the head is incomplete: a head that arrives whole in one
-  read (20,000 fields of 4 bytes do) is parsed whatever its size or number of fields.
-* So :class:`HeaderLimits`, in front of the application, answers 431 to a request with
-  more than :data:`MAX_HEADER_FIELDS` fields or more than :data:`MAX_HEADER_BYTES` of them.
+* While a head arrives, its bytes are counted: uvicorn's httptools protocol (the faster
+  parser, which by itself buffers a head of any size) is used through
+  :func:`bounded_httptools`, which answers 431 once a head passes
+  :data:`MAX_HEADER_BYTES`; without httptools, h11's ``h11_max_incomplete_event_size``
+  (400). Either way a huge or endless head costs at most that much memory plus one read.
+* :class:`HeaderLimits`, in front of the application, answers 431 to a request with more
+  than :data:`MAX_HEADER_FIELDS` fields or more than :data:`MAX_HEADER_BYTES` of them
+  (20,000 empty fields fit in one read and pass a byte count made while they arrive).
 """
 
 from __future__ import annotations
@@ -118,8 +117,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store_url: str | None = Non
         HeaderLimits(app),
         host=host,
         port=port,
-        # h11 bounds the head while it arrives (see the module docstring); httptools does not.
-        http="h11",
+        # The head is bounded while it arrives (see the module docstring): httptools (the
+        # faster parser) through bounded_httptools(), else h11 with its own limit.
+        http=bounded_httptools() or "h11",
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         # The session middleware decides which proxies to believe (SESSIONWARD_TRUSTED_PROXIES);
         # uvicorn's own X-Forwarded-For handling would let any local client spoof its address.
@@ -127,6 +127,58 @@ def serve(host: str = "127.0.0.1", port: int = 8000, store_url: str | None = Non
         server_header=False,
         log_level="debug" if debug else "info",
     )
+
+
+def bounded_httptools() -> type[asyncio.Protocol] | None:
+    """Return uvicorn's httptools protocol with the request head bounded, or ``None`` without httptools.
+
+    httptools buffers a head of any size; this counts the bytes of each head as they
+    arrive and answers 431 (and closes) once they pass :data:`MAX_HEADER_BYTES`, before
+    the parser has buffered more than that plus one read. Bytes after the head's blank
+    line (a body in the same read) do not count.
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools not installed: h11 it is
+        return None
+
+    class BoundedHttpToolsProtocol(HttpToolsProtocol):
+        _head_bytes = 0
+        _in_body = False
+        _tail = b""
+
+        def on_headers_complete(self) -> None:
+            self._in_body = True
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_body = False
+            self._head_bytes = 0
+            self._tail = b""
+            super().on_message_complete()
+
+        def data_received(self, data: bytes) -> None:
+            if not self._in_body:
+                seen = self._tail + data
+                end = seen.find(b"\r\n\r\n")
+                head = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+                self._head_bytes += head
+                if self._head_bytes > MAX_HEADER_BYTES:
+                    self._refuse_head()
+                    return
+                self._tail = seen[-3:] if end < 0 else b""
+            super().data_received(data)
+
+        def _refuse_head(self) -> None:
+            self.logger.warning("request head over %d bytes refused", MAX_HEADER_BYTES)
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                b"content-length: " + str(len(_TOO_LARGE_BODY)).encode() + b"\r\nconnection: close\r\n\r\n"
+                + _TOO_LARGE_BODY
+            )
+            self.transport.close()
+
+    return BoundedHttpToolsProtocol
 
 
 async def _check_store(url: str) -> None:
