@@ -82,6 +82,8 @@ class EventName(StrEnum):
     """A sign-in attempt failed (wrong password or unknown user); ``user`` is the name tried."""
     LOGIN_THROTTLED = "login_throttled"
     """A sign-in attempt was held back by login throttling; the reason says ``account`` or ``network``."""
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a secret
+    """The user's password changed: the application ended their other sessions with that reason."""
 
 
 INFO, WARN, ERROR = "INFO", "WARN", "ERROR"
@@ -122,6 +124,7 @@ _VOCABULARY: dict[str, _Word] = {
     ),
     "LOGIN_FAILED": _Word("authn_login_fail", WARN, "A login failed"),
     "LOGIN_THROTTLED": _Word("authn_login_lock", WARN, "Logins are delayed after repeated failures"),
+    "PASSWORD_CHANGED": _Word("authn_password_change", INFO, "The user changed their password"),
 }
 _USE_AFTER_EXPIRE = _Word("session_use_after_expire", WARN, "The ID of an ended session was presented")
 _REASON_CHARS = re.compile(r"[^a-z0-9_.-]")

@@ -618,6 +618,16 @@ class Exchange:
                 path=self.path,
                 method=self.method,
             )
+        if reason is EndReason.PASSWORD_CHANGED:
+            # The library sees a password change only here: the audit trail still gets its word.
+            await self.manager.emit(
+                EventName.PASSWORD_CHANGED,
+                handle=record.handle,
+                user=user,
+                client=self.client,
+                path=self.path,
+                method=self.method,
+            )
         return len(ended)
 
     def update_meta(self, meta: SessionMeta) -> None:
