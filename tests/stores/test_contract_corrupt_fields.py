@@ -27,7 +27,7 @@ from sessionward.stores.redis_layout import session_key
 from sessionward.stores.sql import SqlStore
 from tests_support import client_for, make_app, set_cookie_value
 
-from .backends import Backend, ended
+from .backends import BACKENDS, Backend, ended
 from .builders import NOW, make_record, make_tombstone, new_key
 
 CANARY = "zq-canary-4417"
@@ -209,13 +209,22 @@ async def _prepare(store: SessionStore, *, tombstone: bool) -> str:
     return record.key
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+def _pairs(cases: list[str], *, sync: bool = True) -> list[Any]:
+    """Each case with each backend it is about (async and, if ``sync``, the generated sync store)."""
+    pairs = []
+    for case in cases:
+        for backend in BACKENDS:
+            name = str(backend.values[0])
+            if name.removeprefix("sync:") in CASES[case][0] and (sync or not name.startswith("sync:")):
+                pairs.append(pytest.param(case, name, id=f"{backend.id}-{case}", marks=backend.marks))
+    return pairs
+
+
+@pytest.mark.parametrize(("case", "backend"), _pairs(sorted(CASES)), indirect=["backend"])
 async def test_a_corrupt_field_loads_as_store_error_and_discard_removes_it(
     case: str, backend: Backend, store: SessionStore
 ) -> None:
-    applies_to, tombstone, corrupt = CASES[case]
-    if backend.name not in applies_to:
-        pytest.skip(f"{case} is about {', '.join(applies_to)}")
+    _, tombstone, corrupt = CASES[case]
     key = await _prepare(store, tombstone=tombstone)
     await corrupt(backend, store, key)
 
@@ -246,7 +255,12 @@ async def test_discard_leaves_a_sound_tombstone_alone_only_when_it_is_sound(stor
 
 
 @pytest.mark.parametrize(
-    "case", ["sqlite_last_access_at_text", "sqlite_kept_until_text", "sqlite_version_text", "sqlite_meta_invalid_utf8"]
+    ("case", "backend"),
+    _pairs(
+        ["sqlite_last_access_at_text", "sqlite_kept_until_text", "sqlite_version_text", "sqlite_meta_invalid_utf8"],
+        sync=False,
+    ),
+    indirect=["backend"],
 )
 async def test_a_request_with_a_corrupt_sqlite_row_is_answered_not_a_500(
     case: str, backend: Backend, store: SessionStore
@@ -255,8 +269,12 @@ async def test_a_request_with_a_corrupt_sqlite_row_is_answered_not_a_500(
 
 
 @pytest.mark.parametrize(
-    "case",
-    ["redis_tombstone_grace_until_text", "redis_garbage_tombstone_beside_the_data", "redis_version_text"],
+    ("case", "backend"),
+    _pairs(
+        ["redis_tombstone_grace_until_text", "redis_garbage_tombstone_beside_the_data", "redis_version_text"],
+        sync=False,
+    ),
+    indirect=["backend"],
 )
 async def test_a_request_with_a_corrupt_redis_hash_is_answered_not_a_500(
     case: str, backend: Backend, store: SessionStore
@@ -265,9 +283,7 @@ async def test_a_request_with_a_corrupt_redis_hash_is_answered_not_a_500(
 
 
 async def _through_the_middleware(case: str, backend: Backend, store: SessionStore) -> None:
-    applies_to, tombstone, corrupt = CASES[case]
-    if backend.name not in applies_to or backend.opened[0] is not store or hasattr(store, "sync"):
-        pytest.skip(f"{case} is about the async {', '.join(applies_to)} store")
+    _, tombstone, corrupt = CASES[case]
     clock = ManualClock(NOW)
     app, _ = make_app(store, clock=clock)
     async with client_for(app) as client:
