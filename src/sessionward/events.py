@@ -206,7 +206,9 @@ class SessionEvent:
         UTC), ``appid``, ``event`` (:func:`vocabulary_name`), ``level``, ``description``,
         then ``reason``, ``user``, ``session`` (the handle), ``source_ip``, ``user_agent``,
         ``request_method``, ``request_uri`` and ``host`` (this machine's name unless
-        given). No character that :meth:`str.splitlines` breaks on is left raw, whatever
+        given); ``time`` and ``ip`` repeat ``datetime`` and ``source_ip`` under the names
+        of the audit line's first format, so readers written for it keep working. No
+        character that :meth:`str.splitlines` breaks on is left raw, whatever
         the fields hold (see ``_LINE_BREAKS``).
         """
         word = _word(self)
@@ -225,6 +227,8 @@ class SessionEvent:
                 "request_method": self.method,
                 "request_uri": self.path,
                 "host": _host() if host is None else host,
+                "time": iso_time(self.at),
+                "ip": self.ip,
             }
         )
         if _LINE_BREAKS.search(encoded) is None:

@@ -30,11 +30,12 @@ it pays nothing, and this module is imported only by applications that ask for i
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from sessionward._extras import needs_extra
@@ -135,21 +136,8 @@ class StoreTelemetry:
         async def traced(*args: Any, **kwargs: Any) -> Any:
             if _inside.get():
                 return await method(*args, **kwargs)
-            token = _inside.set(True)
-            span = self._tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
-            # The span is current while the driver runs, so a driver's own spans nest under it.
-            attached = otel_context.attach(trace.set_span_in_context(span))
-            started = time.perf_counter()
-            try:
-                result = await method(*args, **kwargs)
-            except BaseException as error:
-                self._finish(span, attributes, started, self._error_type(error))
-                raise
-            finally:
-                otel_context.detach(attached)
-                _inside.reset(token)
-            self._finish(span, attributes, started, None)
-            return result
+            with self._span(operation, attributes):
+                return await method(*args, **kwargs)
 
         return traced
 
@@ -160,23 +148,28 @@ class StoreTelemetry:
         def traced(*args: Any, **kwargs: Any) -> Any:
             if _inside.get():
                 return method(*args, **kwargs)
-            token = _inside.set(True)
-            span = self._tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
-            # The span is current while the driver runs, so a driver's own spans nest under it.
-            attached = otel_context.attach(trace.set_span_in_context(span))
-            started = time.perf_counter()
-            try:
-                result = method(*args, **kwargs)
-            except BaseException as error:
-                self._finish(span, attributes, started, self._error_type(error))
-                raise
-            finally:
-                otel_context.detach(attached)
-                _inside.reset(token)
-            self._finish(span, attributes, started, None)
-            return result
+            with self._span(operation, attributes):
+                return method(*args, **kwargs)
 
         return traced
+
+    @contextlib.contextmanager
+    def _span(self, operation: str, attributes: dict[str, str]) -> Iterator[None]:
+        """Trace one store call (sync or async alike) as a CLIENT span, and time it."""
+        token = _inside.set(True)
+        span = self._tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
+        # The span is current while the driver runs, so a driver's own spans nest under it.
+        attached = otel_context.attach(trace.set_span_in_context(span))
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException as error:
+            self._finish(span, attributes, started, self._error_type(error))
+            raise
+        finally:
+            otel_context.detach(attached)
+            _inside.reset(token)
+        self._finish(span, attributes, started, None)
 
     def _error_type(self, error: BaseException) -> str:
         past_deadline = getattr(self._guard, "past_deadline", None)

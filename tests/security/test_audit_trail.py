@@ -262,7 +262,7 @@ async def test_each_line_says_who_where_and_when(clock: ManualClock) -> None:
         set(line)
         == {
             "datetime", "appid", "event", "level", "description", "reason", "user", "session",
-            "source_ip", "user_agent", "request_method", "request_uri", "host",
+            "source_ip", "user_agent", "request_method", "request_uri", "host", "time", "ip",
         }
         for line in lines
     )  # fmt: skip
