@@ -349,7 +349,9 @@ class JsonAuditLogger(logging.Handler):
     def __init__(
         self, target: str | TextIO | IO[str], *, app_id: str | None = None, level: int = logging.NOTSET
     ) -> None:
-        super().__init__(level)
+        # Everything that can fail comes before ``Handler.__init__``: that call registers the
+        # handler with ``logging``, whose shutdown closes every registered handler, so a
+        # half-built one would turn a bad path or setting into a crash at exit.
         self.app_id = app_id if app_id is not None else app_id_from_env(os.environ)
         if isinstance(target, str):
             self._stream: IO[str] = open(target, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the logger
@@ -358,6 +360,7 @@ class JsonAuditLogger(logging.Handler):
             self._stream = target
             self._owned = False
         self._write_lock = threading.Lock()
+        super().__init__(level)
 
     def __call__(self, event: SessionEvent) -> None:
         self._write(event.to_json(app_id=self.app_id))

@@ -228,3 +228,23 @@ def test_a_bus_reports_no_listener_when_nobody_subscribed_and_the_audit_logger_i
     finally:
         audit.setLevel(level)
     assert not EventBus(log=False).has_subscribers
+
+
+@pytest.mark.parametrize("bad", ["path", "app_id"])
+def test_an_audit_logger_that_fails_to_start_leaves_no_half_built_handler_for_logging_shutdown(
+    bad: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``logging`` closes every handler it ever registered (at exit, and whenever
+    # ``dictConfig`` runs, e.g. when uvicorn starts). A handler registered before its
+    # constructor failed used to crash that close with AttributeError. The traceback is kept
+    # (as pytest keeps a failed test's) so the half-built handler stays alive until then.
+    failure: pytest.ExceptionInfo[Exception]
+    if bad == "app_id":
+        monkeypatch.setenv("SESSIONWARD_APP_ID", "shop\nforged")
+        with pytest.raises(ConfigError) as failure:
+            JsonAuditLogger(io.StringIO())
+    else:
+        with pytest.raises(FileNotFoundError) as failure:
+            JsonAuditLogger(f"{tmp_path}/no/such/dir/audit.jsonl")
+    logging.shutdown(logging._handlerList[:])  # type: ignore[attr-defined]  # what dictConfig does
+    assert failure.traceback
