@@ -25,8 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sessionward.audit_login import LoginVia
-from sessionward.audit_site import AuditOptions, SiteAuditor, run_audit
+from sessionward.audit.login import LoginVia
+from sessionward.audit.site import AuditOptions, SiteAuditor, run_audit
 
 USERS = {"alice": "alice-demo-pass", "bob": "bob-demo-pass"}
 

@@ -24,8 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import CookiePolicy, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.manager import SessionManager
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore

@@ -34,10 +34,10 @@ from bench_middleware import ROUTES, call, session_cookies
 from starlette.applications import Starlette
 
 from sessionward import CookiePolicy, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.engine import SessionEngine
-from sessionward.manager import SessionManager
-from sessionward.records import SessionRecord
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.engine import SessionEngine
+from sessionward.core.records import SessionRecord
+from sessionward.io.manager import SessionManager
 from sessionward.stores.redis import RedisStore
 
 POLICY = SessionPolicy(cookie=CookiePolicy(secure=False))

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, redirect, render_template_string, request, session
 
-from sessionward.errors import LoginRefusedError
+from sessionward.core.errors import LoginRefusedError
 from sessionward.flask import SessionWard, current_session
 
 USERS = {"alice": "alice-demo-pass", "bob": "bob-demo-pass"}  # a real app checks password hashes

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sessionward.engine import Hits, SessionLimit
-from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 
 ARRIVAL_TIMEOUT_S = 10.0

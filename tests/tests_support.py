@@ -28,10 +28,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response  # noq
 from starlette.routing import Route  # noqa: E402
 
 from sessionward import CookiePolicy, SessionPolicy  # noqa: E402
-from sessionward.asgi import SessionMiddleware  # noqa: E402
-from sessionward.clock import Clock  # noqa: E402
-from sessionward.events import EventBus, SessionEvent  # noqa: E402
-from sessionward.manager import SessionManager  # noqa: E402
+from sessionward.asgi.middleware import SessionMiddleware  # noqa: E402
+from sessionward.core.clock import Clock  # noqa: E402
+from sessionward.core.events import EventBus, SessionEvent  # noqa: E402
+from sessionward.io.manager import SessionManager  # noqa: E402
 from sessionward.starlette import get_session  # noqa: E402
 from sessionward.stores.base import SessionStore  # noqa: E402
 

@@ -49,4 +49,5 @@ def incr() -> tuple[dict[str, object], int]:
     session["n"] += 1
     return {"n": session["n"]}, 200
 
+
 after_startup()

@@ -16,8 +16,8 @@ from starlette.routing import Route
 from tuning import after_startup
 
 from sessionward import CookiePolicy, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.manager import SessionManager
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores import open_store
 

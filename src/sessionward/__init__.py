@@ -17,8 +17,8 @@ alone loads no event loop, store client or framework.
 
 from typing import TYPE_CHECKING, Any
 
-from sessionward.clock import Clock, ManualClock, system_clock
-from sessionward.config import (
+from sessionward.core.clock import Clock, ManualClock, system_clock
+from sessionward.core.config import (
     BindingMismatch,
     BindingPolicy,
     BudgetAction,
@@ -32,8 +32,8 @@ from sessionward.config import (
     SessionPolicy,
     TimeoutPolicy,
 )
-from sessionward.engine import ClientInfo, SessionEngine, SessionStatus
-from sessionward.errors import (
+from sessionward.core.engine import ClientInfo, SessionEngine, SessionStatus
+from sessionward.core.errors import (
     ConfigError,
     LoginRefusedError,
     SessionBudgetExceededError,
@@ -44,26 +44,26 @@ from sessionward.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from sessionward.events import EventBus, EventName, JsonAuditLogger, SessionEvent
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
-from sessionward.session import Session
+from sessionward.core.events import EventBus, EventName, JsonAuditLogger, SessionEvent
+from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone
+from sessionward.core.session import Session
 
 if TYPE_CHECKING:
-    from sessionward.asgi import SessionMiddleware
-    from sessionward.exchange import RequestSession
-    from sessionward.manager import SessionManager
-    from sessionward.protect import protect
+    from sessionward.asgi.middleware import SessionMiddleware
+    from sessionward.asgi.protect import protect
+    from sessionward.io.exchange import RequestSession
+    from sessionward.io.manager import SessionManager
     from sessionward.stores import MemoryStore, SessionStore, open_store
 
 # Name -> module of the I/O layer, imported when the name is first used (PEP 562).
 _LAZY = {
     "MemoryStore": "sessionward.stores",
-    "RequestSession": "sessionward.exchange",
-    "SessionManager": "sessionward.manager",
-    "SessionMiddleware": "sessionward.asgi",
+    "RequestSession": "sessionward.io.exchange",
+    "SessionManager": "sessionward.io.manager",
+    "SessionMiddleware": "sessionward.asgi.middleware",
     "SessionStore": "sessionward.stores",
     "open_store": "sessionward.stores",
-    "protect": "sessionward.protect",
+    "protect": "sessionward.asgi.protect",
 }
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sessionward._extras import needs_extra
+from sessionward.core.extras import needs_extra
 
 with needs_extra("flask", "sessionward.flask"):
     from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, request, session
@@ -49,21 +49,21 @@ from sessionward._sync.login_throttle import ClientThrottle
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import open_store
 from sessionward._sync.stores.base import SessionStore
-from sessionward.clock import Clock
-from sessionward.config import SessionPolicy
-from sessionward.csrf import csrf_token as _csrf_token
-from sessionward.engine import SessionStatus
-from sessionward.errors import (
+from sessionward.asgi.csrf import csrf_token as _csrf_token
+from sessionward.asgi.headers import SecurityHeadersPolicy
+from sessionward.core.clock import Clock
+from sessionward.core.config import SessionPolicy
+from sessionward.core.engine import SessionStatus
+from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
     LoginThrottledError,
     SessionEndedError,
     SessionNotAvailableError,
     StoreUnavailableError,
 )
-from sessionward.events import EventBus, JsonAuditLogger
-from sessionward.exchange import SessionInfo
-from sessionward.headers import SecurityHeadersPolicy
-from sessionward.records import EndReason, JSONValue
+from sessionward.core.events import EventBus, JsonAuditLogger
+from sessionward.core.records import EndReason, JSONValue
+from sessionward.io.exchange import SessionInfo
 from sessionward.wsgi import CsrfSettings, SessionMiddleware
 
 __all__ = ["AppState", "FlaskSession", "SessionWard", "csrf_token", "current_exchange", "current_session"]
@@ -77,7 +77,7 @@ class FlaskSession(SessionMixin):
     Values must be JSON-typed (F17); the verbs reach the store at once. The data's size
     is checked as values are assigned; a container grown in place is measured by
     :meth:`check_size`, and at the latest when the response starts (see
-    :class:`sessionward.session.Session`).
+    :class:`sessionward.core.session.Session`).
     """
 
     new = False
@@ -181,7 +181,7 @@ class FlaskSession(SessionMixin):
             current_session().throttle.succeeded(name)
             current_session().login(name)
 
-        A :class:`~sessionward.errors.LoginThrottledError` the view does not catch is
+        A :class:`~sessionward.core.errors.LoginThrottledError` the view does not catch is
         answered 429 ``{"error": "throttled", "retry_after_s": n}`` with ``Retry-After``.
         """
         return self._session.throttle

@@ -1,16 +1,16 @@
 """Starlette and FastAPI helpers: install the middleware, reach the session.
 
-``install(app, ...)`` adds :class:`~sessionward.asgi.SessionMiddleware`;
+``install(app, ...)`` adds :class:`~sessionward.asgi.middleware.SessionMiddleware`;
 ``get_session`` is a FastAPI dependency (and a plain helper for Starlette handlers)
-returning the request's :class:`~sessionward.exchange.RequestSession`.
+returning the request's :class:`~sessionward.io.exchange.RequestSession`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from sessionward._extras import MissingExtraError, needs_extra
-from sessionward.exchange import Exchange, RequestSession
+from sessionward.core.extras import MissingExtraError, needs_extra
+from sessionward.io.exchange import Exchange, RequestSession
 
 with needs_extra("starlette", "sessionward.starlette"):
     from starlette.requests import HTTPConnection

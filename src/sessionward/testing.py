@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sessionward.config import SessionPolicy
+from sessionward.core.config import SessionPolicy
 
 __all__ = ["plain_http_policy"]
 

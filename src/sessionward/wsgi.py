@@ -1,7 +1,7 @@
 """The WSGI middleware: sessionward for any WSGI application, with synchronous store I/O.
 
-It does for WSGI what :mod:`sessionward.asgi`, :mod:`sessionward.csrf` and
-:mod:`sessionward.headers` do for ASGI, with the same engine and the same decisions,
+It does for WSGI what :mod:`sessionward.asgi.middleware`, :mod:`sessionward.asgi.csrf` and
+:mod:`sessionward.asgi.headers` do for ASGI, with the same engine and the same decisions,
 through the generated sync exchange (:mod:`sessionward._sync.exchange`). Per request:
 
 1. The firewall (F5) answers 400/405 before anything else, with no store access.
@@ -29,10 +29,7 @@ import orjson
 
 from sessionward._sync.exchange import Exchange
 from sessionward._sync.manager import SessionManager
-from sessionward.clientinfo import request_origin
-from sessionward.config import path_matches
-from sessionward.cookies import split_joined_cookie_header
-from sessionward.csrf import (
+from sessionward.asgi.csrf import (
     DEFAULT_MAX_BODY_BYTES,
     FORM_TYPES,
     HEADER,
@@ -44,7 +41,11 @@ from sessionward.csrf import (
     origin_refusal,
     token_refusal,
 )
-from sessionward.errors import (
+from sessionward.asgi.headers import SecurityHeadersPolicy, add_security_headers
+from sessionward.core.clientinfo import request_origin
+from sessionward.core.config import path_matches
+from sessionward.core.cookies import split_joined_cookie_header
+from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
     ConfigError,
     SessionBudgetExceededError,
@@ -52,12 +53,11 @@ from sessionward.errors import (
     SessionTooLargeError,
     StoreUnavailableError,
 )
-from sessionward.events import EventName
-from sessionward.exchange import Interruption
-from sessionward.firewall import check_request
-from sessionward.headers import SecurityHeadersPolicy, add_security_headers
-from sessionward.session import TOO_LARGE_MESSAGE
-from sessionward.transport import PlainHttpNotice
+from sessionward.core.events import EventName
+from sessionward.core.firewall import check_request
+from sessionward.core.session import TOO_LARGE_MESSAGE
+from sessionward.core.transport import PlainHttpNotice
+from sessionward.io.exchange import Interruption
 
 logger = logging.getLogger("sessionward")
 
@@ -83,7 +83,7 @@ _REASONS = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsrfSettings:
-    """The CSRF check of :mod:`sessionward.csrf`, for WSGI.
+    """The CSRF check of :mod:`sessionward.asgi.csrf`, for WSGI.
 
     Attributes:
         trusted_origins: Other origins allowed to send unsafe requests

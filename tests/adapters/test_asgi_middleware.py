@@ -13,11 +13,11 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from sessionward import Creation, ManualClock, SessionNotAvailableError
-from sessionward.asgi import SessionMiddleware
-from sessionward.errors import StoreUnavailableError
-from sessionward.events import EventBus
-from sessionward.manager import SessionManager
-from sessionward.records import Entry, Update
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.errors import StoreUnavailableError
+from sessionward.core.events import EventBus
+from sessionward.core.records import Entry, Update
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import SessionDep
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore

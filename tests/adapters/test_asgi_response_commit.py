@@ -21,10 +21,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sessionward import ManualClock
-from sessionward.asgi import SessionMiddleware
-from sessionward.errors import StoreUnavailableError
-from sessionward.manager import SessionManager
-from sessionward.records import SessionRecord, Update
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.errors import StoreUnavailableError
+from sessionward.core.records import SessionRecord, Update
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import plain_http_policy
@@ -77,7 +77,7 @@ def wrapped(store: MemoryStore, clock: ManualClock, app: ASGIApp) -> SessionMidd
 
 
 async def stored_n(store: MemoryStore, clock: ManualClock, cookie: bytes) -> object:
-    from sessionward.ids import storage_key
+    from sessionward.core.ids import storage_key
 
     entry = await store.load(storage_key(cookie.split(b"=", 1)[1].decode()), clock())
     assert isinstance(entry, SessionRecord)

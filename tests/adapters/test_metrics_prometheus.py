@@ -13,10 +13,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sessionward import ManualClock, TimeoutPolicy
-from sessionward.errors import ConfigError, StoreUnavailableError
-from sessionward.events import EventName, SessionEvent
-from sessionward.manager import SessionManager
-from sessionward.metrics import MAX_REASONS, SessionMetrics
+from sessionward.asgi.metrics import MAX_REASONS, SessionMetrics
+from sessionward.core.errors import ConfigError, StoreUnavailableError
+from sessionward.core.events import EventName, SessionEvent
+from sessionward.io.manager import SessionManager
 from sessionward.stores.base import StoreStats
 from sessionward.stores.memory import MemoryStore
 from tests_support import client_for, make_app, plain_http_policy

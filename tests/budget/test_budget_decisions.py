@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sessionward import SessionPolicy
-from sessionward.config import BudgetAction, CreationBudget
-from sessionward.engine import ClientInfo, CreationVerdict, Hits, SessionEngine, counter_name
-from sessionward.ids import is_key
+from sessionward.core.config import BudgetAction, CreationBudget
+from sessionward.core.engine import ClientInfo, CreationVerdict, Hits, SessionEngine, counter_name
+from sessionward.core.ids import is_key
 
 NOW = 1_700_000_000.0
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from sessionward import ManualClock
-from sessionward.config import CreationBudget
-from sessionward.metrics import SessionMetrics
+from sessionward.asgi.metrics import SessionMetrics
+from sessionward.core.config import CreationBudget
 from sessionward.stores.memory import MemoryStore
 from tests_support import make_app, plain_http_policy
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sessionward import ConfigError, SessionPolicy
-from sessionward.config import BudgetAction, CreationBudget
+from sessionward.core.config import BudgetAction, CreationBudget
 
 
 def test_the_budget_is_on_by_default_and_skips_past_it() -> None:

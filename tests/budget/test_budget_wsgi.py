@@ -17,7 +17,7 @@ from sessionward import ManualClock
 from sessionward._sync.stores.base import SessionStore
 from sessionward._sync.stores.memory import MemoryStore
 from sessionward._sync.stores.sql import SqlStore
-from sessionward.config import BudgetAction, CreationBudget
+from sessionward.core.config import BudgetAction, CreationBudget
 
 BUDGET = 2
 

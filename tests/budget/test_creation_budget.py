@@ -19,10 +19,10 @@ import ipaddress
 import httpx
 
 from sessionward import ManualClock
-from sessionward.asgi import SessionMiddleware
-from sessionward.config import BudgetAction, CreationBudget
-from sessionward.engine import ClientInfo
-from sessionward.events import EventBus
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.config import BudgetAction, CreationBudget
+from sessionward.core.engine import ClientInfo
+from sessionward.core.events import EventBus
 from sessionward.stores.base import SessionStore
 from tests_support import Recorder, make_app, plain_http_policy, set_cookie_value
 

@@ -24,8 +24,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import LoginRefusedError, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.manager import SessionManager
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from sessionward import ClientInfo, SessionEngine, SessionPolicy
-from sessionward.records import SessionRecord
+from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
 from tests_support import service_missing

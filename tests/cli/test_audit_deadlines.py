@@ -13,7 +13,7 @@ import orjson
 from cli_hostile_sites import dripping_site, header_dripping_server, serve_h11, slow_pages_site
 from click.testing import CliRunner, Result
 
-from sessionward.audit_site import DEADLINE_ITEM
+from sessionward.audit.site import DEADLINE_ITEM
 from sessionward.cli import main
 
 

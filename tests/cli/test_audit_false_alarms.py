@@ -16,10 +16,10 @@ import random
 
 import pytest
 
-from sessionward.audit_checks import Status
-from sessionward.audit_ids import check_ids, holds_name, name_chance, name_in_ids
-from sessionward.audit_randomness import FIPS_BITS, FipsBounds, fips_140_2_value, id_bits, independence_of
-from sessionward.audit_stats import FALSE_ALARM_RATE, binomial_sf, chi2_bounds, fair_coin_bounds
+from sessionward.audit.checks import Status
+from sessionward.audit.ids import check_ids, holds_name, name_chance, name_in_ids
+from sessionward.audit.randomness import FIPS_BITS, FipsBounds, fips_140_2_value, id_bits, independence_of
+from sessionward.audit.stats import FALSE_ALARM_RATE, binomial_sf, chi2_bounds, fair_coin_bounds
 
 RUNS = int(os.environ.get("RUNS", "20000"))
 
@@ -44,6 +44,8 @@ class secrets:  # stands in for the module: the simulations call secrets.randbit
     @staticmethod
     def token_hex(size: int) -> str:
         return _RNG.randbytes(size).hex()
+
+
 CALIBRATION_RUNS = 5_000
 
 

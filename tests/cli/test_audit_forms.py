@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessionward.audit_forms import (
+from sessionward.audit.forms import (
     FormError,
     compile_selector,
     find_logout_form,

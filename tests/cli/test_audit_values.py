@@ -21,9 +21,9 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import Signer, TimestampSigner
 
-from sessionward.audit_checks import Status
-from sessionward.audit_ids import check_ids
-from sessionward.audit_values import ValueKind, forge_value, read_cookie_value
+from sessionward.audit.checks import Status
+from sessionward.audit.ids import check_ids
+from sessionward.audit.values import ValueKind, forge_value, read_cookie_value
 
 SECRET = b"a secret the auditor never knows"
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import httpx
 import pytest
 
-from sessionward.audit_checks import (
+from sessionward.audit.checks import (
     CheckResult,
     Observed,
     SetCookie,
@@ -22,9 +22,9 @@ from sessionward.audit_checks import (
     check_transport,
     pick_session_cookie,
 )
-from sessionward.audit_ids import check_ids
-from sessionward.audit_randomness import FIPS_BITS, IdBits, fips_140_2, id_bits, independence
-from sessionward.audit_values import forge_like
+from sessionward.audit.ids import check_ids
+from sessionward.audit.randomness import FIPS_BITS, IdBits, fips_140_2, id_bits, independence
+from sessionward.audit.values import forge_like
 
 HARDENED = "__Host-sid=abc; Path=/; Secure; HttpOnly; SameSite=Lax"
 

@@ -33,8 +33,8 @@ from cli_hostile_sites import (
 )
 from click.testing import CliRunner
 
-from sessionward.audit_checks import Observed
-from sessionward.audit_site import MAX_BODY_BYTES, AuditOptions, SiteAuditor
+from sessionward.audit.checks import Observed
+from sessionward.audit.site import MAX_BODY_BYTES, AuditOptions, SiteAuditor
 from sessionward.cli import main
 
 PEAK_RSS_LIMIT = 256 * 1024 * 1024

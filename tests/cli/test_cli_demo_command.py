@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sessionward.cli import main
-from sessionward.cli_common import DEFAULT_STORE_URL
+from sessionward.cli.common import DEFAULT_STORE_URL
 
 
 @pytest.fixture

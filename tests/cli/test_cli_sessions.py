@@ -11,8 +11,8 @@ from cli_support import STORE_KINDS, login_record, on_store, seed, store_url_for
 from click.testing import CliRunner, Result
 
 from sessionward.cli import main
-from sessionward.ids import storage_key
-from sessionward.records import EndReason, Entry, SessionRecord, Tombstone
+from sessionward.core.ids import storage_key
+from sessionward.core.records import EndReason, Entry, SessionRecord, Tombstone
 from sessionward.stores.base import SessionStore, StoreStats
 
 

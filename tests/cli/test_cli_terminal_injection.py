@@ -29,7 +29,7 @@ from cli_support import login_record, seed
 from click.testing import CliRunner, Result
 
 from sessionward.cli import main
-from sessionward.cli_common import json_for_terminal, safe_text
+from sessionward.cli.common import json_for_terminal, safe_text
 
 # Wide enough that no table cell folds: the assertions read whole values on one line.
 WIDE = {"COLUMNS": "400"}

@@ -14,7 +14,7 @@ from sessionward import (
     SessionPolicy,
     TimeoutPolicy,
 )
-from sessionward.config import PRESETS, BindingPolicy
+from sessionward.core.config import PRESETS, BindingPolicy
 
 
 def test_defaults_are_hardened() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionward import CookiePolicy
-from sessionward.cookies import MAX_COOKIE_HEADER_BYTES, build_set_cookie, session_cookie_values
+from sessionward.core.cookies import MAX_COOKIE_HEADER_BYTES, build_set_cookie, session_cookie_values
 
 
 def test_values_found_across_headers_with_exact_names() -> None:

@@ -7,7 +7,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionward.cookies import MAX_COOKIE_HEADER_BYTES, session_cookie_values, split_joined_cookie_header
+from sessionward.core.cookies import MAX_COOKIE_HEADER_BYTES, session_cookie_values, split_joined_cookie_header
 
 
 def read(http_cookie: bytes) -> list[bytes]:

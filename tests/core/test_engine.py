@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sessionward import ClientInfo, Fixation, LoginPolicy, LoginRefusedError, SessionPolicy, TimeoutPolicy
-from sessionward.engine import KEEP_ID, SessionEngine, Verdict
-from sessionward.ids import storage_key
-from sessionward.records import EndReason
+from sessionward.core.engine import KEEP_ID, SessionEngine, Verdict
+from sessionward.core.ids import storage_key
+from sessionward.core.records import EndReason
 
 T0 = 1_000_000.0
 TIMEOUTS = TimeoutPolicy(idle_timeout_s=100, absolute_timeout_s=1000, renewal_interval_s=300, rotation_grace_s=5)

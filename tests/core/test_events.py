@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from sessionward.errors import ConfigError
-from sessionward.events import (
+from sessionward.core.errors import ConfigError
+from sessionward.core.events import (
     EventBus,
     EventName,
     JsonAuditLogger,

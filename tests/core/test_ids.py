@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from sessionward import ids
+from sessionward.core import ids
 
 
 def test_default_id_carries_256_bits_in_url_safe_text() -> None:

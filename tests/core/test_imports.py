@@ -7,16 +7,16 @@ import sys
 
 CORE_MODULES = [
     "sessionward",
-    "sessionward.config",
-    "sessionward.ids",
-    "sessionward.cookies",
-    "sessionward.session",
-    "sessionward.lifecycle",
-    "sessionward.engine",
-    "sessionward.events",
-    "sessionward.firewall",
-    "sessionward.records",
-    "sessionward.clientinfo",
+    "sessionward.core.config",
+    "sessionward.core.ids",
+    "sessionward.core.cookies",
+    "sessionward.core.session",
+    "sessionward.core.lifecycle",
+    "sessionward.core.engine",
+    "sessionward.core.events",
+    "sessionward.core.firewall",
+    "sessionward.core.records",
+    "sessionward.core.clientinfo",
 ]
 FORBIDDEN = [
     "starlette",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from sessionward import SessionDataError, SessionMeta, SessionRecord, SessionTooLargeError
-from sessionward.session import Session
+from sessionward.core.session import Session
 
 
 def _record(data: dict[str, object]) -> SessionRecord:

@@ -1,4 +1,4 @@
-"""sessionward._store_calls: one shared timer bounds every store call (F19); overruns are outages.
+"""sessionward.io._store_calls: one shared timer bounds every store call (F19); overruns are outages.
 
 The limits here are real event-loop time, kept to tens of milliseconds: what is tested is
 the loop's own timer, which no injected clock drives.
@@ -10,8 +10,8 @@ import asyncio
 
 import pytest
 
-from sessionward._store_calls import StoreCalls
-from sessionward.errors import StoreError, StoreUnavailableError
+from sessionward.core.errors import StoreError, StoreUnavailableError
+from sessionward.io._store_calls import StoreCalls
 
 
 async def test_a_call_past_its_deadline_is_an_outage() -> None:

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from sessionward.config import Fixation
+from sessionward.core.config import Fixation
+from sessionward.core.errors import ConfigError
 from sessionward.demo import create_app
 from sessionward.demo.settings import DEFAULT_STORE_URL, load_settings
 from sessionward.demo.users import DEFAULT_USERS, UserDirectory, UserSpec, parse_users, password_problem
-from sessionward.errors import ConfigError
 
 
 def test_defaults_use_the_embedded_sqlite_store_and_the_demo_users() -> None:

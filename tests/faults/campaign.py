@@ -35,7 +35,7 @@ import httpx
 from faults.demo_process import DemoProcess, LoggedTraceback
 from faults.faults import Fault
 from faults.load import Account, Answer, Belief, Browser, BrowserState, Phase, Tally
-from sessionward.manager import SessionManager
+from sessionward.io.manager import SessionManager
 
 STATUS_COLUMNS = (200, 401, 403, 409, 429, 503)
 CLIENT_TIMEOUT_S = 30.0

@@ -20,7 +20,7 @@ import pytest
 
 from faults.targets import through, upstream_of
 from faults.tcp_proxy import TcpProxy
-from sessionward.errors import StoreUnavailableError
+from sessionward.core.errors import StoreUnavailableError
 from sessionward.stores.sql import SqlStore
 
 TIMEOUT_S = 1.0

@@ -19,8 +19,8 @@ from __future__ import annotations
 import threading
 
 from sessionward._sync.stores.base import SessionStore
-from sessionward.engine import Hits, SessionLimit
-from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, StoreStats
 
 ARRIVAL_TIMEOUT_S = 10.0

@@ -26,9 +26,9 @@ from werkzeug.test import TestResponse
 
 from sessionward import ManualClock, SessionPolicy
 from sessionward._sync.stores.base import SessionStore
-from sessionward.config import CookiePolicy
-from sessionward.errors import LoginRefusedError
-from sessionward.events import EventBus
+from sessionward.core.config import CookiePolicy
+from sessionward.core.errors import LoginRefusedError
+from sessionward.core.events import EventBus
 from sessionward.flask import FlaskSession, SessionWard, csrf_token
 
 COOKIE = "sid"

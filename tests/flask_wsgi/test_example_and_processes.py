@@ -18,7 +18,7 @@ import pytest
 
 from sessionward import ManualClock
 from sessionward._sync.stores.sql import SqlStore
-from sessionward.ids import storage_key
+from sessionward.core.ids import storage_key
 
 from .support import client, cookie_header, example_under_gunicorn, load_example, set_cookie
 
@@ -78,8 +78,6 @@ def test_example_login_flow_changes_the_id_and_logout_kills_it(clock: ManualCloc
     assert out.status_code == 303
     assert set_cookie(out) == ""
     assert "Signed in" not in browser.get("/", headers=cookie_header(signed_in)).text
-
-
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify
 
-from sessionward.errors import SessionNotAvailableError
+from sessionward.core.errors import SessionNotAvailableError
 from sessionward.flask import FlaskSession, SessionWard, current_session
 
 from .support import client, cookie_header, set_cookie

@@ -9,9 +9,9 @@ from flask import Flask
 
 from sessionward import BindingPolicy, EventBus, ManualClock, TimeoutPolicy
 from sessionward._sync.stores.memory import MemoryStore
-from sessionward.config import InvalidSessionPolicy
-from sessionward.ids import generate_id, storage_key
-from sessionward.records import EndReason, Tombstone
+from sessionward.core.config import InvalidSessionPolicy
+from sessionward.core.ids import generate_id, storage_key
+from sessionward.core.records import EndReason, Tombstone
 
 from .support import client, cookie_header, make_app, plain_policy, set_cookie
 

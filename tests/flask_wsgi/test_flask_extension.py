@@ -11,8 +11,8 @@ from flask import Flask, jsonify, render_template_string
 
 from sessionward import ManualClock
 from sessionward._sync.stores.memory import MemoryStore
-from sessionward.config import Creation
-from sessionward.errors import ConfigError, SessionDataError, StoreUnavailableError
+from sessionward.core.config import Creation
+from sessionward.core.errors import ConfigError, SessionDataError, StoreUnavailableError
 from sessionward.flask import SessionWard
 
 from .support import client, cookie_header, make_app, plain_policy, set_cookie, ward_session

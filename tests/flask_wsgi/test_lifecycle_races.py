@@ -32,8 +32,8 @@ from sessionward._sync.stores.base import SessionStore
 from sessionward._sync.stores.memory import MemoryStore
 from sessionward._sync.stores.redis import RedisStore
 from sessionward._sync.stores.sql import SqlStore
-from sessionward.ids import storage_key
-from sessionward.records import EndReason, SessionRecord, Tombstone
+from sessionward.core.ids import storage_key
+from sessionward.core.records import EndReason, SessionRecord, Tombstone
 
 from .gated_sync_store import GatedSyncStore
 from .support import client, cookie_header, make_app, plain_policy, set_cookie, ward_session

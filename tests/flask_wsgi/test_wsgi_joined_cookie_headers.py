@@ -27,8 +27,8 @@ from sessionward import ManualClock
 from sessionward._sync.exchange import RequestSession
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores.memory import MemoryStore
-from sessionward.events import EventBus, EventName, SessionEvent
-from sessionward.ids import generate_id
+from sessionward.core.events import EventBus, EventName, SessionEvent
+from sessionward.core.ids import generate_id
 from sessionward.wsgi import SessionMiddleware
 
 from .support import client, example_under_gunicorn, plain_policy, set_cookie

@@ -11,8 +11,8 @@ from sessionward import ManualClock
 from sessionward._sync.exchange import RequestSession
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores.memory import MemoryStore
-from sessionward.errors import StoreUnavailableError
-from sessionward.records import Update
+from sessionward.core.errors import StoreUnavailableError
+from sessionward.core.records import Update
 from sessionward.wsgi import CsrfSettings, SessionMiddleware, request_scope
 
 from .support import cookie_header, plain_policy, set_cookie
@@ -70,7 +70,7 @@ def test_a_commit_that_fails_replaces_the_response_with_503(clock: ManualClock) 
 
 
 def test_security_headers_cover_the_middlewares_own_answers(clock: ManualClock) -> None:
-    from sessionward.headers import SecurityHeadersPolicy
+    from sessionward.asgi.headers import SecurityHeadersPolicy
 
     web = wrapped(MemoryStore(), clock, security_headers=SecurityHeadersPolicy())
 

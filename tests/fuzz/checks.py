@@ -3,7 +3,7 @@
 A decoder must return an entry whose every field has its declared type (a float field a
 finite ``float``, an int field an ``int``, a text field a ``str`` that can be written
 back, the reason an :class:`EndReason`), stored under the key that was asked for, or
-raise :class:`~sessionward.errors.StoreError`. Anything else either escapes as a 500 or
+raise :class:`~sessionward.core.errors.StoreError`. Anything else either escapes as a 500 or
 flows on into the engine, where it fails later and further from its cause.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sessionward.config import BindingPolicy, SessionPolicy
-from sessionward.engine import Assessment, ClientInfo, SessionEngine, Verdict
-from sessionward.records import EndReason, Entry, SessionMeta, SessionRecord, Tombstone, dumps
+from sessionward.core.config import BindingPolicy, SessionPolicy
+from sessionward.core.engine import Assessment, ClientInfo, SessionEngine, Verdict
+from sessionward.core.records import EndReason, Entry, SessionMeta, SessionRecord, Tombstone, dumps
 
 
 class Violation(AssertionError):

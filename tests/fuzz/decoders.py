@@ -4,7 +4,7 @@ Each target starts from an entry the library itself encodes for that store, edit
 fields into hostile values (or leaves it alone: then it must read back equal), decodes,
 checks every field's type (:mod:`fuzz.checks`) and drives the engine over the result.
 Allowed outcomes: a well-typed entry, ``None`` (nothing there, or gone), or
-:class:`~sessionward.errors.StoreError`. Anything else is a failure.
+:class:`~sessionward.core.errors.StoreError`. Anything else is a failure.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ from fuzz.hostile import (
     tombstones,
     unicode_text,
 )
-from sessionward.errors import StoreError
-from sessionward.ids import handle_of
-from sessionward.records import (
+from sessionward.core.errors import StoreError
+from sessionward.core.ids import handle_of
+from sessionward.core.records import (
     Entry,
     SessionMeta,
     SessionRecord,
@@ -56,7 +56,8 @@ from sessionward.records import (
     tombstone_from_json,
     tombstone_to_json,
 )
-from sessionward.stores import file_io, redis_layout
+from sessionward.stores import _file_io as file_io
+from sessionward.stores import _redis_layout as redis_layout
 from sessionward.stores.sql import SqlStore
 
 
@@ -132,7 +133,7 @@ def check_json_case(case: JsonCase) -> None:
     check_engine(case.raw_id, tomb, case.now)
 
 
-# -- Redis: stores/redis_layout.py::decode_entry --------------------------------------------------
+# -- Redis: stores/_redis_layout.py::decode_entry --------------------------------------------------
 
 _REDIS_NAMES = (b"m", b"e", b"v", b"r", b"t", b"g", b"a", b"u", b"d:x")
 _NUMERIC_FIELDS = (b"e", b"v", b"r", b"a")
@@ -243,7 +244,7 @@ def check_redis_case(case: RedisCase) -> None:
     check_engine(case.subject.raw_id, entry, case.now)
 
 
-# -- files: stores/file_io.py::decode_entry -------------------------------------------------------
+# -- files: stores/_file_io.py::decode_entry -------------------------------------------------------
 
 _FILE_FIELDS = ("format", "kind", "expires_at", "retain_until", "version", "meta", "data", "tomb")
 

@@ -16,8 +16,8 @@ import orjson
 from hypothesis import strategies as st
 from msgspec.structs import asdict
 
-from sessionward import ids
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone
+from sessionward.core import ids
+from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone
 
 ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 
@@ -45,7 +45,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(unicode_text, children, max_size=3),
     max_leaves=8,
 )
-"""JSON values that :func:`sessionward.records.dumps` writes and reads back."""
+"""JSON values that :func:`sessionward.core.records.dumps` writes and reads back."""
 
 json_data = st.dictionaries(unicode_text, json_values, max_size=3)
 

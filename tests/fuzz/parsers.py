@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 
 from fuzz.checks import expect
 from fuzz.hostile import ID_ALPHABET, any_text, raw_ids
-from sessionward import ids
-from sessionward.clientinfo import client_info, normalize_origin, request_origin
-from sessionward.config import CookiePolicy, Creation, FirewallPolicy, SessionPolicy
-from sessionward.cookies import MAX_COOKIE_HEADER_BYTES, session_cookie_values, split_joined_cookie_header
-from sessionward.engine import CookieProblem, SessionEngine
-from sessionward.firewall import Rejection, check_request
+from sessionward.core import ids
+from sessionward.core.clientinfo import client_info, normalize_origin, request_origin
+from sessionward.core.config import CookiePolicy, Creation, FirewallPolicy, SessionPolicy
+from sessionward.core.cookies import MAX_COOKIE_HEADER_BYTES, session_cookie_values, split_joined_cookie_header
+from sessionward.core.engine import CookieProblem, SessionEngine
+from sessionward.core.firewall import Rejection, check_request
 
 # -- cookies: cookies.py and SessionEngine.read_cookie / read_csrf_cookie ----------------------
 

@@ -2,10 +2,10 @@
 
 A sequence of writes, deletions and in-place changes (``session["cart"].append(x)``) is
 played on a session. Every assignment either takes the value, which must then read back
-as itself after :func:`~sessionward.records.dumps` and :func:`~sessionward.records.loads`
+as itself after :func:`~sessionward.core.records.dumps` and :func:`~sessionward.core.records.loads`
 (same types: a tuple coming back as a list, NaN as ``None`` or a UUID as text is a
-failure), or refuses it with :class:`~sessionward.errors.SessionDataError` or
-:class:`~sessionward.errors.SessionTooLargeError` naming the key, and changes nothing.
+failure), or refuses it with :class:`~sessionward.core.errors.SessionDataError` or
+:class:`~sessionward.core.errors.SessionTooLargeError` naming the key, and changes nothing.
 Whatever the session holds when the request ends must fit ``max_data_bytes`` once encoded.
 """
 
@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from fuzz.checks import Violation, expect
 from fuzz.hostile import any_text, json_data
-from sessionward.errors import SessionDataError, SessionTooLargeError
-from sessionward.records import SessionMeta, SessionRecord, dumps, loads
-from sessionward.session import Session
+from sessionward.core.errors import SessionDataError, SessionTooLargeError
+from sessionward.core.records import SessionMeta, SessionRecord, dumps, loads
+from sessionward.core.session import Session
 
 
 class _Shown:

@@ -23,9 +23,10 @@ from fuzz.decoders import (
 )
 from fuzz.hostile import Subject
 from fuzz.properties import TARGETS, run_target
-from sessionward import ids
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone, meta_to_json
-from sessionward.stores import file_io, redis_layout
+from sessionward.core import ids
+from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone, meta_to_json
+from sessionward.stores import _file_io as file_io
+from sessionward.stores import _redis_layout as redis_layout
 
 NOW = 1_700_000_000.0
 OLD_ID = "A" * 43

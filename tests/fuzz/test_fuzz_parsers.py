@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fuzz.parsers import PATH_PIECES, FirewallCase, check_firewall_case
 from fuzz.properties import TARGETS, run_target
-from sessionward.config import FirewallPolicy
+from sessionward.core.config import FirewallPolicy
 
 
 def test_cookie_parser_returns_exactly_the_values_sent_never_a_planted_or_cut_one() -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from fuzz.properties import TARGETS, run_target
-from sessionward.errors import SessionDataError, SessionTooLargeError
-from sessionward.records import dumps
-from sessionward.session import Session
+from sessionward.core.errors import SessionDataError, SessionTooLargeError
+from sessionward.core.records import dumps
+from sessionward.core.session import Session
 
 
 class Keys(enum.StrEnum):

@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from sessionward import ManualClock, SessionPolicy, SessionTooLargeError
 from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
-from sessionward.asgi import SessionMiddleware
+from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.flask import FlaskSession, SessionWard
-from sessionward.manager import SessionManager
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 

@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from sessionward import ManualClock, SessionTooLargeError
-from sessionward.session import Session
+from sessionward.core.session import Session
 from sessionward.testing import plain_http_policy
 
 from .support import SMALL_LIMIT, flask_app, starlette_app, starlette_client

@@ -14,7 +14,7 @@ import httpx
 
 from demo.support import COOKIE, PASSWORDS, DemoUnderTest, login, set_sid, sid
 from interleave import GatedStore
-from sessionward.records import EndReason, SessionRecord
+from sessionward.core.records import EndReason, SessionRecord
 
 from .conftest import GatedDemo
 
@@ -126,9 +126,7 @@ async def test_password_change_decided_before_a_renewal_on_another_device_ends_i
 
 
 async def test_a_burst_of_renewals_forks_no_session(gated_demo: GatedDemo) -> None:
-    demo, store = await gated_demo(
-        {**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "true"}
-    )
+    demo, store = await gated_demo({**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "true"})
     alice = await demo.signed_in("alice")
     old = sid(alice)
     tabs = [await tab(demo, old) for _ in range(10)]
@@ -171,9 +169,7 @@ async def test_two_renewals_inside_one_grace_period_keep_the_first_id_working(ga
 
 
 async def test_a_login_under_the_limit_racing_a_renewal_displaces_the_successor(gated_demo: GatedDemo) -> None:
-    demo, store = await gated_demo(
-        {**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "false"}
-    )
+    demo, store = await gated_demo({**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "false"})
     laptop = await demo.signed_in("alice", user_agent="laptop/1.0")
     laptop_id = sid(laptop)
     demo.clock.advance(RENEWAL_S + 1)
@@ -189,9 +185,7 @@ async def test_a_login_under_the_limit_racing_a_renewal_displaces_the_successor(
 
 
 async def test_a_renewal_after_its_session_was_displaced_writes_nothing(gated_demo: GatedDemo) -> None:
-    demo, store = await gated_demo(
-        {**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "false"}
-    )
+    demo, store = await gated_demo({**RENEWING, "SESSIONWARD_MAX_SESSIONS": "1", "SESSIONWARD_PREVENT_LOGIN": "false"})
     laptop = await demo.signed_in("alice", user_agent="laptop/1.0")
     laptop_id = sid(laptop)
     demo.clock.advance(RENEWAL_S + 1)

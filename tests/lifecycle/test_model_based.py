@@ -35,12 +35,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from sessionward import ManualClock, SessionPolicy
-from sessionward.config import CookiePolicy, LoginPolicy, TimeoutPolicy
-from sessionward.engine import ClientInfo
-from sessionward.errors import LoginRefusedError, SessionEndedError, SessionNotAvailableError
-from sessionward.exchange import Exchange
-from sessionward.manager import SessionManager
-from sessionward.records import EndReason, SessionRecord
+from sessionward.core.config import CookiePolicy, LoginPolicy, TimeoutPolicy
+from sessionward.core.engine import ClientInfo
+from sessionward.core.errors import LoginRefusedError, SessionEndedError, SessionNotAvailableError
+from sessionward.core.records import EndReason, SessionRecord
+from sessionward.io.exchange import Exchange
+from sessionward.io.manager import SessionManager
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
 from sessionward.stores.sql import SqlStore

@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import CookiePolicy, EventBus, JsonAuditLogger, LoginRefusedError, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.clock import Clock
-from sessionward.manager import SessionManager
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.clock import Clock
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.base import SessionStore
 

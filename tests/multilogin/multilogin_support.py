@@ -20,7 +20,7 @@ import orjson
 import pytest
 from multilogin_worker import Outcome, Plan, open_worker_store
 
-from sessionward.records import SessionRecord
+from sessionward.core.records import SessionRecord
 from sessionward.stores.base import SessionStore
 from tests_support import service_missing
 

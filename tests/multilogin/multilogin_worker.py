@@ -3,7 +3,7 @@
 Run as a script, this is one OS process of a multi-process race: for each JSON
 :class:`Plan` line on stdin it opens its own store connection, prints ``ready``, waits
 for ``go`` and then logs in through ``store.establish(record, limit=engine.limit(now))``,
-exactly what :meth:`sessionward.exchange.Exchange.login` does, from several tasks at
+exactly what :meth:`sessionward.io.exchange.Exchange.login` does, from several tasks at
 once. It answers with one JSON line: what was accepted, refused and displaced, and for
 sessions it ended itself, the instants between which it *knew* them to be live
 (``time.monotonic()`` is system-wide on Linux, so instants compare across processes).

@@ -14,7 +14,7 @@ import pytest
 from multilogin_app import BASE_POLICY, COOKIE, build_app
 
 from sessionward import EventBus, JsonAuditLogger, LoginPolicy, SessionPolicy
-from sessionward.ids import storage_key
+from sessionward.core.ids import storage_key
 from sessionward.stores.memory import MemoryStore
 
 

@@ -34,7 +34,7 @@ from multilogin_support import (
 from multilogin_worker import Outcome, Plan, race
 
 from sessionward import LoginPolicy, SessionEngine, SessionPolicy
-from sessionward.records import EndReason, Tombstone
+from sessionward.core.records import EndReason, Tombstone
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore
 

@@ -28,9 +28,9 @@ from sessionward import (
     SessionEvent,
     TimeoutPolicy,
 )
-from sessionward.asgi import SessionMiddleware
-from sessionward.csrf import CsrfMiddleware
-from sessionward.manager import SessionManager
+from sessionward.asgi.csrf import CsrfMiddleware
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import plain_http_policy

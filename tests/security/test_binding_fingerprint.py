@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from sessionward import BindingPolicy
-from sessionward.binding import BindingCheck, check_binding, compute_binding, network_of
+from sessionward.core.binding import BindingCheck, check_binding, compute_binding, network_of
 
 UA = "Mozilla/5.0 (X11; Linux x86_64)"
 UA_AND_NET = BindingPolicy(user_agent=True, ip_prefix=True)
@@ -80,6 +80,9 @@ def test_unreadable_stored_binding_is_rebound_not_trusted_as_a_match(garbage: st
 
 
 def test_binding_module_is_pure() -> None:
-    code = "import sys, sessionward.binding\nprint([m for m in ('asyncio', 'socket', 'starlette') if m in sys.modules])"
+    code = (
+        "import sys, sessionward.core.binding\n"
+        "print([m for m in ('asyncio', 'socket', 'starlette') if m in sys.modules])"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from sessionward import BindingMismatch, BindingPolicy, EventBus, InvalidSessionPolicy, ManualClock, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.ids import storage_key
-from sessionward.manager import SessionManager
-from sessionward.records import EndReason, SessionRecord, Tombstone
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.ids import storage_key
+from sessionward.core.records import EndReason, SessionRecord, Tombstone
+from sessionward.io.manager import SessionManager
 from sessionward.stores.memory import MemoryStore
 from tests_support import Recorder, make_app, plain_http_policy
 

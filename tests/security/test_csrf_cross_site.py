@@ -19,9 +19,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from sessionward import ConfigError, EventBus, ManualClock
-from sessionward.asgi import SessionMiddleware
-from sessionward.csrf import CsrfMiddleware, csrf_token
-from sessionward.manager import SessionManager
+from sessionward.asgi.csrf import CsrfMiddleware, csrf_token
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import Recorder, plain_http_policy

@@ -13,10 +13,10 @@ import pytest
 from test_csrf_cross_site import SAME_ORIGIN, Bank, logged_in
 
 from sessionward import Creation, ManualClock, SessionNotAvailableError, SessionPolicy
-from sessionward.csrf import CsrfMiddleware, csrf_token
-from sessionward.engine import ClientInfo
-from sessionward.exchange import Exchange
-from sessionward.manager import SessionManager
+from sessionward.asgi.csrf import CsrfMiddleware, csrf_token
+from sessionward.core.engine import ClientInfo
+from sessionward.io.exchange import Exchange
+from sessionward.io.manager import SessionManager
 from sessionward.stores.memory import MemoryStore
 
 

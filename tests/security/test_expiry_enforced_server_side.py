@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sessionward import ManualClock, TimeoutPolicy
-from sessionward.events import EventBus
+from sessionward.core.events import EventBus
 from sessionward.stores.base import SessionStore
 from tests_support import Recorder, client_for, make_app, plain_http_policy
 

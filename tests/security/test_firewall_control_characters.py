@@ -19,7 +19,7 @@ import pytest
 
 from control_characters import ENCODED_CONTROLS, HALF_ENCODED, ORDINARY, RAW_CONTROLS, hex_ids
 from sessionward import FirewallPolicy, ManualClock
-from sessionward.firewall import check_request
+from sessionward.core.firewall import check_request
 from sessionward.stores.memory import MemoryStore
 from tests_support import call_raw, make_app
 

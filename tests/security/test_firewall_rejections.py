@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from sessionward import FirewallPolicy, ManualClock
-from sessionward.firewall import check_request
+from sessionward.core.firewall import check_request
 from sessionward.stores.memory import MemoryStore
 from tests_support import call_raw, make_app
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sessionward import ManualClock
-from sessionward.events import EventBus
-from sessionward.ids import generate_id
-from sessionward.records import Entry
+from sessionward.core.events import EventBus
+from sessionward.core.ids import generate_id
+from sessionward.core.records import Entry
 from sessionward.stores.memory import MemoryStore
 from tests_support import Recorder, client_for, make_app
 

@@ -13,9 +13,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sessionward import ConfigError, ManualClock
-from sessionward.asgi import SessionMiddleware
-from sessionward.headers import DEFAULT_CSP, SecurityHeadersMiddleware, SecurityHeadersPolicy
-from sessionward.manager import SessionManager
+from sessionward.asgi.headers import DEFAULT_CSP, SecurityHeadersMiddleware, SecurityHeadersPolicy
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
 from tests_support import plain_http_policy

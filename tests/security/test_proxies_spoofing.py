@@ -15,12 +15,12 @@ import pytest
 from starlette.applications import Starlette
 
 from sessionward import BindingPolicy, ManualClock
-from sessionward.asgi import SessionMiddleware
-from sessionward.clientinfo import client_info, normalize_origin, request_origin
-from sessionward.csrf import CsrfMiddleware
-from sessionward.ids import storage_key
-from sessionward.manager import SessionManager
-from sessionward.records import SessionRecord
+from sessionward.asgi.csrf import CsrfMiddleware
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.clientinfo import client_info, normalize_origin, request_origin
+from sessionward.core.ids import storage_key
+from sessionward.core.records import SessionRecord
+from sessionward.io.manager import SessionManager
 from sessionward.stores.memory import MemoryStore
 from tests_support import ROUTES, plain_http_policy
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sessionward import JsonAuditLogger, ManualClock, TimeoutPolicy
-from sessionward.events import EventBus
+from sessionward.core.events import EventBus
 from sessionward.stores.sql import SqlStore
 from tests_support import client_for, make_app, plain_http_policy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionward import Fixation, LoginPolicy, ManualClock
-from sessionward.ids import generate_id, storage_key
+from sessionward.core.ids import generate_id, storage_key
 from sessionward.stores.base import SessionStore
 from tests_support import client_for, make_app, plain_http_policy, set_cookie_value
 

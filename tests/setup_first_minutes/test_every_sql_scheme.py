@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from sessionward._sync.stores import open_store as open_sync_store
 from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.cli import main
-from sessionward.errors import ConfigError
-from sessionward.records import SessionRecord
+from sessionward.core.errors import ConfigError
+from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
 from sessionward.stores.sql import SqlStore
 from stores.builders import NOW, make_record, make_update

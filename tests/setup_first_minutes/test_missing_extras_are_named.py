@@ -61,7 +61,7 @@ def test_sync_stores_name_their_own_driver_and_extra() -> None:
     code = """
 import json
 from sessionward._sync.stores import open_store
-from sessionward.errors import ConfigError
+from sessionward.core.errors import ConfigError
 said = {}
 for url in ("postgresql://a@127.0.0.1/a", "postgres://a@127.0.0.1/a", "mysql://a@127.0.0.1/a", "mariadb://a@127.0.0.1/a"):
     try:
@@ -88,7 +88,7 @@ print(json.dumps(said))
 def test_sync_store_on_a_base_install_names_the_extra() -> None:
     code = """
 from sessionward._sync.stores import open_store
-from sessionward.errors import ConfigError
+from sessionward.core.errors import ConfigError
 try:
     open_store("sqlite:///./never/created.db")
 except ConfigError as error:
@@ -107,7 +107,7 @@ except ConfigError as error:
     [
         ("import sessionward.flask", "flask", "flask"),
         ("import sessionward.starlette", "starlette", "starlette"),
-        ("import sessionward.metrics", "prometheus_client", "prometheus"),
+        ("import sessionward.asgi.metrics", "prometheus_client", "prometheus"),
         ("import sessionward.demo", "starlette", "demo"),
     ],
 )

@@ -19,7 +19,7 @@ from flask import Flask, jsonify
 
 from sessionward import ManualClock
 from sessionward._sync.stores import open_store as open_sync_store
-from sessionward.errors import ConfigError, StoreSchemaMissingError
+from sessionward.core.errors import ConfigError, StoreSchemaMissingError
 from sessionward.flask import FlaskSession, SessionWard
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore

@@ -26,8 +26,8 @@ from sessionward._sync.stores import open_store as open_sync_store
 from sessionward._sync.stores.file import FileStore as SyncFileStore
 from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
 from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
-from sessionward.errors import ConfigError
-from sessionward.records import SessionRecord, Tombstone
+from sessionward.core.errors import ConfigError
+from sessionward.core.records import SessionRecord, Tombstone
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
 from sessionward.stores.file import FileStore

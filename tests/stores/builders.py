@@ -6,9 +6,9 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from sessionward.engine import SessionLimit
-from sessionward.ids import generate_id, storage_key
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
+from sessionward.core.engine import SessionLimit
+from sessionward.core.ids import generate_id, storage_key
+from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
 
 NOW = 1_700_000_000.0
 IDLE_S = 1800.0

@@ -12,8 +12,8 @@ import asyncio
 from functools import partial
 
 from sessionward._sync.stores.base import SessionStore as SyncSessionStore
-from sessionward.engine import Hits, SessionLimit
-from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 from sessionward.stores.base import Established, SessionStore, StoreStats
 
 

@@ -10,9 +10,9 @@ import asyncio
 
 import pytest
 
-from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
-from sessionward.ids import generate_id, seal_successor, storage_key
-from sessionward.records import EndReason, Tombstone
+from sessionward.core.errors import LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.core.ids import generate_id, seal_successor, storage_key
+from sessionward.core.records import EndReason, Tombstone
 from sessionward.stores.base import SessionStore
 
 from .backends import Backend, ended, instances, live

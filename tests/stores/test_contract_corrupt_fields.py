@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 
 from sessionward import ManualClock
-from sessionward.errors import StoreError, StoreUnavailableError
-from sessionward.ids import seal_successor, storage_key
-from sessionward.records import EndReason, SessionRecord, Tombstone
+from sessionward.core.errors import StoreError, StoreUnavailableError
+from sessionward.core.ids import seal_successor, storage_key
+from sessionward.core.records import EndReason, SessionRecord, Tombstone
+from sessionward.stores._redis_layout import session_key
 from sessionward.stores.base import SessionStore
-from sessionward.stores.redis_layout import session_key
 from sessionward.stores.sql import SqlStore
 from tests_support import client_for, make_app, set_cookie_value
 

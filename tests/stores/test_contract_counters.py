@@ -19,7 +19,7 @@ import textwrap
 import pytest
 from redis.asyncio import Redis
 
-from sessionward.engine import Hits, counter_name
+from sessionward.core.engine import Hits, counter_name
 from sessionward.stores.base import SessionStore
 from sessionward.stores.file import FileStore
 from sessionward.stores.redis import RedisStore

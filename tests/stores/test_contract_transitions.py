@@ -1,7 +1,7 @@
 """Transitions carry their precondition: races between requests, one order at a time.
 
 A login, rotation or renewal is decided on the session as a request loaded it, and hands
-the store that state as an :class:`~sessionward.records.Expected`. Each test here writes
+the store that state as an :class:`~sessionward.core.records.Expected`. Each test here writes
 one interleaving out in full, at the store level — request A loads, request B does its
 thing to completion, then A's ``establish`` arrives with the expectation from its load —
 and is named after the race or attack the precondition stops: a logout or a revocation
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sessionward.ids import generate_id, seal_successor, storage_key
-from sessionward.records import EndReason, Expected, SessionRecord, Tombstone
+from sessionward.core.ids import generate_id, seal_successor, storage_key
+from sessionward.core.records import EndReason, Expected, SessionRecord, Tombstone
 from sessionward.stores.base import SessionStore
 
 from .backends import Backend, ended, instances, live

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sessionward.errors import ConfigError, StoreError, StoreUnavailableError
-from sessionward.records import EndReason, SessionRecord
+from sessionward.core.errors import ConfigError, StoreError, StoreUnavailableError
+from sessionward.core.records import EndReason, SessionRecord
 from sessionward.stores import open_store
 from sessionward.stores.file import FileStore
 
@@ -171,8 +171,8 @@ async def test_a_stuck_lock_holder_makes_the_store_unavailable_not_hung(tmp_path
 _WORKER = """
 import asyncio, json, sys
 from msgspec.structs import replace
-from sessionward.engine import SessionLimit
-from sessionward.records import SessionRecord, Update
+from sessionward.core.engine import SessionLimit
+from sessionward.core.records import SessionRecord, Update
 from sessionward.stores.file import FileStore
 
 async def main(root, key, worker, count, now):

@@ -22,15 +22,15 @@ from starlette.routing import Route
 
 from _redis_servers import RedisCluster, RedisServer
 from sessionward import ManualClock, SessionPolicy
-from sessionward.asgi import SessionMiddleware
-from sessionward.config import CookiePolicy, LoginPolicy
-from sessionward.errors import LoginRefusedError
-from sessionward.manager import SessionManager
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.config import CookiePolicy, LoginPolicy
+from sessionward.core.errors import LoginRefusedError
+from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores import open_store
+from sessionward.stores._redis_layout import handle_key, session_key, user_keys, user_tag
 from sessionward.stores.base import SessionStore
 from sessionward.stores.redis import RedisStore
-from sessionward.stores.redis_layout import handle_key, session_key, user_keys, user_tag
 
 pytestmark = pytest.mark.redis
 

@@ -1,4 +1,4 @@
-"""The Redis store's auto-pipeline (sessionward.stores.redis_pipeline): batching, order, faults.
+"""The Redis store's auto-pipeline (sessionward.stores._redis_pipeline): batching, order, faults.
 
 Every test runs against the private standalone server. The pipeline must change only how
 commands travel: each caller gets its own reply, errors stay with their caller, a lost or
@@ -16,12 +16,12 @@ import pytest
 from redis import Redis as BlockingRedis
 from redis.asyncio import Redis, RedisCluster
 
-from sessionward.errors import StoreError, StoreUnavailableError
-from sessionward.ids import generate_id, storage_key
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
+from sessionward.core.errors import StoreError, StoreUnavailableError
+from sessionward.core.ids import generate_id, storage_key
+from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
+from sessionward.stores._redis_layout import session_key
+from sessionward.stores._redis_pipeline import AutoPipeline, auto_pipeline
 from sessionward.stores.redis import RedisStore
-from sessionward.stores.redis_layout import session_key
-from sessionward.stores.redis_pipeline import AutoPipeline, auto_pipeline
 
 pytestmark = pytest.mark.redis
 

@@ -16,13 +16,13 @@ from msgspec.structs import replace
 from redis.asyncio import Redis, RedisCluster
 
 from _redis_servers import RedisServer
-from sessionward.engine import SessionLimit
-from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
-from sessionward.ids import generate_id, handle_of, storage_key
-from sessionward.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
+from sessionward.core.engine import SessionLimit
+from sessionward.core.errors import LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.core.ids import generate_id, handle_of, storage_key
+from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone, Update
 from sessionward.stores import open_store
+from sessionward.stores._redis_layout import handle_key, session_key, user_keys, user_tag
 from sessionward.stores.redis import RedisStore
-from sessionward.stores.redis_layout import handle_key, session_key, user_keys, user_tag
 
 pytestmark = pytest.mark.redis
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from sessionward.errors import ConfigError
-from sessionward.records import SessionRecord
+from sessionward.core.errors import ConfigError
+from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
+from sessionward.stores._redis_url import parse_url, redact
 from sessionward.stores.redis import RedisStore
-from sessionward.stores.redis_url import parse_url, redact
 from stores.test_redis_store import NOW, new_record
 
 

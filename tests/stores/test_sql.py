@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from sessionward.errors import ConfigError, StoreError, StoreUnavailableError
+from sessionward.core.errors import ConfigError, StoreError, StoreUnavailableError
 from sessionward.stores import open_store
+from sessionward.stores._sql_dialects import is_retryable
 from sessionward.stores.sql import SqlStore
-from sessionward.stores.sql_dialects import is_retryable
 
 from .builders import NOW, make_record, make_update
 

@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sessionward import ManualClock
-from sessionward.manager import SessionManager
+from sessionward.io.manager import SessionManager
+from sessionward.io.telemetry import instrument
 from sessionward.stores.base import SessionStore
-from sessionward.telemetry import instrument
 
 from .backends import Backend
 from .builders import NOW, make_record

@@ -6,10 +6,10 @@ from setup_first_minutes.support import run_without
 
 CODE = """
 import sys
-import sessionward, sessionward.manager, sessionward.exchange, sessionward.asgi, sessionward.wsgi
+import sessionward, sessionward.io.manager, sessionward.io.exchange, sessionward.asgi.middleware, sessionward.wsgi
 print("imported" if any(name.startswith("opentelemetry") for name in sys.modules) else "not imported")
 try:
-    import sessionward.telemetry
+    import sessionward.io.telemetry
 except ImportError as error:
     print(error)
 """

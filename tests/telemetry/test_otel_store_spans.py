@@ -19,13 +19,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sessionward import ManualClock, TimeoutPolicy
 from sessionward._sync.manager import SessionManager as SyncSessionManager
 from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
-from sessionward.errors import StoreUnavailableError
-from sessionward.ids import storage_key
-from sessionward.manager import SessionManager
-from sessionward.records import Entry
+from sessionward.core.errors import StoreUnavailableError
+from sessionward.core.ids import storage_key
+from sessionward.core.records import Entry
+from sessionward.io.manager import SessionManager
+from sessionward.io.telemetry import StoreTelemetry, instrument
 from sessionward.stores.memory import MemoryStore
 from sessionward.stores.sql import SqlStore
-from sessionward.telemetry import StoreTelemetry, instrument
 from sessionward.wsgi import SessionMiddleware as WsgiSessionMiddleware
 from tests_support import client_for, make_app, plain_http_policy
 

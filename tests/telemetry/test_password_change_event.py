@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import EndReason, ManualClock
-from sessionward.events import EventBus, EventName, vocabulary_name
+from sessionward.core.events import EventBus, EventName, vocabulary_name
 from sessionward.starlette import get_session
 from sessionward.stores import MemoryStore
 from tests_support import ROUTES, Recorder, client_for, make_app

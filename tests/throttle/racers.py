@@ -13,9 +13,9 @@ from typing import Any
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import open_store
 from sessionward._sync.stores.sql import SqlStore
-from sessionward.config import LoginThrottlePolicy, SessionPolicy
-from sessionward.engine import ClientInfo
-from sessionward.errors import LoginThrottledError
+from sessionward.core.config import LoginThrottlePolicy, SessionPolicy
+from sessionward.core.engine import ClientInfo
+from sessionward.core.errors import LoginThrottledError
 
 
 def race(url: str, table_prefix: str, now: float, attempts: int, start: Any, results: Any, index: int) -> None:

@@ -17,10 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import ManualClock
-from sessionward.asgi import SessionMiddleware
-from sessionward.config import LoginThrottlePolicy
-from sessionward.errors import LoginThrottledError
-from sessionward.events import EventBus
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.config import LoginThrottlePolicy
+from sessionward.core.errors import LoginThrottledError
+from sessionward.core.events import EventBus
 from sessionward.starlette import get_session
 from sessionward.stores.base import SessionStore
 from tests_support import Recorder, make_app, plain_http_policy

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import ManualClock
-from sessionward.config import LoginThrottlePolicy
+from sessionward.core.config import LoginThrottlePolicy
 from sessionward.starlette import get_session
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore

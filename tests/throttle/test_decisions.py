@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sessionward.config import LoginThrottlePolicy, SessionPolicy
-from sessionward.engine import ClientInfo, Hits
-from sessionward.errors import ConfigError
-from sessionward.throttling import delay_s, subjects, wait_s
+from sessionward.core.config import LoginThrottlePolicy, SessionPolicy
+from sessionward.core.engine import ClientInfo, Hits
+from sessionward.core.errors import ConfigError
+from sessionward.core.throttling import delay_s, subjects, wait_s
 
 
 def test_the_delay_doubles_past_the_threshold_and_stops_at_the_maximum() -> None:

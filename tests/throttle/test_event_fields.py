@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sessionward import ManualClock, SessionPolicy
-from sessionward.engine import ClientInfo
-from sessionward.errors import LoginThrottledError
-from sessionward.events import EventBus, EventName, SessionEvent
-from sessionward.manager import SessionManager
+from sessionward.core.engine import ClientInfo
+from sessionward.core.errors import LoginThrottledError
+from sessionward.core.events import EventBus, EventName, SessionEvent
+from sessionward.io.manager import SessionManager
 from sessionward.stores import MemoryStore
 
 

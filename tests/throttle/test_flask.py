@@ -18,8 +18,8 @@ from sessionward import ManualClock, SessionPolicy
 from sessionward._sync.stores.base import SessionStore
 from sessionward._sync.stores.memory import MemoryStore
 from sessionward._sync.stores.sql import SqlStore
-from sessionward.config import CookiePolicy
-from sessionward.events import EventBus
+from sessionward.core.config import CookiePolicy
+from sessionward.core.events import EventBus
 from sessionward.flask import SessionWard, current_session
 from tests_support import Recorder
 from throttle.support import PASSWORDS, PasswordBook

@@ -4,7 +4,7 @@
 runs it under uvicorn (``sessionward demo``, ``python -m sessionward.demo``).
 """
 
-from sessionward._extras import needs_extra
+from sessionward.core.extras import needs_extra
 
 with needs_extra("demo", "the demo"):
     from sessionward.demo.app import create_app

@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sessionward.core.errors import LoginRefusedError, LoginThrottledError
+from sessionward.core.records import EndReason
 from sessionward.demo.context import (
     DemoContext,
     bad_request,
@@ -24,8 +26,6 @@ from sessionward.demo.context import (
     string_fields,
 )
 from sessionward.demo.users import password_problem
-from sessionward.errors import LoginRefusedError, LoginThrottledError
-from sessionward.records import EndReason
 from sessionward.starlette import get_session
 
 _HANDLE = re.compile(r"[0-9a-f]{16}")

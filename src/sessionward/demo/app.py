@@ -22,16 +22,16 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from sessionward.clock import Clock
+from sessionward.core.clock import Clock
+from sessionward.core.errors import StoreError
+from sessionward.core.events import EventBus, JsonAuditLogger
 from sessionward.demo.api import JsonApi
 from sessionward.demo.context import DemoContext, RecentEvents
 from sessionward.demo.defences import middleware
 from sessionward.demo.pages import Pages
 from sessionward.demo.settings import load_settings
 from sessionward.demo.users import UserDirectory
-from sessionward.errors import StoreError
-from sessionward.events import EventBus, JsonAuditLogger
-from sessionward.manager import SessionManager
+from sessionward.io.manager import SessionManager
 from sessionward.stores import open_store
 
 logger = logging.getLogger("sessionward.demo")

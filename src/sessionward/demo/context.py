@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from sessionward.core.events import SessionEvent
 from sessionward.demo.settings import DemoSettings
 from sessionward.demo.users import UserDirectory
-from sessionward.events import SessionEvent
-from sessionward.manager import SessionManager
+from sessionward.io.manager import SessionManager
 
 MAX_JSON_BODY_BYTES = 16 * 1024
 

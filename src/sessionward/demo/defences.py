@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 
-from sessionward.asgi import SessionMiddleware
-from sessionward.csrf import CsrfMiddleware, csrf_token
-from sessionward.exchange import RequestSession
-from sessionward.headers import SecurityHeadersMiddleware
-from sessionward.manager import SessionManager
+from sessionward.asgi.csrf import CsrfMiddleware, csrf_token
+from sessionward.asgi.headers import SecurityHeadersMiddleware
+from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.io.exchange import RequestSession
+from sessionward.io.manager import SessionManager
 
 
 def middleware(manager: SessionManager) -> list[Middleware]:

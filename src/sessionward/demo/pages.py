@@ -16,13 +16,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from sessionward.core.errors import LoginRefusedError, LoginThrottledError
+from sessionward.core.events import EventName
+from sessionward.core.records import EndReason
 from sessionward.demo.context import DemoContext, ago, utc
 from sessionward.demo.defences import form_token
 from sessionward.demo.users import DEFAULT_USERS, password_problem
-from sessionward.errors import LoginRefusedError, LoginThrottledError
-from sessionward.events import EventName
-from sessionward.exchange import RequestSession
-from sessionward.records import EndReason
+from sessionward.io.exchange import RequestSession
 from sessionward.starlette import get_session
 
 SIGN_OUT_REASONS = {

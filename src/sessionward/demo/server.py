@@ -24,10 +24,10 @@ import gc
 import sys
 from collections.abc import Sequence
 
-from sessionward._extras import needs_extra
-from sessionward.asgi_types import ASGIApp, Receive, Scope, Send
-from sessionward.cli_common import redact_url
-from sessionward.errors import ConfigError, StoreError
+from sessionward.asgi.types import ASGIApp, Receive, Scope, Send
+from sessionward.cli.common import redact_url
+from sessionward.core.errors import ConfigError, StoreError
+from sessionward.core.extras import needs_extra
 from sessionward.stores import open_store
 
 with needs_extra("demo", "the demo"):
@@ -36,7 +36,7 @@ with needs_extra("demo", "the demo"):
 
 MAX_HEADER_BYTES = 32 * 1024
 """The most bytes of request headers served (twice h11's default; the session cookie itself
-is never read from more than 16 KiB of ``Cookie`` headers: :mod:`sessionward.cookies`)."""
+is never read from more than 16 KiB of ``Cookie`` headers: :mod:`sessionward.core.cookies`)."""
 
 MAX_HEADER_FIELDS = 100
 """The most header fields a request may carry (gunicorn's default; browsers send ~20)."""
@@ -173,7 +173,9 @@ def bounded_httptools() -> type[asyncio.Protocol] | None:
             self.logger.warning("request head over %d bytes refused", MAX_HEADER_BYTES)
             self.transport.write(
                 b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                b"content-length: " + str(len(_TOO_LARGE_BODY)).encode() + b"\r\nconnection: close\r\n\r\n"
+                b"content-length: "
+                + str(len(_TOO_LARGE_BODY)).encode()
+                + b"\r\nconnection: close\r\n\r\n"
                 + _TOO_LARGE_BODY
             )
             self.transport.close()

@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sessionward.cli_common import DEFAULT_STORE_URL
-from sessionward.config import InvalidSessionPolicy, SessionPolicy
+from sessionward.cli.common import DEFAULT_STORE_URL
+from sessionward.core.config import InvalidSessionPolicy, SessionPolicy
 from sessionward.demo.users import DEFAULT_USERS, UserSpec, parse_users
 
 __all__ = ["DEFAULT_STORE_URL", "DemoSettings", "demo_policy_base", "load_settings"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from sessionward.errors import ConfigError
+from sessionward.core.errors import ConfigError
 
 USERS_VARIABLE = "SESSIONWARD_DEMO_USERS"
 MIN_PASSWORD_CHARS = 8

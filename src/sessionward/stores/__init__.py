@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from sessionward import _env
-from sessionward._extras import needs_extra
-from sessionward.errors import ConfigError
+from sessionward.core import env
+from sessionward.core.errors import ConfigError
+from sessionward.core.extras import needs_extra
 from sessionward.stores.base import Established, SessionStore, StoreStats
 from sessionward.stores.memory import MemoryStore
 
@@ -74,7 +74,7 @@ def open_store(
         setting: What the URL came from, for error messages.
         must_exist: Open only a store that was set up, creating nothing: a SQLite file or
             a file store directory that does not exist raises
-            :class:`~sessionward.errors.StoreSchemaMissingError` here; a database server's
+            :class:`~sessionward.core.errors.StoreSchemaMissingError` here; a database server's
             missing tables are reported by the first operation.
         create_schema: Let a SQL store create its schema when an operation finds it
             missing, once (development). ``None`` reads ``SESSIONWARD_STORE_CREATE_SCHEMA``
@@ -119,4 +119,4 @@ def wants_schema_created(create_schema: bool | None = None) -> bool:
     """
     if create_schema is not None:
         return create_schema
-    return bool(_env.read(os.environ, CREATE_SCHEMA_VARIABLE, _env.boolean, "true or false (default false)"))
+    return bool(env.read(os.environ, CREATE_SCHEMA_VARIABLE, env.boolean, "true or false (default false)"))

@@ -1,7 +1,7 @@
 """The async store contract every backend implements.
 
-A store files entries (live :class:`~sessionward.records.SessionRecord` or
-:class:`~sessionward.records.Tombstone`) under the *storage key* (SHA-256 of the ID);
+A store files entries (live :class:`~sessionward.core.records.SessionRecord` or
+:class:`~sessionward.core.records.Tombstone`) under the *storage key* (SHA-256 of the ID);
 it never sees a raw ID. It keeps a per-user index of live sessions (F12) and remembers
 tombstones until they expire (F10). It does not decide: the sans-I/O engine computes
 deadlines and tombstones and passes them in, with ``now``.
@@ -14,7 +14,7 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   (a concurrent logout ended it), nothing is written and it returns ``False``.
 * :meth:`SessionStore.establish` writes a new record, retires the old key and enforces
   the per-user limit atomically with respect to other logins of the same user (F11).
-  When it carries an :class:`~sessionward.records.Expected` (every login, rotation and
+  When it carries an :class:`~sessionward.core.records.Expected` (every login, rotation and
   renewal of an existing session does), it applies only while the old key still holds a
   live record at the expected version, checked and written in one atomic step (one Lua
   script, one transaction holding the row and user locks, one set of file locks).
@@ -44,7 +44,7 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
   expiry, the others in :meth:`SessionStore.purge_expired`) and is never listed with
   sessions. Counter names are SHA-256 hex digests (``engine.counter_name``): what is
   counted (a client's network, an account) never reaches the store in clear.
-* Every method either completes or raises :class:`~sessionward.errors.StoreUnavailableError`
+* Every method either completes or raises :class:`~sessionward.core.errors.StoreUnavailableError`
   (after the store's timeout) — never hangs, never half-writes silently.
 """
 
@@ -56,9 +56,9 @@ from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
-from sessionward.engine import Hits, SessionLimit
-from sessionward.ids import is_key
-from sessionward.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.ids import is_key
+from sessionward.core.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,7 @@ class SessionStore(ABC):
         """Replace an entry under ``tombstone.key`` that does not decode with ``tombstone``.
 
         A corrupt record is treated as invalid and removed (never a 500): the caller found
-        that :meth:`load` raised :class:`~sessionward.errors.StoreError` for the key. Unlike
+        that :meth:`load` raised :class:`~sessionward.core.errors.StoreError` for the key. Unlike
         :meth:`end`, what is there goes even if it looks like a tombstone: a store that
         cannot tell a corrupt tombstone from a sound one by itself overrides this.
         """
@@ -295,6 +295,6 @@ def check_counter(name: str, window_s: float = 1.0) -> None:
         ValueError: naming what was wrong; the caller writes nothing.
     """
     if not isinstance(name, str) or not is_key(name):
-        raise ValueError("a counter name must be a SHA-256 hex digest (use sessionward.engine.counter_name)")
+        raise ValueError("a counter name must be a SHA-256 hex digest (use sessionward.core.engine.counter_name)")
     if not (isinstance(window_s, int | float) and math.isfinite(window_s) and 0 < window_s <= 366 * 86400):
         raise ValueError(f"a counter window must be a positive number of seconds, at most a year; got {window_s!r}")

@@ -52,12 +52,11 @@ from urllib.parse import unquote, urlsplit
 import orjson
 from msgspec.structs import replace
 
-from sessionward.engine import Hits, SessionLimit, login_order
-from sessionward.errors import ConfigError, StoreError, StoreSchemaMissingError, StoreUnavailableError
-from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
-from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
-from sessionward.stores.file_io import (
+from sessionward.core.engine import Hits, SessionLimit, login_order
+from sessionward.core.errors import ConfigError, StoreError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.core.ids import is_handle, is_key
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.stores._file_io import (
     bucket_of,
     decode_entry,
     encode_entry,
@@ -67,6 +66,7 @@ from sessionward.stores.file_io import (
     settle_at,
     write_atomic,
 )
+from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
 
 logger = logging.getLogger("sessionward")
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from msgspec.structs import replace
 
-from sessionward.engine import Hits, SessionLimit, login_order
-from sessionward.records import (
+from sessionward.core.engine import Hits, SessionLimit, login_order
+from sessionward.core.records import (
     EndReason,
     Entry,
     Expected,

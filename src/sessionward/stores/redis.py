@@ -1,6 +1,6 @@
 """The Redis store: standalone, Sentinel-managed or Cluster, through redis-py's asyncio client.
 
-Layout: see :mod:`sessionward.stores.redis_layout`; scripts: :mod:`sessionward.stores.redis_lua`.
+Layout: see :mod:`sessionward.stores._redis_layout`; scripts: :mod:`sessionward.stores._redis_lua`.
 A session is a HASH with one field per data key, so a per-key write is a native
 HSET/HDEL and racing writers of different keys lose nothing (F18). Redis expires sessions
 and tombstones by TTL (``expires_at`` minus the writer's clock, capped by the absolute
@@ -10,7 +10,7 @@ Round trips per request: a load is one ``HGETALL``; a save (data, metadata, idle
 TTL) is one script that writes only into a live session, so a concurrent logout is never
 undone. On a standalone or Sentinel-managed Redis these two hot-path commands are
 auto-pipelined: those of all requests in one event-loop tick travel together
-(:mod:`sessionward.stores.redis_pipeline`); nothing is cached, so every request still
+(:mod:`sessionward.stores._redis_pipeline`); nothing is cached, so every request still
 reads what Redis holds now. On a standalone or Sentinel-managed Redis, ``establish`` (login, rotation), ``end``
 (logout) and ``end_user`` are each one script: one atomic step that also keeps the user
 index exact.
@@ -61,13 +61,12 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from sessionward.engine import Hits, SessionLimit
-from sessionward.errors import LoginRefusedError, StoreError, StoreUnavailableError
-from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps, meta_to_json
-from sessionward.stores import redis_lua as lua
-from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
-from sessionward.stores.redis_layout import (
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.errors import LoginRefusedError, StoreError, StoreUnavailableError
+from sessionward.core.ids import is_handle, is_key
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps, meta_to_json
+from sessionward.stores import _redis_lua as lua
+from sessionward.stores._redis_layout import (
     DATA_PREFIX,
     check_prefix,
     counter_key,
@@ -85,8 +84,9 @@ from sessionward.stores.redis_layout import (
     user_keys,
     user_tag,
 )
-from sessionward.stores.redis_pipeline import auto_pipeline
-from sessionward.stores.redis_url import DEFAULT_PREFIX, connect, parse_url
+from sessionward.stores._redis_pipeline import auto_pipeline
+from sessionward.stores._redis_url import DEFAULT_PREFIX, connect, parse_url
+from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
 
 logger = logging.getLogger("sessionward")
 

@@ -40,10 +40,10 @@ Concurrency:
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
-:class:`~sessionward.errors.StoreSchemaMissingError` (503 for a request), saying how to
+:class:`~sessionward.core.errors.StoreSchemaMissingError` (503 for a request), saying how to
 create it. Only a store opened with ``create_schema`` (``SESSIONWARD_STORE_CREATE_SCHEMA``,
 for development) creates it then, once, and carries on. Dialect differences live in
-:mod:`sessionward.stores.sql_dialects`.
+:mod:`sessionward.stores._sql_dialects`.
 """
 
 from __future__ import annotations
@@ -59,11 +59,10 @@ from msgspec.structs import replace
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sessionward._store_calls import unwaited_cleanup
-from sessionward.engine import Hits, SessionLimit
-from sessionward.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
-from sessionward.ids import handle_of
-from sessionward.records import (
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.core.ids import handle_of
+from sessionward.core.records import (
     EndReason,
     Entry,
     Expected,
@@ -80,8 +79,8 @@ from sessionward.records import (
     tombstone_to_json,
     with_changes,
 )
-from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
-from sessionward.stores.sql_dialects import (
+from sessionward.io._store_calls import unwaited_cleanup
+from sessionward.stores._sql_dialects import (
     brief,
     count_hit_statement,
     counter_table,
@@ -95,6 +94,7 @@ from sessionward.stores.sql_dialects import (
     tables,
     upsert,
 )
+from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
 
 logger = logging.getLogger("sessionward")
 T = TypeVar("T")
@@ -107,7 +107,7 @@ class SqlStore(SessionStore):
 
     Args:
         engine: The async engine; for SQLite, one made by
-            :func:`~sessionward.stores.sql_dialects.open_engine` (it sets up the write lock).
+            :func:`~sessionward.stores._sql_dialects.open_engine` (it sets up the write lock).
         table_prefix: Prefix of the two table names, so several stores can share a database.
         timeout_s: The most one store operation may take before it raises
             :class:`StoreUnavailableError`.

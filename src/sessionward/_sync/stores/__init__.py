@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sessionward._extras import needs_extra
-from sessionward.errors import ConfigError
+from sessionward.core.errors import ConfigError
+from sessionward.core.extras import needs_extra
 from sessionward._sync.stores.base import SessionStore
 from sessionward.stores.base import Established, StoreStats
 from sessionward._sync.stores.memory import MemoryStore
@@ -40,7 +40,7 @@ def open_store(
         setting: What the URL came from, for error messages.
         must_exist: Open only a store that was set up, creating nothing: a SQLite file or
             a file store directory that does not exist raises
-            :class:`~sessionward.errors.StoreSchemaMissingError` here; a database server's
+            :class:`~sessionward.core.errors.StoreSchemaMissingError` here; a database server's
             missing tables are reported by the first operation.
         create_schema: Let a SQL store create its schema when an operation finds it
             missing, once (development). ``None`` reads ``SESSIONWARD_STORE_CREATE_SCHEMA``

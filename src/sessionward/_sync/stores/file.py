@@ -39,7 +39,7 @@ pickled; a raw session ID never reaches the disk (files are named by the SHA-256
 
 from __future__ import annotations
 
-from sessionward import _blocking
+from sessionward.io import _blocking
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -51,13 +51,11 @@ from urllib.parse import unquote, urlsplit
 import orjson
 from msgspec.structs import replace
 
-from sessionward.engine import Hits, SessionLimit, login_order
-from sessionward.errors import ConfigError, StoreError, StoreSchemaMissingError, StoreUnavailableError
-from sessionward.ids import is_handle, is_key
-from sessionward.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
-from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats, check_counter
-from sessionward.stores.file_io import (
+from sessionward.core.engine import Hits, SessionLimit, login_order
+from sessionward.core.errors import ConfigError, StoreError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.core.ids import is_handle, is_key
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.stores._file_io import (
     bucket_of,
     decode_entry,
     encode_entry,
@@ -67,6 +65,8 @@ from sessionward.stores.file_io import (
     settle_at,
     write_atomic,
 )
+from sessionward._sync.stores.base import SessionStore
+from sessionward.stores.base import Established, StoreStats, check_counter
 from sessionward.stores.file import COUNTER_MARK, _decode_counter, _require_keys, _user_digest
 
 logger = logging.getLogger("sessionward")

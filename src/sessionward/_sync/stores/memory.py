@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from sessionward import _blocking
-from sessionward.engine import Hits, SessionLimit, login_order
-from sessionward.records import (
+from sessionward.io import _blocking
+from sessionward.core.engine import Hits, SessionLimit, login_order
+from sessionward.core.records import (
     EndReason,
     Entry,
     Expected,

@@ -41,15 +41,15 @@ Concurrency:
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
-:class:`~sessionward.errors.StoreSchemaMissingError` (503 for a request), saying how to
+:class:`~sessionward.core.errors.StoreSchemaMissingError` (503 for a request), saying how to
 create it. Only a store opened with ``create_schema`` (``SESSIONWARD_STORE_CREATE_SCHEMA``,
 for development) creates it then, once, and carries on. Dialect differences live in
-:mod:`sessionward.stores.sql_dialects`.
+:mod:`sessionward.stores._sql_dialects`.
 """
 
 from __future__ import annotations
 
-from sessionward import _blocking
+from sessionward.io import _blocking
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -59,10 +59,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
-from sessionward.engine import Hits, SessionLimit
-from sessionward.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
-from sessionward.ids import handle_of
-from sessionward.records import (
+from sessionward.core.engine import Hits, SessionLimit
+from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.core.ids import handle_of
+from sessionward.core.records import (
     EndReason,
     Entry,
     Expected,
@@ -75,9 +75,7 @@ from sessionward.records import (
     stored_count,
     tombstone_from_json,
 )
-from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats, check_counter
-from sessionward.stores.sql_dialects import (
+from sessionward.stores._sql_dialects import (
     brief,
     count_hit_statement,
     counter_table,
@@ -91,6 +89,8 @@ from sessionward.stores.sql_dialects import (
     tables,
     upsert,
 )
+from sessionward._sync.stores.base import SessionStore
+from sessionward.stores.base import Established, StoreStats, check_counter
 from sessionward.stores.sql import (
     _BURIED_COLUMNS,
     _DEADLOCK_RETRIES,
@@ -111,7 +111,7 @@ class SqlStore(SessionStore):
 
     Args:
         engine: The async engine; for SQLite, one made by
-            :func:`~sessionward.stores.sql_dialects.open_engine` (it sets up the write lock).
+            :func:`~sessionward.stores._sql_dialects.open_engine` (it sets up the write lock).
         table_prefix: Prefix of the two table names, so several stores can share a database.
         timeout_s: The most one store operation may take before it raises
             :class:`StoreUnavailableError`.

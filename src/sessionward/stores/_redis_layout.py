@@ -1,0 +1,240 @@
+"""How the Redis store lays sessions out in keys and hash fields; pure, no I/O.
+
+Keys (``P`` is the key prefix, ``sw:`` by default; ``H`` a session's handle, the first 16
+hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``%``,
+``{`` and ``}`` percent-escaped so that it never breaks a hash tag):
+
+* ``P s:{H}K``: the session, a HASH (the whole key is in its name, for operators' tools).
+  A live session has ``m`` (metadata JSON, unset fields left out), ``e`` (``expires_at``),
+  ``r`` (``retain_until``: Redis keeps the hash until ``kept_until`` so the reason it
+  ended can be told), ``v`` (version), ``u`` (the user's tag, when authenticated) and
+  one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
+  HSET/HDEL. A tombstone has only ``t`` (its JSON, without the key) and ``e``.
+* ``P h:{H}``: the handle's key ``K`` (a string), for revocation by handle.
+* ``P g:{H}K``: after a renewal, the successor sealed under the old ID (a string), kept
+  only for the grace period (its TTL): the tombstone's ``t`` never holds it.
+* ``P u:{T}``: the user's live sessions, a ZSET of ``K`` scored by ``created_at``
+  (oldest first, ties by key, as the contract orders them).
+* ``P ux:{T}``: the same members scored by their absolute deadline, an upper bound on
+  when each can expire: entries past it are pruned.
+* ``P c:{N}``: a fixed-window counter named ``N`` (a SHA-256 hex digest), a HASH with
+  ``n`` (hits) and ``e`` (when its window ends); it expires by TTL soon after that.
+
+The hash tags put a session with its handle key, and a user's two index keys together,
+in one Redis Cluster slot each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import cast
+
+import orjson
+from msgspec.structs import asdict, replace
+
+from sessionward.core.errors import StoreError
+from sessionward.core.records import (
+    Entry,
+    JSONValue,
+    SessionRecord,
+    Tombstone,
+    count_from_text,
+    dumps,
+    meta_from_json,
+    meta_to_json,
+    time_from_text,
+    tombstone_from_json,
+)
+
+DATA_PREFIX = b"d:"
+_DATA_AT = len(DATA_PREFIX)
+TTL_SLACK_MS = 1000
+"""Redis keeps a key this long past its logical expiry: app servers' clocks differ a
+little, and ``load`` checks expiry itself, so a key living a bit longer is harmless while
+one vanishing early would turn a reason (tombstone) into "unknown"."""
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can start key names; braces would break the hash tags."""
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(f"key prefix {prefix!r} must not contain '{{' or '}}' (they would change the hash tags)")
+    return prefix
+
+
+def session_key(prefix: str, key: str) -> str:
+    """Return the Redis key of the session stored under storage key ``key``."""
+    return f"{prefix}s:{{{key[:16]}}}{key}"
+
+
+def seal_key(prefix: str, key: str) -> str:
+    """Return the Redis key holding a renewed session's sealed successor, for its grace only."""
+    return f"{prefix}g:{{{key[:16]}}}{key}"
+
+
+def seal_args(tomb: Tombstone | None) -> list[bytes | str | int]:
+    """Return the sealed successor and its TTL in ms (until the grace ends), or ``''`` and 0.
+
+    No slack here, unlike other TTLs: the seal must not outlive the grace at rest, and one
+    that vanishes a moment early only turns a late request's answer into "renewed".
+    """
+    if tomb is None or tomb.sealed_successor is None or tomb.sealed_until is None:
+        return ["", 0]
+    return [tomb.sealed_successor, max(1, math.ceil((tomb.sealed_until - tomb.ended_at) * 1000))]
+
+
+def handle_key(prefix: str, key: str) -> str:
+    """Return the Redis key mapping the handle of ``key`` back to ``key``."""
+    return f"{prefix}h:{{{key[:16]}}}"
+
+
+def counter_key(prefix: str, name: str) -> str:
+    """Return the Redis key of the fixed-window counter ``name`` (one key: one slot)."""
+    return f"{prefix}c:{{{name}}}"
+
+
+def user_tag(user: str) -> str:
+    """Return ``user`` escaped for use inside a hash tag (injective: distinct users stay distinct)."""
+    return user.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def user_keys(prefix: str, tag: str) -> tuple[str, str]:
+    """Return the user index keys (by creation, by deadline) for a user tag."""
+    return f"{prefix}u:{{{tag}}}", f"{prefix}ux:{{{tag}}}"
+
+
+def ttl_ms(expires_at: float, reference: float) -> int:
+    """Return the Redis TTL for something that expires at ``expires_at``, seen at ``reference``.
+
+    Callers pass the time the writer acted (the idle clock, the tombstone's end time), a
+    time no later than now: the TTL then never ends before the logical expiry.
+    """
+    return max(1, math.ceil((expires_at - reference) * 1000)) + TTL_SLACK_MS
+
+
+def number(value: float) -> str:
+    """Return a float as text that Redis and Lua read back exactly."""
+    return repr(float(value))
+
+
+def record_fields(record: SessionRecord) -> list[bytes | str]:
+    """Return the hash fields and values of a live record, flat (for HSET)."""
+    fields: list[bytes | str] = ["m", meta_to_json(record.meta), "e", number(record.expires_at)]
+    fields += ["v", str(record.version), "r", number(record.retain_until)]
+    if record.meta.user is not None:
+        fields += ["u", user_tag(record.meta.user)]
+    for name, value in record.data.items():
+        fields += [DATA_PREFIX + name.encode(), dumps(value)]
+    return fields
+
+
+def tombstone_json(tomb: Tombstone) -> bytes:
+    """Encode a tombstone without its key (the Redis key names it; victims share one JSON)."""
+    fields = asdict(tomb)
+    del fields["key"]
+    return orjson.dumps(fields)  # the reason is a StrEnum: orjson writes its value
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """Turn a flat HGETALL-style list (as a Lua script returns it) into a dict."""
+    if flat and type(flat[0]) is bytes:
+        # The common case: a client's replies are all bytes (never decoded to text) or all
+        # text, so the first tells; no copy per item.
+        items = iter(flat)
+        return dict(zip(items, items, strict=False))
+    return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def decode_entry(
+    key: str, fields: list[bytes] | Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
+) -> Entry | None:
+    """Decode a session hash into a record or tombstone; ``None`` if the hash is empty.
+
+    Args:
+        key: The session's storage key.
+        fields: The hash as a mapping (``HGETALL`` in RESP3, redis-py's ``hgetall``) or
+            flat, name after value (``HGETALL`` in RESP2, the scripts' replies): the hot
+            path decodes that without building a dict first.
+
+    Raises:
+        StoreError: the hash is corrupt (then the caller treats the session as invalid).
+    """
+    if not fields:
+        return None
+    pairs_in: Iterable[tuple[bytes, bytes]]
+    if isinstance(fields, list) and type(fields[0]) is bytes:
+        items = iter(fields)
+        pairs_in = zip(items, items, strict=False)
+    else:
+        mapping = pairs(fields) if isinstance(fields, list) else fields
+        if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
+            mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
+        pairs_in = cast(Mapping[bytes, bytes], mapping).items()
+    meta = expires = tomb = touched = sealed = None
+    version, retain = b"0", b"0"
+    data: dict[str, JSONValue] = {}
+    try:
+        for name, value in pairs_in:
+            if name[:_DATA_AT] == DATA_PREFIX:
+                data[name[_DATA_AT:].decode()] = orjson.loads(value)
+            elif name == b"m":
+                meta = value
+            elif name == b"a":
+                touched = value
+            elif name == b"e":
+                expires = value
+            elif name == b"v":
+                version = value
+            elif name == b"r":
+                retain = value
+            elif name == b"t":
+                tomb = value
+            elif name == b"g":
+                sealed = value  # only in a script's reply: the seal's own key, joined
+        if expires is None:
+            raise StoreError("no expiry field")
+        if tomb is not None:
+            if meta is not None or data:
+                raise StoreError("a tombstone beside session fields")  # sessionward never writes both
+            tombstone = tombstone_from_json(tomb, key)
+            if sealed is not None:
+                tombstone = replace(tombstone, sealed_successor=sealed.decode())
+            return tombstone
+        if meta is None:
+            raise StoreError("no metadata field")
+        decoded_meta = meta_from_json(meta)
+        if touched is not None:
+            # Written beside ``m`` by earlier versions' load-and-touch script, which left
+            # ``m`` alone: the later of the two is the idle clock. Saves now drop it.
+            decoded_meta.last_access_at = max(decoded_meta.last_access_at, time_from_text(touched, "access time"))
+        return SessionRecord(
+            key=key,
+            meta=decoded_meta,
+            data=data,
+            expires_at=time_from_text(expires, "expiry"),
+            version=count_from_text(version, "version"),
+            retain_until=time_from_text(retain, "retention"),
+        )
+    except (UnicodeDecodeError, orjson.JSONDecodeError) as error:
+        raise StoreError(f"corrupt session record {key[:16]} in Redis: {type(error).__name__}: {error}") from None
+    except StoreError as error:
+        raise StoreError(f"corrupt session record {key[:16]} in Redis: {error}") from None
+
+
+def is_live(fields: list[bytes | None], now: float) -> bool:
+    """Tell from ``HMGET key e t`` whether a session is live at ``now``."""
+    expires, tomb = fields
+    if expires is None or tomb is not None:
+        return False
+    try:
+        return float(expires) > now
+    except ValueError:
+        return False

@@ -1,0 +1,370 @@
+"""What differs between SQLite, PostgreSQL and MySQL/MariaDB, in one place.
+
+The SQL store (:mod:`sessionward.stores.sql`) states what it does once; this module
+turns that into each dialect's statements and settings: the schema, opening an engine
+from a URL with timeouts on every driver, upserts, the per-user lock row, and which
+driver errors mean "retry", "bad value", "schema missing" or "database down".
+
+A URL's scheme is normalised before anything else is decided: ``postgres`` is
+``postgresql`` and ``mariadb`` is ``mysql`` (:data:`sessionward.stores.SQL_DATABASES`), so
+an alias gets the same driver, timeouts and isolation level as the name it stands for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+
+from sessionward.core.errors import ConfigError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.core.extras import require
+from sessionward.stores import SQL_DATABASES, SQL_EXTRAS
+
+DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "asyncmy"}
+"""The driver of each database (by its SQLAlchemy name) for the async store."""
+SYNC_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
+"""The blocking drivers of :mod:`sessionward._sync.stores.sql` (Flask, WSGI)."""
+# What each driver imports when it first connects: checked when the engine is made, so a
+# missing one is named with its extra at start-up rather than on the first request.
+_DRIVER_MODULES = {
+    "aiosqlite": ("aiosqlite", "greenlet"),
+    "asyncpg": ("asyncpg", "greenlet"),
+    "asyncmy": ("asyncmy", "greenlet"),
+    "pysqlite": ("sqlite3",),
+    "psycopg": ("psycopg",),
+    "pymysql": ("pymysql",),
+}
+# "Table or view does not exist": PostgreSQL's SQLSTATE, MySQL's error number.
+_MISSING_TABLE_SQLSTATES = frozenset({"42P01"})
+_MISSING_TABLE_MYSQL_ERRORS = frozenset({1146})
+# PostgreSQL SQLSTATEs and MySQL error numbers that mean "retry the transaction".
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+_RETRY_MYSQL_ERRORS = frozenset({1213})
+
+_BigText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+def tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    """Return the schema: the sessions table and the per-user lock table."""
+    metadata = sa.MetaData()
+    sessions = sa.Table(
+        f"{prefix}sessions",
+        metadata,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("handle", sa.String(16), nullable=False, index=True),
+        sa.Column("user_id", sa.String(255), nullable=True, index=True),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("last_access_at", sa.Double, nullable=False),
+        sa.Column("expires_at", sa.Double, nullable=False),
+        # When the row may go: a record's kept_until (F10 retention), a tombstone's expiry.
+        sa.Column("kept_until", sa.Double, nullable=False, index=True),
+        sa.Column("version", sa.Integer, nullable=False, default=0),
+        sa.Column("meta", _BigText, nullable=True),
+        sa.Column("data", _BigText, nullable=True),
+        sa.Column("tomb", sa.Text, nullable=True),
+    )
+    locks = sa.Table(
+        f"{prefix}user_locks",
+        metadata,
+        sa.Column("user_id", sa.String(255), primary_key=True),
+    )
+    return metadata, sessions, locks
+
+
+def open_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> AsyncEngine:
+    """Open an async engine for ``url`` with ``timeout_s`` on connecting and on every statement.
+
+    Nothing is created: not a SQLite file's folder (:func:`make_database_dir` does that
+    for ``setup``), and with ``must_exist`` not the SQLite file either.
+
+    Raises:
+        ConfigError: naming ``setting``, when the URL is malformed, names another
+            database or driver, or its driver is not installed (naming the extra).
+        StoreSchemaMissingError: ``must_exist`` and the SQLite file does not exist.
+    """
+    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=DRIVERS, must_exist=must_exist)
+    if parsed.get_backend_name() == "sqlite" and "poolclass" in options:
+        options["poolclass"] = AsyncAdaptedQueuePool
+    try:
+        engine = create_async_engine(parsed, **options)
+    except (exc.ArgumentError, ImportError) as error:
+        raise ConfigError(
+            setting, f"{parsed.render_as_string(hide_password=True)!r} cannot be opened: {error}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine.sync_engine, busy_timeout_ms=int(timeout_s * 1000))
+    return engine
+
+
+def open_sync_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> sa.Engine:
+    """Open a blocking engine (sqlite3, psycopg, PyMySQL) for the generated sync store.
+
+    The same URLs, schema, timeouts and SQLite locking as :func:`open_engine`.
+
+    Raises:
+        ConfigError: as :func:`open_engine`.
+        StoreSchemaMissingError: as :func:`open_engine`.
+    """
+    parsed, options = _engine_options(
+        url, setting=setting, timeout_s=timeout_s, drivers=SYNC_DRIVERS, must_exist=must_exist
+    )
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        # The engine's connections serve whichever WSGI thread holds them, one at a time.
+        options["connect_args"]["check_same_thread"] = False
+    elif backend == "postgresql":
+        # psycopg's connect timeout is in whole seconds; the statement timeout in ms.
+        options["connect_args"] = {
+            "connect_timeout": max(1, round(timeout_s)),
+            "options": f"-c statement_timeout={int(timeout_s * 1000)}",
+        }
+    else:
+        whole_seconds = max(1, round(timeout_s))
+        options["connect_args"] = {
+            "connect_timeout": whole_seconds,
+            "read_timeout": whole_seconds,
+            "write_timeout": whole_seconds,
+        }
+    try:
+        engine = sa.create_engine(parsed, **options)
+    except (exc.ArgumentError, ImportError) as error:
+        raise ConfigError(
+            setting, f"{parsed.render_as_string(hide_password=True)!r} cannot be opened: {error}"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
+    return engine
+
+
+def _engine_options(
+    url: str, *, setting: str, timeout_s: float, drivers: dict[str, str], must_exist: bool
+) -> tuple[sa.URL, dict[str, Any]]:
+    """Return the URL with its driver and the engine options shared by both flavours."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise ConfigError(setting, f"{url!r} is not a valid database URL") from None
+    shown = repr(parsed.render_as_string(hide_password=True))
+    # Normalised first: every choice below is made on the database, never on an alias.
+    scheme, _, driver = parsed.drivername.lower().partition("+")
+    backend = SQL_DATABASES.get(scheme)
+    if backend is None:
+        raise ConfigError(
+            setting, f"{shown}: unsupported database {scheme!r}; use sqlite, postgresql (postgres) or mysql (mariadb)"
+        )
+    if driver and driver not in (DRIVERS[backend], SYNC_DRIVERS[backend]):
+        raise ConfigError(
+            setting,
+            f"{shown}: the {backend} store runs on {DRIVERS[backend]} (async) and {SYNC_DRIVERS[backend]} (sync), "
+            f"not {driver!r}; write {scheme}:// without a driver",
+        )
+    # A URL may name either flavour's driver: one URL serves the async and the sync store.
+    driver = drivers[backend]
+    extra, feature = SQL_EXTRAS[backend]
+    require(extra, feature, *_DRIVER_MODULES[driver], setting=setting)
+    parsed = parsed.set(drivername=f"{backend}+{driver}")
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": timeout_s}
+    if backend == "sqlite":
+        database = parsed.database or ""
+        options = {"connect_args": {"timeout": timeout_s}}
+        if database in ("", ":memory:"):
+            # One connection, handed to one transaction at a time: an in-memory database
+            # lives in its connection, and sharing it (StaticPool) would interleave
+            # concurrent transactions on it.
+            options.update(poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=timeout_s)
+        elif must_exist and not Path(database).expanduser().is_file():
+            # Checked before any connection: connecting would create the file.
+            raise StoreSchemaMissingError(f"the SQLite database {database} does not exist")
+    elif backend == "postgresql":
+        options["connect_args"] = {"timeout": timeout_s, "command_timeout": timeout_s}
+    else:
+        # asyncmy's connect_timeout covers only the TCP connect; read_timeout covers a
+        # server that accepts and then says nothing. Both take whole seconds.
+        whole_seconds = max(1, round(timeout_s))
+        options["connect_args"] = {"connect_timeout": whole_seconds, "read_timeout": whole_seconds}
+    if backend == "mysql":
+        # A statement after a lock wait must see what the lock holder committed;
+        # REPEATABLE READ would keep the snapshot from before the wait.
+        options["isolation_level"] = "READ COMMITTED"
+    return parsed, options
+
+
+def make_database_dir(url: sa.URL) -> None:
+    """Create the folder of a SQLite file (``setup`` only: opening a store creates nothing).
+
+    Raises:
+        StoreUnavailableError: the folder cannot be created.
+    """
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    folder = Path(database).expanduser().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreUnavailableError(f"SQL store (sqlite): cannot create {folder}: {error.strerror or error}") from None
+
+
+def is_missing_schema(error: exc.DBAPIError, url: sa.URL) -> bool:
+    """Tell whether the database said the store's tables (or its SQLite file's folder) do not exist."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _MISSING_TABLE_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    if args and args[0] in _MISSING_TABLE_MYSQL_ERRORS:
+        return True
+    if url.get_backend_name() != "sqlite":
+        return False
+    text = str(original)
+    if text.startswith("no such table"):
+        return True
+    # SQLite cannot create a file in a folder that does not exist: nobody ran setup.
+    database = url.database or ""
+    return (
+        text.startswith("unable to open database file")
+        and database not in ("", ":memory:")
+        and not Path(database).expanduser().parent.exists()
+    )
+
+
+def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
+    database = engine.url.database or ""
+    if database not in ("", ":memory:"):
+        folder = Path(database).expanduser().parent
+
+        @event.listens_for(engine, "do_connect")
+        def refuse_missing_folder(_dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
+            # SQLite's own refusal, without starting a driver that fails: a failed aiosqlite
+            # connect leaves its worker thread to find the event loop closed.
+            if not folder.is_dir():
+                raise sqlite3.OperationalError(f"unable to open database file: no folder {folder}")
+
+    # pysqlite's implicit transactions start late and as DEFERRED; take the write lock at
+    # BEGIN instead, so that a login's limit check and registration are one serialized step.
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        if not connection.get_execution_options().get("sessionward_readonly"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def insert_ignore(dialect: str, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
+    """Return an insert that does nothing when the primary key exists."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    if dialect == "mysql":
+        return sa.insert(table).values(**values).prefix_with("IGNORE")
+    return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+
+
+def upsert(
+    dialect: str, table: sa.Table, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]
+) -> sa.Executable:
+    """Return an insert that, on a primary-key conflict, sets ``update(new_values)``.
+
+    ``update`` receives the dialect's handle on the proposed row (``excluded`` or
+    ``inserted``) and returns the column assignments.
+    """
+    if dialect == "mysql":
+        statement = mysql.insert(table).values(**values)
+        return statement.on_duplicate_key_update(**update(statement.inserted))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    proposed = insert(table).values(**values)
+    keys = list(table.primary_key.columns)
+    return proposed.on_conflict_do_update(index_elements=keys, set_=update(proposed.excluded))
+
+
+def lock_row(dialect: str, locks: sa.Table, user: str) -> sa.Executable:
+    """Return the statement that takes the user's lock row exclusively (creating it if new).
+
+    An upsert that updates on conflict takes the row's exclusive lock at once. INSERT
+    IGNORE followed by SELECT … FOR UPDATE deadlocks on MySQL: waiters on a duplicate key
+    get shared locks and then all try to upgrade them.
+    """
+    return upsert(dialect, locks, {"user_id": user}, lambda proposed: {"user_id": proposed.user_id})
+
+
+def is_retryable(error: exc.DBAPIError) -> bool:
+    """Tell whether the database asked for the transaction to be retried (deadlock)."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _RETRY_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(original, "args", ())
+    return bool(args) and args[0] in _RETRY_MYSQL_ERRORS
+
+
+def is_refusal(error: exc.DBAPIError) -> bool:
+    """Tell whether the database refused a value (too long, duplicate…): a fault, not an outage."""
+    if isinstance(error, exc.IntegrityError | exc.DataError):
+        return True
+    # asyncpg's errors reach SQLAlchemy's generic class; their SQLSTATE class tells.
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return sqlstate[:2] in ("22", "23")
+
+
+def brief(error: BaseException) -> str:
+    """Return the first line of a driver error, for a one-line message."""
+    text = str(getattr(error, "orig", None) or error)
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def counter_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
+    """Add the fixed-window counters' table to ``metadata`` (``setup`` creates it with the rest)."""
+    return sa.Table(
+        f"{prefix}counters",
+        metadata,
+        # A SHA-256 hex digest of what is counted: never an address or a name in clear.
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("hits", sa.BigInteger, nullable=False),
+        # When the window ends; the purge removes counters past it (a range scan).
+        sa.Column("resets_at", sa.Double, nullable=False, index=True),
+    )
+
+
+def count_hit_statement(dialect: str, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
+    """Return the one statement that counts a hit on counter ``name`` at ``now``.
+
+    An insert that, when the counter exists, adds one to it, or starts it again at 1
+    with a new window end when its window has ended: one atomic statement, so racing
+    hits from any number of connections are all counted (the row lock orders them).
+    PostgreSQL and SQLite return the counter after the hit (``RETURNING``); MySQL and
+    MariaDB cannot, so the caller reads the row back in the same transaction, which still
+    holds the row's lock.
+    """
+    c = counters.c
+    ended = c.resets_at <= now
+    if dialect == "mysql":
+        statement = mysql.insert(counters).values(name=name, hits=1, resets_at=resets_at)
+        # MySQL applies the assignments in order, each seeing the ones before it: ``hits``
+        # first, while ``resets_at`` still holds the old window's end that both test.
+        return statement.on_duplicate_key_update(
+            [
+                ("hits", sa.case((ended, 1), else_=c.hits + 1)),
+                ("resets_at", sa.case((ended, statement.inserted.resets_at), else_=c.resets_at)),
+            ]
+        )
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    proposed = insert(counters).values(name=name, hits=1, resets_at=resets_at)
+    return proposed.on_conflict_do_update(
+        index_elements=[c.name],
+        set_={
+            "hits": sa.case((ended, 1), else_=c.hits + 1),
+            "resets_at": sa.case((ended, proposed.excluded.resets_at), else_=c.resets_at),
+        },
+    ).returning(c.hits, c.resets_at)
