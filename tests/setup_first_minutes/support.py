@@ -49,7 +49,12 @@ EXTRA_PACKAGES = (
     "jinja2",
     "argon2",
 )
-"""What the extras install, none of which ``pip install sessionward`` brings."""
+"""What the extras install, none of which ``pip install 'sessionward[cli]'`` brings.
+
+The command-line tests run on that install: the library with its command line and no store,
+framework or tool extra. ``click`` and ``rich`` (the ``cli`` extra) are blocked by the tests
+of a bare ``pip install sessionward``.
+"""
 
 
 def run_without(blocked: tuple[str, ...], code: str, *args: str) -> subprocess.CompletedProcess[str]:

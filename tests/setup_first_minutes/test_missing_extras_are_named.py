@@ -168,3 +168,24 @@ def test_cli_verb_without_its_extra_fails_in_one_line(args: tuple[str, ...], blo
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == message
+
+
+def test_the_command_line_without_its_extra_names_the_cli_extra_in_one_line() -> None:
+    result = run_without(("click", "rich"), CLI, "sessions", "stats")
+    assert result.returncode == 2
+    assert one_line(result.stderr) == (
+        "error: the sessionward command is not available: click is not installed; pip install 'sessionward[cli]'"
+    )
+
+
+def test_the_library_loads_no_command_line_packages() -> None:
+    # An application pays for Click and Rich only when it runs the command line.
+    code = (
+        "import sys, sessionward\n"
+        "from sessionward import SessionManager, open_store, protect\n"
+        "import sessionward.sync, sessionward.wsgi\n"
+        "print(sorted(m for m in ('click', 'rich') if m in sys.modules))"
+    )
+    result = run_without((), code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,12 +1,13 @@
 """Optional dependencies: import them, or say which extra brings them.
 
-A base install (``pip install sessionward``) holds the core and the command line. The
-stores, the framework integrations, the metrics, the audit and the demo need more, and
-each is an extra of ``[project.optional-dependencies]``: ``sqlite``, ``postgres``,
-``mysql``, ``redis``, ``starlette``, ``fastapi``, ``flask``, ``prometheus``, ``audit`` and
-``demo``. Every import of such a dependency runs under :func:`needs_extra`, so that a
-missing package is one line naming the command that installs it, rather than
-``No module named 'sqlalchemy'`` at the end of a long traceback.
+A base install (``pip install sessionward``) holds the library's core and I/O layer and
+the memory and file stores. Everything else is an extra of
+``[project.optional-dependencies]``: the command line (``cli``), the stores (``sqlite``,
+``postgres``, ``mysql``, ``redis``), the integrations (``starlette``, ``fastapi``,
+``flask``, ``litestar``, ``quart``, ``django``), telemetry (``prometheus``, ``otel``) and
+the tools (``audit``, ``demo``). Every import of such a dependency runs under
+:func:`needs_extra`, so that a missing package is one line naming the command that
+installs it, rather than ``No module named 'sqlalchemy'`` at the end of a long traceback.
 """
 
 from __future__ import annotations

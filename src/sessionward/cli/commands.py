@@ -1,7 +1,7 @@
 """The ``sessionward`` command line (SPEC §5).
 
 Verbs: ``demo``, ``store init``, ``sessions list|revoke|revoke-user|purge|stats`` and
-``audit``. Each lives in a small module (``cli_sessions``, ``cli_audit``); this one holds
+``audit``. Each lives in a small module (``sessions``, ``audit``); this one holds
 the group and the one place where errors become exit codes:
 
 * bad arguments and bad configuration (a malformed ``SESSIONWARD_*`` variable, an
