@@ -141,9 +141,5 @@ class StoreSchemaMissingError(StoreUnavailableError):
         self.detail = detail
 
 
-class IdCollisionError(StoreError):
-    """A freshly generated ID's key already exists; astronomically unlikely, never ignored."""
-
-
 STORE_UNAVAILABLE_MESSAGE = "The session service is temporarily unavailable; please retry shortly."
 """What a client is told with a 503 when the store is down or slow (F19), on every integration."""
