@@ -3,7 +3,7 @@
 Each check takes what :class:`~sessionward.audit.site.SiteAuditor` observed (parsed
 ``Set-Cookie`` headers, response headers and bodies, a sample of fresh IDs) and returns
 :class:`CheckResult` lines for the report. Only a ``fail`` makes the audit fail: ``warn``
-marks a weaker choice than seed 000 recommends, ``skip`` a check that could not run.
+marks a weaker choice than the checklist recommends, ``skip`` a check that could not run.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Observed:
 
 
 def check_cookie_name(name: str) -> CheckResult:
-    """A session cookie's name must not reveal the framework (seed 000: PHPSESSID → sid)."""
+    """A session cookie's name must not reveal the framework (PHPSESSID → sid)."""
     item = "cookie name is generic"
     lowered = name.lower()
     if lowered in FRAMEWORK_COOKIE_NAMES or lowered.startswith("aspsessionid"):

@@ -23,7 +23,7 @@ from sessionward.audit.stats import FALSE_ALARM_RATE, binomial_upper_threshold, 
 from sessionward.audit.values import SampleFormat, ValueKind, data_keys, data_strings, read_sample
 
 MIN_ID_BITS = 64
-"""Below this, an ID is guessable (seed 000: at least 64 bits of entropy)."""
+"""Below this, an ID is guessable (at least 64 bits of entropy)."""
 RECOMMENDED_ID_BITS = 128
 FORMAT_ITEM = "session data stays on the server"
 ID_ITEMS = ("ID length and entropy", "ID uniqueness", "ID randomness (FIPS 140-2)", "ID independence")

@@ -1,7 +1,7 @@
 """Audit a running site's session management from outside, over HTTP (``sessionward audit``).
 
 The site can be built with any framework: the auditor only sends requests and reads
-answers, as an attacker would. It follows seed 000's checklist:
+answers, as an attacker would. It follows the session-security checklist:
 
 * the session cookie: ``HttpOnly``, ``Secure``, ``SameSite`` Lax/Strict, a ``Path``, no
   broad ``Domain``, a bounded lifetime, a ``__Host-`` prefix, a name that does not reveal

@@ -1,4 +1,4 @@
-"""``sessionward audit URL``: check a running site against seed 000's checklist.
+"""``sessionward audit URL``: check a running site against the session-security checklist.
 
 The checks live in :mod:`sessionward.audit.site`; this module parses options and prints
 the report as a table (or JSON). Exit status: 0 when no check fails, 1 when one does,

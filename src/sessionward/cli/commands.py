@@ -1,4 +1,4 @@
-"""The ``sessionward`` command line (SPEC §5).
+"""The ``sessionward`` command line.
 
 Verbs: ``demo``, ``store init``, ``sessions list|revoke|revoke-user|purge|stats`` and
 ``audit``. Each lives in a small module (``sessions``, ``audit``); this one holds

@@ -29,7 +29,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
 
 DEFAULT_STORE_URL = "sqlite:///./.sessionward/sessions.db"
-"""The embedded default store (SPEC §6), used when neither ``--store`` nor the variable is set."""
+"""The embedded default store, used when neither ``--store`` nor the variable is set."""
 
 STORE_ENV = "SESSIONWARD_STORE"
 

@@ -1,4 +1,4 @@
-"""``sessionward sessions …``: the per-user registry (F12) and store upkeep, from a shell.
+"""``sessionward sessions …``: the per-user registry and store upkeep, from a shell.
 
 Every verb works on any store URL, on a store that ``sessionward store init`` made: where
 there is none, a verb creates nothing (no folder, no SQLite file, no table), says so in
@@ -42,7 +42,7 @@ audit_log_option = click.option(
     metavar="FILE",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
-    help="Append a JSON line per revoked session to FILE (the audit log format of F16).",
+    help="Append a JSON line per revoked session to FILE (the audit log format of).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

@@ -1,4 +1,4 @@
-"""Binding a session to its client (F13): what is stored, and how a request is judged.
+"""Binding a session to its client: what is stored, and how a request is judged.
 
 A binding is a fingerprint of the client attributes the policy names — the User-Agent,
 the exact IP, or the IP's network (``/24`` for IPv4, ``/64`` for IPv6 by default) — taken

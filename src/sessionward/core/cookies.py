@@ -1,4 +1,4 @@
-"""Parse the ``Cookie`` header and build ``Set-Cookie`` (F3, F4).
+"""Parse the ``Cookie`` header and build ``Set-Cookie``.
 
 Parsing is linear in the header's length and bounded: it looks only for the session
 cookie's exact name and never percent-decodes, trims Unicode space or case-folds names,
@@ -81,7 +81,7 @@ def split_joined_cookie_header(header: bytes) -> list[bytes]:
       cookie in the victim's browser for this site, and with that they can set ``sid``
       itself: nothing gained. Only a ``__Host-``/``__Secure-`` name, which a sibling
       domain or a plain-HTTP attacker cannot set directly, is newly reachable, and only
-      for an anonymous session: login issues a new ID (F6), and from then on the planted
+      for an anonymous session: login issues a new ID, and from then on the planted
       value conflicts with the real cookie and fails closed, so the attacker never holds
       a session the victim is signed in to. (Unless ``login.fixation`` is ``none``, a
       setting already open to fixation and warned about at start-up.)

@@ -101,7 +101,7 @@ class SessionBudgetExceededError(SessionwardError):
 class LoginThrottledError(SessionwardError):
     """Too many failed sign-ins: this attempt is held back without its password being checked (429).
 
-    Raised by login throttling's ``check`` (F21). Answer 429 with ``Retry-After:
+    Raised by login throttling's ``check``. Answer 429 with ``Retry-After:
     retry_after_s``; the wait is never longer than ``login_throttle.max_delay_s``.
 
     Attributes:
@@ -121,7 +121,7 @@ class StoreError(SessionwardError):
 
 
 class StoreUnavailableError(StoreError):
-    """The session store is unreachable or answered too slowly (fail closed, F19)."""
+    """The session store is unreachable or answered too slowly (fail closed)."""
 
 
 class StoreSchemaMissingError(StoreUnavailableError):
@@ -142,4 +142,4 @@ class StoreSchemaMissingError(StoreUnavailableError):
 
 
 STORE_UNAVAILABLE_MESSAGE = "The session service is temporarily unavailable; please retry shortly."
-"""What a client is told with a 503 when the store is down or slow (F19), on every integration."""
+"""What a client is told with a 503 when the store is down or slow, on every integration."""

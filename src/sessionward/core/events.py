@@ -1,4 +1,4 @@
-"""Lifecycle events, their dispatch, and the audit log (F16, F22).
+"""Lifecycle events, their dispatch, and the audit log.
 
 An event names a session only by its handle: the raw ID is never a field, so no
 subscriber, log line or metric can leak it. Subscribers may be plain or async callables;

@@ -1,4 +1,4 @@
-"""Request-target rules applied before anything else (F5).
+"""Request-target rules applied before anything else.
 
 After Spring Security's StrictHttpFirewall: a path that could smuggle a session ID
 (``;jsessionid=``), bypass path-based authorization (encoded ``/``, ``.`` segments, ``//``)

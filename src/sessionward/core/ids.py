@@ -1,4 +1,4 @@
-"""Generate, check and hash session IDs (F1, F2).
+"""Generate, check and hash session IDs.
 
 Invariants:
 

@@ -2,7 +2,7 @@
 
 A :class:`SessionRecord` keeps the user's data apart from the metadata the library
 manages (:class:`SessionMeta`), so no user key can shadow or forge a library field.
-A :class:`Tombstone` stands where a session ended, remembering why (F10) until it
+A :class:`Tombstone` stands where a session ended, remembering why until it
 expires; after a renewal it also points to the successor for the grace period.
 
 Everything is JSON: records are never pickled, because unpickling turns a store
@@ -15,7 +15,7 @@ of each is made, decoded or copied on every request, and a struct is created, de
 cyclic garbage collector (``gc=False``): they only ever hold strings, numbers, other
 records and the user's JSON data, which cannot refer back to them, so they can never be
 part of a reference cycle. The user's own values stay with orjson (:func:`dumps`), whose
-strictness F17 relies on.
+strictness the session data rules rely on.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class SessionMeta(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
         elevated_until: When an elevation (sudo mode) lapses, or ``None``.
         ip: Client IP at login, for the user's device list.
         user_agent: Client User-Agent at login (truncated), for the device list.
-        binding: Hash of the client attributes the session is bound to (F13), if any.
-        csrf_token: The synchronizer token for HTML forms (F15), rotated at login.
+        binding: Hash of the client attributes the session is bound to, if any.
+        csrf_token: The synchronizer token for HTML forms, rotated at login.
     """
 
     created_at: float
@@ -197,7 +197,7 @@ class Expected(msgspec.Struct, frozen=True, gc=False):
 
 
 class Update(msgspec.Struct, kw_only=True, gc=False):
-    """The writes one request makes to an existing session (F18); stores never change it.
+    """The writes one request makes to an existing session; stores never change it.
 
     Attributes:
         set: Data keys to write, with their new values.
@@ -236,7 +236,7 @@ class Update(msgspec.Struct, kw_only=True, gc=False):
 def with_changes(
     data: dict[str, JSONValue], written: dict[str, JSONValue], deleted: frozenset[str]
 ) -> dict[str, JSONValue]:
-    """Return a copy of ``data`` with one request's writes and deletions applied (F18)."""
+    """Return a copy of ``data`` with one request's writes and deletions applied."""
     merged = {**data, **written}
     for name in deleted:
         merged.pop(name, None)

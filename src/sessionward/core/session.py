@@ -3,9 +3,9 @@
 Rules:
 
 * Values must be JSON-typed; anything else fails at assignment with an error naming the
-  key (F17). The data's serialized size is kept under the policy's limit, also checked at
+  key. The data's serialized size is kept under the policy's limit, also checked at
   assignment, so the error reaches the handler that caused it.
-* Changes are tracked per key (F18): at the end of a request only the keys written or
+* Changes are tracked per key: at the end of a request only the keys written or
   deleted are sent to the store, so concurrent requests changing different keys both
   keep their change. A ``dict`` or ``list`` read from (or assigned to) the session and
   mutated in place is caught by comparing its encoding at the end of the request with
@@ -254,7 +254,7 @@ class Session(MutableMapping[str, JSONValue]):
                 except TypeError:
                     encoded = _encode(key, data[key])  # raises, naming the key
                 if encoded != snapshot:
-                    _encode(key, data[key])  # what was put in it in place obeys F17 too
+                    _encode(key, data[key])  # what was changed in place obeys the same rules
                     changed.append((key, len(encoded) - len(snapshot)))
         return changed
 
@@ -297,7 +297,7 @@ class Session(MutableMapping[str, JSONValue]):
 
 
 def _encode(key: str, value: JSONValue) -> bytes:
-    """Return ``value`` encoded, or raise :class:`SessionDataError` naming ``key`` (F17)."""
+    """Return ``value`` encoded, or raise :class:`SessionDataError` naming ``key``."""
     try:
         encoded = dumps(value)
     except TypeError as error:

@@ -1,4 +1,4 @@
-"""Login throttling's decisions (F21), free of I/O: what to count, and who may try a password.
+"""Login throttling's decisions, free of I/O: what to count, and who may try a password.
 
 Theory of operation. :class:`sessionward.io.login_throttle.LoginThrottle` does the I/O with a
 store's atomic fixed-window counter (``count_hit``); every decision is made here:
