@@ -183,7 +183,7 @@ async def test_an_application_failing_before_its_body_leaves_the_answer_to_the_s
     with pytest.raises(RuntimeError, match="mid-response"):
         await app(scope("POST", "/x"), receive, send)
     assert sent == []  # nothing started: the server can still answer 500
-    assert store._live == {}  # and nothing was created or saved
+    assert store.sync._live == {}  # and nothing was created or saved
 
 
 async def test_an_application_failing_after_its_response_still_delivers_it(clock: ManualClock) -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from flask_wsgi.support import client, make_app, plain_policy, set_cookie
 from sessionward import ManualClock
+from sessionward._sync.stores import MemoryStore
 from sessionward._sync.stores.base import SessionStore
-from sessionward._sync.stores.memory import MemoryStore
 from sessionward._sync.stores.sql import SqlStore
 from sessionward.core.config import BudgetAction, CreationBudget
 

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 from sessionward import ManualClock
-from sessionward._sync.stores.memory import MemoryStore
+from sessionward._sync.stores import MemoryStore
 
 from .support import make_app
 

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from sessionward import BindingPolicy, EventBus, ManualClock, TimeoutPolicy
-from sessionward._sync.stores.memory import MemoryStore
+from sessionward._sync.stores import MemoryStore
 from sessionward.core.config import InvalidSessionPolicy
 from sessionward.core.ids import generate_id, storage_key
 from sessionward.core.records import EndReason, Tombstone

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask, jsonify, render_template_string
 
 from sessionward import ManualClock
-from sessionward._sync.stores.memory import MemoryStore
+from sessionward._sync.stores import MemoryStore
 from sessionward.core.config import Creation
 from sessionward.core.errors import ConfigError, SessionDataError, StoreUnavailableError
 from sessionward.flask import SessionWard

@@ -34,10 +34,10 @@ def test_check_notices_a_hand_edit(tmp_path: Path) -> None:
     fresh, edited = tmp_path / "fresh", tmp_path / "edited"
     generator.generate(fresh)
     generator.generate(edited)
-    target = edited / "stores" / "memory.py"
+    target = edited / "stores" / "base.py"
     target.write_text(target.read_text() + "# hand edit\n")
 
-    assert generator.stale(edited, fresh) == ["stores/memory.py"]
+    assert generator.stale(edited, fresh) == ["stores/base.py"]
     assert generator.stale(fresh, fresh) == []
 
 

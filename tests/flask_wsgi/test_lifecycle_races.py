@@ -28,8 +28,8 @@ from flask import Flask, jsonify
 from werkzeug.test import TestResponse
 
 from sessionward import ManualClock, TimeoutPolicy
+from sessionward._sync.stores import MemoryStore
 from sessionward._sync.stores.base import SessionStore
-from sessionward._sync.stores.memory import MemoryStore
 from sessionward._sync.stores.redis import RedisStore
 from sessionward._sync.stores.sql import SqlStore
 from sessionward.core.ids import storage_key

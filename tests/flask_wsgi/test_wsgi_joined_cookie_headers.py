@@ -26,7 +26,7 @@ from werkzeug.test import Client
 from sessionward import ManualClock
 from sessionward._sync.exchange import RequestSession
 from sessionward._sync.manager import SessionManager
-from sessionward._sync.stores.memory import MemoryStore
+from sessionward._sync.stores import MemoryStore
 from sessionward.core.events import EventBus, EventName, SessionEvent
 from sessionward.core.ids import generate_id
 from sessionward.wsgi import SessionMiddleware

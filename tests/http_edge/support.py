@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sessionward import ManualClock, SessionPolicy, SessionTooLargeError
-from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
+from sessionward._sync.stores import MemoryStore as SyncMemoryStore
 from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.flask import FlaskSession, SessionWard
 from sessionward.io.manager import SessionManager

@@ -22,7 +22,7 @@ import pytest
 
 from sessionward import EventBus, JsonAuditLogger, ManualClock
 from sessionward._sync.manager import SessionManager as SyncSessionManager
-from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
+from sessionward._sync.stores import MemoryStore as SyncMemoryStore
 from sessionward.core.events import EventName, SessionEvent
 from sessionward.stores.memory import MemoryStore
 from sessionward.wsgi import SessionMiddleware as WsgiSessionMiddleware

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from sessionward._sync.stores import FileStore as SyncFileStore
+from sessionward._sync.stores import MemoryStore as SyncMemoryStore
 from sessionward._sync.stores import open_store as open_sync_store
-from sessionward._sync.stores.file import FileStore as SyncFileStore
-from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
 from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.core.errors import ConfigError
 from sessionward.core.records import SessionRecord, Tombstone
@@ -47,7 +47,7 @@ BACKENDS = [
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
     pytest.param("redis_cluster", id="redis_cluster", marks=pytest.mark.redis),
 ]
-# The generated sync stores (sessionward._sync.stores) against the same servers, through
+# The sync stores (sessionward._sync.stores) against the same servers, through
 # the thread-per-call AsyncView of sync_view.py: the suite's races become thread races.
 BACKENDS += [pytest.param(f"sync:{p.values[0]}", id=f"sync-{p.id}", marks=p.marks) for p in BACKENDS]
 
@@ -73,7 +73,7 @@ class Backend:
     raw_dumper: Callable[[], Awaitable[bytes]] | None = None
     opened: list[SessionStore] = field(default_factory=list)
     sync_opener: Callable[[], SessionStore] | None = None
-    """Opens the generated sync store on the same namespace, seen through ``AsyncView``."""
+    """Opens the sync store on the same namespace, seen through ``AsyncView``."""
     cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run after the test, once the opened stores are closed."""
 
@@ -251,7 +251,7 @@ async def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path
         only = MemoryStore()
 
         async def dump() -> bytes:
-            return repr(vars(only)).encode()
+            return repr(vars(only.sync)).encode()
 
         return Backend("memory", lambda: only, dump, None, instances=1)
     if name == "sqlite":
@@ -275,7 +275,7 @@ async def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path
 
 
 async def _sync_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    """The backend ``name`` with its generated sync store in place of the async one."""
+    """The backend ``name`` with its sync store in place of the async one."""
     if name == "memory":
         only = AsyncView(SyncMemoryStore())
 

@@ -20,6 +20,7 @@ import pytest
 from sessionward.core.errors import ConfigError, StoreError, StoreUnavailableError
 from sessionward.core.records import EndReason, SessionRecord
 from sessionward.stores import open_store
+from sessionward.stores._file_sync import FileStore as BlockingFileStore
 from sessionward.stores.file import FileStore
 
 from .builders import NOW, make_limit, make_record, make_tombstone, make_update, new_key
@@ -139,7 +140,7 @@ async def test_stale_user_index_entries_are_ignored_and_pruned(store: FileStore)
     ghost = new_key()
     record = make_record(user="alice")
     await store.establish(record)
-    index_path = store._index_path("alice")
+    index_path = store.sync._index_path("alice")
     index = json.loads(index_path.read_bytes())
     index_path.write_text(json.dumps({"user": "alice", "keys": [*index["keys"], ghost]}))
 
@@ -242,13 +243,13 @@ async def test_purge_reads_only_entries_whose_expiry_minute_has_begun(
     for record in expired:
         await store.establish(record)
     reads: list[str] = []
-    real_read = FileStore._read
+    real_read = BlockingFileStore._read
 
-    def counting_read(self: FileStore, key: str) -> object:
+    def counting_read(self: BlockingFileStore, key: str) -> object:
         reads.append(key)
         return real_read(self, key)
 
-    monkeypatch.setattr(FileStore, "_read", counting_read)
+    monkeypatch.setattr(BlockingFileStore, "_read", counting_read)
 
     assert await store.purge_expired(NOW + 600) == 3
 

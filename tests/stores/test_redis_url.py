@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
+from sessionward._sync.stores import open_store as open_sync_store
+from sessionward._sync.stores.redis import RedisStore as SyncRedisStore
+from sessionward._sync.stores.redis_cluster import RedisClusterStore as SyncRedisClusterStore
 from sessionward.core.errors import ConfigError
 from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
 from sessionward.stores._redis_url import parse_url, redact
 from sessionward.stores.redis import RedisStore
+from sessionward.stores.redis_cluster import RedisClusterStore
 from stores.test_redis_store import NOW, new_record
 
 
@@ -72,15 +76,32 @@ def test_a_refused_url_never_shows_its_password() -> None:
     assert redact("redis://admin:hunter2@host/0") == "redis://admin:***@host/0"
 
 
-def test_open_store_builds_the_right_client() -> None:
+def test_open_store_builds_the_right_client_and_store() -> None:
     standalone = open_store("redis://127.0.0.1:1/0")
     cluster = open_store("redis+cluster://127.0.0.1:1")
-    assert isinstance(standalone, RedisStore)
+    assert type(standalone) is RedisStore
     assert isinstance(standalone.client, Redis)
     assert not standalone.cluster
-    assert isinstance(cluster, RedisStore)
+    assert type(cluster) is RedisClusterStore
     assert isinstance(cluster.client, RedisCluster)
     assert cluster.cluster
+    assert type(RedisStore.from_url("rediss+cluster://127.0.0.1:1")) is RedisClusterStore
+
+
+@pytest.mark.redis
+def test_the_sync_open_store_builds_the_sync_twins(redis_cluster_url: str) -> None:
+    assert type(open_sync_store("redis://127.0.0.1:1/0")) is SyncRedisStore
+    cluster = open_sync_store(redis_cluster_url)  # the blocking cluster client connects at once
+    assert type(cluster) is SyncRedisClusterStore
+    cluster.close()
+
+
+def test_cross_slot_scripts_never_reach_a_cluster_client() -> None:
+    """A cluster client given to the one-server store would run its multi-slot scripts: refused."""
+    with pytest.raises(TypeError, match="RedisClusterStore"):
+        RedisStore(RedisCluster(host="127.0.0.1", port=1))
+    with pytest.raises(TypeError, match="RedisStore"):
+        RedisClusterStore(Redis.from_url("redis://127.0.0.1:1/0"))  # type: ignore[arg-type]
 
 
 @pytest.mark.redis

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from sessionward import ManualClock, TimeoutPolicy
 from sessionward._sync.manager import SessionManager as SyncSessionManager
-from sessionward._sync.stores.memory import MemoryStore as SyncMemoryStore
+from sessionward._sync.stores import MemoryStore as SyncMemoryStore
 from sessionward.core.errors import StoreUnavailableError
 from sessionward.core.ids import storage_key
 from sessionward.core.records import Entry

@@ -15,8 +15,8 @@ import pytest
 from flask import Flask, jsonify, request
 
 from sessionward import ManualClock, SessionPolicy
+from sessionward._sync.stores import MemoryStore
 from sessionward._sync.stores.base import SessionStore
-from sessionward._sync.stores.memory import MemoryStore
 from sessionward._sync.stores.sql import SqlStore
 from sessionward.core.config import CookiePolicy
 from sessionward.core.events import EventBus

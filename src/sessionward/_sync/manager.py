@@ -2,7 +2,7 @@
 """What every request of an application shares: policy, engine, store, clock and events.
 
 The :class:`SessionManager` is built once per application and handed to the adapters
-(ASGI, WSGI). It is also where store calls get their deadline (F19): ``async with
+(ASGI, WSGI). It is also where store calls get their deadline: ``async with
 manager.store_call:`` bounds a call by one shared timer, and a call that overruns becomes
 :class:`~sessionward.core.errors.StoreUnavailableError`, which the adapters answer with 503.
 """
@@ -47,11 +47,11 @@ class SessionManager:
         self.store_call = StoreCalls(store_timeout_s, self.store_observers)
         """``async with manager.store_call:`` guards one store call: deadline, outage, metrics."""
         self.login_throttle = LoginThrottle(self)
-        """Login throttling (F21): count sign-in attempts, hold back the excess."""
+        """Login throttling: count sign-in attempts, hold back the excess."""
 
     @property
     def store_timeout_s(self) -> float:
-        """How long a store call may take before it counts as an outage (F19)."""
+        """How long a store call may take before it counts as an outage."""
         return self.store_call.timeout_s
 
     @store_timeout_s.setter

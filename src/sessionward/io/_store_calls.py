@@ -1,6 +1,6 @@
 """The guard around every store call of a manager: one shared deadline timer, outages, metrics.
 
-Used as ``async with manager.store_call:`` around one store call (F19). Three jobs:
+Used as ``async with manager.store_call:`` around one store call. Three jobs:
 
 * **A deadline.** :func:`asyncio.timeout` arms and cancels a loop timer on every use;
   under load that is a noticeable share of a request (several µs per store call on
@@ -174,7 +174,7 @@ _ABANDONED: set[asyncio.Task[Any]] = set()
 async def unwaited_cleanup(work: Coroutine[Any, Any, T]) -> T:
     """Await ``work`` in a task of its own; if the caller is cancelled, cancel it and leave at once.
 
-    A store call cut at its deadline must answer then (F19), but a driver may go on
+    A store call cut at its deadline must answer then, but a driver may go on
     tidying up after a cancellation, shielded from any further one: SQLAlchemy closes an
     invalidated asyncpg connection gracefully (up to 2 s more against a server that
     hangs), and an aiosqlite connection's thread stays in SQLite's busy wait up to the busy

@@ -1,4 +1,4 @@
-"""Login throttling (F21): count sign-in attempts in the shared store, hold back the excess.
+"""Login throttling: count sign-in attempts in the shared store, hold back the excess.
 
 Use it around your password check, from any integration::
 
@@ -38,7 +38,7 @@ logger = logging.getLogger("sessionward")
 
 
 class LoginThrottle:
-    """Login throttling for one application: its store, clock, policy and events (F21).
+    """Login throttling for one application: its store, clock, policy and events.
 
     Every method takes the client (its IP as the adapter resolved it through the
     trusted-proxy rules); a request's session offers the same three verbs bound to its

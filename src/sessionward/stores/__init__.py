@@ -2,56 +2,51 @@
 
 Backends are imported only when their URL scheme is used, so an application pulls in
 just the client library of the store it runs on; a library that is not installed is
-named with the extra that brings it (``pip install 'sessionward[postgres]'``).
+named with the extra that brings it (``pip install 'sessionward[postgres]'``). The
+in-process stores, :class:`MemoryStore` and :class:`FileStore`, are imported on first
+use too.
 """
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sessionward.core import env
 from sessionward.core.errors import ConfigError
 from sessionward.core.extras import needs_extra
-from sessionward.stores.base import Established, SessionStore, StoreStats
-from sessionward.stores.memory import MemoryStore
+from sessionward.stores._contract import Established, StoreStats
+from sessionward.stores._schemes import REDIS_SCHEMES, SCHEMES, SQL_DATABASES, SQL_EXTRAS, wants_schema_created
+from sessionward.stores.base import SessionStore
 
-__all__ = ["SCHEMES", "SQL_DATABASES", "Established", "MemoryStore", "SessionStore", "StoreStats", "open_store"]
+if TYPE_CHECKING:
+    from sessionward.stores.file import FileStore
+    from sessionward.stores.memory import MemoryStore
 
-SCHEMES = (
-    "memory",
-    "file",
-    "sqlite",
-    "postgresql",
-    "postgres",
-    "mysql",
-    "mariadb",
-    "redis",
-    "rediss",
-    "redis+cluster",
-    "rediss+cluster",
-    "redis+sentinel",
-)
-SQL_DATABASES = {
-    "sqlite": "sqlite",
-    "postgresql": "postgresql",
-    "postgres": "postgresql",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-}
-"""The SQL URL schemes (before any ``+driver``) and the database each one names.
+__all__ = [
+    "SCHEMES",
+    "SQL_DATABASES",
+    "Established",
+    "FileStore",
+    "MemoryStore",
+    "SessionStore",
+    "StoreStats",
+    "open_store",
+]
 
-``postgres`` and ``mariadb`` are aliases: a URL's scheme is mapped here once, first, and
-every later choice (driver, timeouts, isolation level) is made on the database it names.
-"""
-SQL_EXTRAS = {
-    "sqlite": ("sqlite", "the SQLite store"),
-    "postgresql": ("postgres", "the PostgreSQL store"),
-    "mysql": ("mysql", "the MySQL/MariaDB store"),
-}
-"""The pip extra that installs each database's drivers, and how messages name its store."""
-CREATE_SCHEMA_VARIABLE = "STORE_CREATE_SCHEMA"
-"""``SESSIONWARD_STORE_CREATE_SCHEMA``: create a missing SQL schema on first use (development)."""
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the in-process stores load with their first use. Not only to stay light:
+    # they wrap blocking stores built on sessionward._sync.stores.base, whose package
+    # imports this module, so an import here at the top would be circular.
+    if name == "MemoryStore":
+        from sessionward.stores.memory import MemoryStore
+
+        return MemoryStore
+    if name == "FileStore":
+        from sessionward.stores.file import FileStore  # type: ignore[import-not-found, unused-ignore]
+
+        return FileStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(
@@ -88,6 +83,8 @@ def open_store(
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
+        from sessionward.stores.memory import MemoryStore
+
         return MemoryStore()
     database = SQL_DATABASES.get(scheme.partition("+")[0])
     if database is not None:
@@ -96,7 +93,7 @@ def open_store(
         with needs_extra(extra, feature, setting=setting):
             from sessionward.stores.sql import SqlStore
         return SqlStore.from_url(url, setting=setting, must_exist=must_exist, create_schema=create)
-    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel"):
+    if scheme in REDIS_SCHEMES:
         with needs_extra("redis", "the Redis store", setting=setting):
             from sessionward.stores.redis import RedisStore  # type: ignore[import-not-found, unused-ignore]
         redis_store: SessionStore = RedisStore.from_url(url, setting=setting)
@@ -109,14 +106,3 @@ def open_store(
         file_store: SessionStore = FileStore.from_url(url, setting=setting, must_exist=must_exist)
         return file_store
     raise ConfigError(setting, f"{url!r} has no supported scheme; use one of {', '.join(s + '://' for s in SCHEMES)}")
-
-
-def wants_schema_created(create_schema: bool | None = None) -> bool:
-    """Return ``create_schema``, or when ``None`` the ``SESSIONWARD_STORE_CREATE_SCHEMA`` variable.
-
-    Raises:
-        ConfigError: naming the variable, when it is not a boolean.
-    """
-    if create_schema is not None:
-        return create_schema
-    return bool(env.read(os.environ, CREATE_SCHEMA_VARIABLE, env.boolean, "true or false (default false)"))

@@ -1,4 +1,4 @@
-"""How the Redis store lays sessions out in keys and hash fields; pure, no I/O.
+"""How the Redis stores lay sessions out in keys, hash fields and script arguments; pure, no I/O.
 
 Keys (``P`` is the key prefix, ``sw:`` by default; ``H`` a session's handle, the first 16
 hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``%``,
@@ -26,15 +26,18 @@ in one Redis Cluster slot each.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from msgspec.structs import asdict, replace
 
+from sessionward.core.engine import SessionLimit
 from sessionward.core.errors import StoreError
 from sessionward.core.records import (
+    EndReason,
     Entry,
     JSONValue,
     SessionRecord,
@@ -46,6 +49,12 @@ from sessionward.core.records import (
     time_from_text,
     tombstone_from_json,
 )
+from sessionward.stores._contract import Established
+
+logger = logging.getLogger("sessionward")
+
+Arg = bytes | str | int | float
+"""A script argument."""
 
 DATA_PREFIX = b"d:"
 _DATA_AT = len(DATA_PREFIX)
@@ -135,8 +144,19 @@ def tombstone_json(tomb: Tombstone) -> bytes:
     return orjson.dumps(fields)  # the reason is a StrEnum: orjson writes its value
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
+    """Return a reply's bytes (or text, from a client that decodes) as text."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def members(reply: Any) -> list[str]:
+    """Return the members of a ZRANGE reply as text."""
+    return [text(member) for member in reply]
+
+
+def glob_escape(pattern_text: str) -> str:
+    """Escape ``pattern_text`` for a SCAN ``MATCH`` pattern (a prefix may hold ``*`` or ``[``)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in pattern_text)
 
 
 def _raw(value: bytes | str) -> bytes:
@@ -238,3 +258,47 @@ def is_live(fields: list[bytes | None], now: float) -> bool:
         return float(expires) > now
     except ValueError:
         return False
+
+
+def ends_after(ends: bytes | str | None, now: float) -> bool:
+    """Tell whether a counter's window end (its ``e`` field) is after ``now``."""
+    try:
+        return ends is not None and float(ends) > now
+    except ValueError:
+        return False
+
+
+def tomb_args(tomb: Tombstone | None) -> list[Arg]:
+    """Return a tombstone's script arguments: its JSON, expiry and TTL (or none)."""
+    if tomb is None:
+        return ["", "0", 1]
+    return [tombstone_json(tomb), number(tomb.expires_at), ttl_ms(tomb.expires_at, tomb.ended_at)]
+
+
+def displacement(user: str | None, limit: SessionLimit | None) -> Tombstone | None:
+    """Return the tombstone (without its key) of the sessions a login under ``limit`` displaces."""
+    if limit is None:
+        return None
+    return Tombstone(
+        key="", reason=EndReason.DISPLACED, user=user, ended_at=limit.now, expires_at=limit.tombstone_expires_at
+    )
+
+
+def live_record(key: str, fields: dict[bytes, bytes]) -> SessionRecord | None:
+    """Decode the fields a session had when it ended; ``None`` unless it was a live record."""
+    try:
+        entry = decode_entry(key, fields)
+    except StoreError:
+        logger.warning("corrupt session record %s ended", key[:16])
+        return None
+    return entry if isinstance(entry, SessionRecord) else None
+
+
+def not_applied(key: str, fields: Any) -> Established:
+    """Return the result of a move whose precondition failed, with what ``key`` holds."""
+    try:
+        found = decode_entry(key, pairs(fields)) if fields else None
+    except StoreError:
+        logger.warning("corrupt session record %s met by a move", key[:16])
+        found = None
+    return Established(applied=False, found=found)

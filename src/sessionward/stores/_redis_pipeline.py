@@ -25,7 +25,7 @@ Failures. A closed connection fails the commands waiting for replies with
 connection. A Redis that keeps the connection open but leaves the oldest command sent
 unanswered for the client's ``socket_timeout`` (5 s when it has none) fails them with
 :class:`redis.exceptions.TimeoutError` and the connection is replaced, so service
-resumes by itself when Redis does (F19). Error replies become redis-py's exception types
+resumes by itself when Redis does. Error replies become redis-py's exception types
 (``NOSCRIPT`` → :class:`~redis.exceptions.NoScriptError`…) and reach only their caller.
 """
 

@@ -1,4 +1,4 @@
-"""Turn a Redis store URL into a redis-py asyncio client, refusing anything unclear.
+"""Read a Redis store URL into what it names, refusing anything unclear (pure: no client).
 
 Accepted (``SESSIONWARD_STORE``)::
 
@@ -15,14 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
-
-from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sessionward.core.errors import ConfigError
 
@@ -137,48 +130,3 @@ def parse_url(url: str, *, setting: str = "SESSIONWARD_STORE") -> RedisTarget:
     if len(hosts) > 1:
         raise ConfigError(setting, f"{shown!r}: a standalone Redis has one host; use redis+cluster:// or +sentinel")
     return RedisTarget("standalone", hosts=hosts, db=_db(path, setting, shown), **common)
-
-
-def _auth(target: RedisTarget) -> dict[str, Any]:
-    return {"username": target.username, "password": target.password}
-
-
-def connect(target: RedisTarget, *, timeout_s: float, setting: str = "SESSIONWARD_STORE") -> Redis | RedisCluster:
-    """Build the client for ``target`` (it connects lazily, on first use).
-
-    Every client gets socket timeouts and at most one quick retry: a pooled connection
-    found closed (after a Redis restart) is replaced at once, while an outage surfaces
-    within the timeout instead of behind redis-py's default ten retries with backoff.
-    """
-    timeouts: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "retry": Retry(NoBackoff(), 1),
-    }
-    try:
-        if target.kind == "sentinel":
-            assert target.service is not None
-            sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
-                target.hosts,
-                sentinel_kwargs={"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s},
-                ssl=target.tls,
-                **timeouts,
-                **_auth(target),
-            )
-            master: Redis = sentinel.master_for(target.service, db=target.db, **target.options)
-            return master
-        scheme = "rediss" if target.tls else "redis"
-        host, port = target.hosts[0]
-        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        query = "?" + urlencode(target.options) if target.options else ""
-        if target.kind == "cluster":
-            nodes = [ClusterNode(h, p) for h, p in target.hosts]
-            cluster: RedisCluster = RedisCluster.from_url(
-                f"{scheme}://{netloc}{query}", startup_nodes=nodes, **timeouts, **_auth(target)
-            )
-            return cluster
-        url = f"{scheme}://{netloc}/{target.db}{query}"
-        client: Redis = Redis.from_url(url, **timeouts, **_auth(target))
-        return client
-    except (ValueError, TypeError, RedisError) as error:
-        raise ConfigError(setting, f"cannot open the Redis store: {error}") from None

@@ -1,21 +1,24 @@
 """What differs between SQLite, PostgreSQL and MySQL/MariaDB, in one place.
 
-The SQL store (:mod:`sessionward.stores.sql`) states what it does once; this module
-turns that into each dialect's statements and settings: the schema, opening an engine
-from a URL with timeouts on every driver, upserts, the per-user lock row, and which
-driver errors mean "retry", "bad value", "schema missing" or "database down".
+The SQL store (:mod:`sessionward.stores.sql`) states what it does once; a :class:`Dialect`
+turns that into one database's statements and settings: opening an engine from a URL
+with timeouts on every driver, upserts, the per-user lock, row locks, and what a driver
+error means. There is one frozen instance per database (:data:`DIALECTS`); the store asks
+it, and never compares a database's name.
 
 A URL's scheme is normalised before anything else is decided: ``postgres`` is
-``postgresql`` and ``mariadb`` is ``mysql`` (:data:`sessionward.stores.SQL_DATABASES`), so
-an alias gets the same driver, timeouts and isolation level as the name it stands for.
+``postgresql`` and ``mariadb`` is ``mysql`` (``SQL_DATABASES`` of
+:mod:`sessionward.stores._schemes`), so an alias gets the same driver, timeouts and
+isolation level as the name it stands for.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -26,12 +29,10 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 
 from sessionward.core.errors import ConfigError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.core.extras import require
-from sessionward.stores import SQL_DATABASES, SQL_EXTRAS
+from sessionward.stores._schemes import SQL_DATABASES, SQL_EXTRAS
 
-DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "asyncmy"}
-"""The driver of each database (by its SQLAlchemy name) for the async store."""
-SYNC_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg", "mysql": "pymysql"}
-"""The blocking drivers of :mod:`sessionward._sync.stores.sql` (Flask, WSGI)."""
+Q = TypeVar("Q", bound=sa.Select[Any])
+
 # What each driver imports when it first connects: checked when the engine is made, so a
 # missing one is named with its extra at start-up rather than on the first request.
 _DRIVER_MODULES = {
@@ -52,6 +53,232 @@ _RETRY_MYSQL_ERRORS = frozenset({1213})
 _BigText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One database's statements and settings, where they differ from the others'.
+
+    This base class speaks ``INSERT … ON CONFLICT`` (PostgreSQL, SQLite); MySQL's
+    subclass speaks ``ON DUPLICATE KEY``.
+
+    Attributes:
+        name: SQLAlchemy's name of the database: ``sqlite``, ``postgresql`` or ``mysql``.
+        driver: The async store's driver.
+        sync_driver: The blocking store's driver (``sessionward._sync.stores.sql``).
+        one_writer: The database lets one writer in at a time, holding all of it
+            (SQLite, whose writers ``BEGIN IMMEDIATE``): a writer takes no row lock and
+            no user lock row, and a process's writers queue on a lock of their own.
+        returning: An upsert can return the row it wrote (``RETURNING``).
+    """
+
+    name: str
+    driver: str
+    sync_driver: str
+    one_writer: bool = False
+    returning: bool = True
+
+    # -- engines ------------------------------------------------------------------------------
+
+    def connect_args(self, timeout_s: float, *, blocking: bool) -> dict[str, Any]:
+        """Return the driver's connection arguments that bound connecting and every statement."""
+        raise NotImplementedError
+
+    def engine_options(self, url: sa.URL, *, timeout_s: float, must_exist: bool) -> dict[str, Any]:
+        """Return the engine's options besides ``connect_args`` (pooling, isolation)."""
+        del url, must_exist
+        return {"pool_pre_ping": True, "pool_timeout": timeout_s}
+
+    def configure(self, engine: sa.Engine, *, timeout_s: float) -> None:
+        """Set up a new engine's connections (nothing to do but on SQLite)."""
+
+    def make_database_dir(self, url: sa.URL) -> None:
+        """Create what the database needs before its schema (a SQLite file's folder)."""
+
+    def is_missing_schema(self, error: exc.DBAPIError, url: sa.URL) -> bool:
+        """Tell whether the database said the store's tables do not exist."""
+        del url
+        original = error.orig
+        if getattr(original, "sqlstate", None) in _MISSING_TABLE_SQLSTATES:
+            return True
+        args: tuple[Any, ...] = getattr(original, "args", ())
+        return bool(args) and args[0] in _MISSING_TABLE_MYSQL_ERRORS
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> Any:
+        """Return the dialect's own INSERT construct (with its conflict clauses)."""
+        raise NotImplementedError
+
+    def upsert(self, table: sa.Table, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
+        """Return an insert that, on a primary-key conflict, sets ``update(new_values)``.
+
+        ``update`` receives the dialect's handle on the proposed row (``excluded`` or
+        ``inserted``) and returns the column assignments.
+        """
+        proposed = self._insert(table).values(**values)
+        keys = list(table.primary_key.columns)
+        statement: sa.Executable = proposed.on_conflict_do_update(index_elements=keys, set_=update(proposed.excluded))
+        return statement
+
+    def insert_ignore(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
+        """Return an insert that does nothing when the primary key exists."""
+        statement: sa.Executable = self._insert(table).values(**values).on_conflict_do_nothing()
+        return statement
+
+    def lock_user(self, locks: sa.Table, user: str) -> sa.Executable | None:
+        """Return the statement that takes the user's lock row exclusively (creating it if new).
+
+        An upsert that updates on conflict takes the row's exclusive lock at once. INSERT
+        IGNORE followed by SELECT … FOR UPDATE deadlocks on MySQL: waiters on a duplicate key
+        get shared locks and then all try to upgrade them. ``None`` where the writer
+        already holds the whole database.
+        """
+        if self.one_writer:
+            return None
+        return self.upsert(locks, {"user_id": user}, lambda proposed: {"user_id": proposed.user_id})
+
+    def for_update(self, query: Q) -> Q:
+        """Return ``query`` locking the rows it reads (as is where the writer holds the database)."""
+        return query if self.one_writer else query.with_for_update()
+
+    def count_hit(self, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
+        """Return the one statement that counts a hit on counter ``name`` at ``now``.
+
+        An insert that, when the counter exists, adds one to it, or starts it again at 1
+        with a new window end when its window has ended: one atomic statement, so racing
+        hits from any number of connections are all counted (the row lock orders them).
+        Where the dialect has ``returning``, it returns the counter after the hit; else the
+        caller reads the row back in the same transaction, which still holds the row's lock.
+        """
+        c = counters.c
+        ended = c.resets_at <= now
+        proposed = self._insert(counters).values(name=name, hits=1, resets_at=resets_at)
+        statement: sa.Executable = proposed.on_conflict_do_update(
+            index_elements=[c.name],
+            set_={
+                "hits": sa.case((ended, 1), else_=c.hits + 1),
+                "resets_at": sa.case((ended, proposed.excluded.resets_at), else_=c.resets_at),
+            },
+        ).returning(c.hits, c.resets_at)
+        return statement
+
+
+@dataclass(frozen=True, slots=True)
+class _Sqlite(Dialect):
+    def _insert(self, table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+    def connect_args(self, timeout_s: float, *, blocking: bool) -> dict[str, Any]:
+        if blocking:
+            # The engine's connections serve whichever WSGI thread holds them, one at a time.
+            return {"timeout": timeout_s, "check_same_thread": False}
+        return {"timeout": timeout_s}
+
+    def engine_options(self, url: sa.URL, *, timeout_s: float, must_exist: bool) -> dict[str, Any]:
+        database = url.database or ""
+        if database in ("", ":memory:"):
+            # One connection, handed to one transaction at a time: an in-memory database
+            # lives in its connection, and sharing it (StaticPool) would interleave
+            # concurrent transactions on it.
+            return {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0, "pool_timeout": timeout_s}
+        if must_exist and not Path(database).expanduser().is_file():
+            # Checked before any connection: connecting would create the file.
+            raise StoreSchemaMissingError(f"the SQLite database {database} does not exist")
+        return {}
+
+    def configure(self, engine: sa.Engine, *, timeout_s: float) -> None:
+        _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
+
+    def make_database_dir(self, url: sa.URL) -> None:
+        database = url.database or ""
+        if database in ("", ":memory:"):
+            return
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreUnavailableError(
+                f"SQL store (sqlite): cannot create {folder}: {error.strerror or error}"
+            ) from None
+
+    def is_missing_schema(self, error: exc.DBAPIError, url: sa.URL) -> bool:
+        text = str(error.orig)
+        if text.startswith("no such table"):
+            return True
+        # SQLite cannot create a file in a folder that does not exist: nobody ran setup.
+        database = url.database or ""
+        return (
+            text.startswith("unable to open database file")
+            and database not in ("", ":memory:")
+            and not Path(database).expanduser().parent.exists()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Postgresql(Dialect):
+    def _insert(self, table: sa.Table) -> Any:
+        return postgresql.insert(table)
+
+    def connect_args(self, timeout_s: float, *, blocking: bool) -> dict[str, Any]:
+        if blocking:
+            # psycopg's connect timeout is in whole seconds; the statement timeout in ms.
+            return {
+                "connect_timeout": max(1, round(timeout_s)),
+                "options": f"-c statement_timeout={int(timeout_s * 1000)}",
+            }
+        return {"timeout": timeout_s, "command_timeout": timeout_s}
+
+
+@dataclass(frozen=True, slots=True)
+class _Mysql(Dialect):
+    def connect_args(self, timeout_s: float, *, blocking: bool) -> dict[str, Any]:
+        # The connect timeout covers only the TCP connect; the read timeout covers a server
+        # that accepts and then says nothing. Both take whole seconds.
+        whole_seconds = max(1, round(timeout_s))
+        timeouts = {"connect_timeout": whole_seconds, "read_timeout": whole_seconds}
+        return {**timeouts, "write_timeout": whole_seconds} if blocking else timeouts
+
+    def engine_options(self, url: sa.URL, *, timeout_s: float, must_exist: bool) -> dict[str, Any]:
+        options = Dialect.engine_options(self, url, timeout_s=timeout_s, must_exist=must_exist)
+        # A statement after a lock wait must see what the lock holder committed;
+        # REPEATABLE READ would keep the snapshot from before the wait.
+        return {**options, "isolation_level": "READ COMMITTED"}
+
+    def upsert(self, table: sa.Table, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
+        statement = mysql.insert(table).values(**values)
+        upserted: sa.Executable = statement.on_duplicate_key_update(**update(statement.inserted))
+        return upserted
+
+    def insert_ignore(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
+        return sa.insert(table).values(**values).prefix_with("IGNORE")
+
+    def count_hit(self, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
+        c = counters.c
+        ended = c.resets_at <= now
+        statement = mysql.insert(counters).values(name=name, hits=1, resets_at=resets_at)
+        # MySQL applies the assignments in order, each seeing the ones before it: ``hits``
+        # first, while ``resets_at`` still holds the old window's end that both test.
+        counted: sa.Executable = statement.on_duplicate_key_update(
+            [
+                ("hits", sa.case((ended, 1), else_=c.hits + 1)),
+                ("resets_at", sa.case((ended, statement.inserted.resets_at), else_=c.resets_at)),
+            ]
+        )
+        return counted
+
+
+DIALECTS: dict[str, Dialect] = {
+    "sqlite": _Sqlite("sqlite", driver="aiosqlite", sync_driver="pysqlite", one_writer=True),
+    "postgresql": _Postgresql("postgresql", driver="asyncpg", sync_driver="psycopg"),
+    "mysql": _Mysql("mysql", driver="asyncmy", sync_driver="pymysql", returning=False),
+}
+"""Each database's dialect, by SQLAlchemy's name of it."""
+
+
+def dialect_of(engine: sa.Engine | AsyncEngine) -> Dialect:
+    """Return the dialect of the database ``engine`` talks to."""
+    return DIALECTS[engine.dialect.name]
+
+
 def tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
     """Return the schema: the sessions table and the per-user lock table."""
     metadata = sa.MetaData()
@@ -64,7 +291,7 @@ def tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("created_at", sa.Double, nullable=False),
         sa.Column("last_access_at", sa.Double, nullable=False),
         sa.Column("expires_at", sa.Double, nullable=False),
-        # When the row may go: a record's kept_until (F10 retention), a tombstone's expiry.
+        # When the row may go: a record's kept_until (kept to tell why it ended), a tombstone's expiry.
         sa.Column("kept_until", sa.Double, nullable=False, index=True),
         sa.Column("version", sa.Integer, nullable=False, default=0),
         sa.Column("meta", _BigText, nullable=True),
@@ -79,28 +306,41 @@ def tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table]:
     return metadata, sessions, locks
 
 
+def counter_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
+    """Add the fixed-window counters' table to ``metadata`` (``setup`` creates it with the rest)."""
+    return sa.Table(
+        f"{prefix}counters",
+        metadata,
+        # A SHA-256 hex digest of what is counted: never an address or a name in clear.
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("hits", sa.BigInteger, nullable=False),
+        # When the window ends; the purge removes counters past it (a range scan).
+        sa.Column("resets_at", sa.Double, nullable=False, index=True),
+    )
+
+
 def open_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> AsyncEngine:
     """Open an async engine for ``url`` with ``timeout_s`` on connecting and on every statement.
 
-    Nothing is created: not a SQLite file's folder (:func:`make_database_dir` does that
-    for ``setup``), and with ``must_exist`` not the SQLite file either.
+    Nothing is created: not a SQLite file's folder (:meth:`Dialect.make_database_dir` does
+    that for ``setup``), and with ``must_exist`` not the SQLite file either.
 
     Raises:
         ConfigError: naming ``setting``, when the URL is malformed, names another
             database or driver, or its driver is not installed (naming the extra).
         StoreSchemaMissingError: ``must_exist`` and the SQLite file does not exist.
     """
-    parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, drivers=DRIVERS, must_exist=must_exist)
-    if parsed.get_backend_name() == "sqlite" and "poolclass" in options:
-        options["poolclass"] = AsyncAdaptedQueuePool
+    dialect, parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, blocking=False)
+    options |= dialect.engine_options(parsed, timeout_s=timeout_s, must_exist=must_exist)
+    if "poolclass" in options:
+        options["poolclass"] = AsyncAdaptedQueuePool  # the same pool, for an async driver
     try:
         engine = create_async_engine(parsed, **options)
     except (exc.ArgumentError, ImportError) as error:
         raise ConfigError(
             setting, f"{parsed.render_as_string(hide_password=True)!r} cannot be opened: {error}"
         ) from None
-    if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine.sync_engine, busy_timeout_ms=int(timeout_s * 1000))
+    dialect.configure(engine.sync_engine, timeout_s=timeout_s)
     return engine
 
 
@@ -113,41 +353,22 @@ def open_sync_engine(url: str, *, setting: str, timeout_s: float, must_exist: bo
         ConfigError: as :func:`open_engine`.
         StoreSchemaMissingError: as :func:`open_engine`.
     """
-    parsed, options = _engine_options(
-        url, setting=setting, timeout_s=timeout_s, drivers=SYNC_DRIVERS, must_exist=must_exist
-    )
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        # The engine's connections serve whichever WSGI thread holds them, one at a time.
-        options["connect_args"]["check_same_thread"] = False
-    elif backend == "postgresql":
-        # psycopg's connect timeout is in whole seconds; the statement timeout in ms.
-        options["connect_args"] = {
-            "connect_timeout": max(1, round(timeout_s)),
-            "options": f"-c statement_timeout={int(timeout_s * 1000)}",
-        }
-    else:
-        whole_seconds = max(1, round(timeout_s))
-        options["connect_args"] = {
-            "connect_timeout": whole_seconds,
-            "read_timeout": whole_seconds,
-            "write_timeout": whole_seconds,
-        }
+    dialect, parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, blocking=True)
+    options |= dialect.engine_options(parsed, timeout_s=timeout_s, must_exist=must_exist)
     try:
         engine = sa.create_engine(parsed, **options)
     except (exc.ArgumentError, ImportError) as error:
         raise ConfigError(
             setting, f"{parsed.render_as_string(hide_password=True)!r} cannot be opened: {error}"
         ) from None
-    if backend == "sqlite":
-        _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
+    dialect.configure(engine, timeout_s=timeout_s)
     return engine
 
 
 def _engine_options(
-    url: str, *, setting: str, timeout_s: float, drivers: dict[str, str], must_exist: bool
-) -> tuple[sa.URL, dict[str, Any]]:
-    """Return the URL with its driver and the engine options shared by both flavours."""
+    url: str, *, setting: str, timeout_s: float, blocking: bool
+) -> tuple[Dialect, sa.URL, dict[str, Any]]:
+    """Return the dialect, the URL with its driver, and the driver's connection arguments."""
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):
@@ -160,79 +381,19 @@ def _engine_options(
         raise ConfigError(
             setting, f"{shown}: unsupported database {scheme!r}; use sqlite, postgresql (postgres) or mysql (mariadb)"
         )
-    if driver and driver not in (DRIVERS[backend], SYNC_DRIVERS[backend]):
+    dialect = DIALECTS[backend]
+    if driver and driver not in (dialect.driver, dialect.sync_driver):
         raise ConfigError(
             setting,
-            f"{shown}: the {backend} store runs on {DRIVERS[backend]} (async) and {SYNC_DRIVERS[backend]} (sync), "
+            f"{shown}: the {backend} store runs on {dialect.driver} (async) and {dialect.sync_driver} (sync), "
             f"not {driver!r}; write {scheme}:// without a driver",
         )
     # A URL may name either flavour's driver: one URL serves the async and the sync store.
-    driver = drivers[backend]
+    driver = dialect.sync_driver if blocking else dialect.driver
     extra, feature = SQL_EXTRAS[backend]
     require(extra, feature, *_DRIVER_MODULES[driver], setting=setting)
     parsed = parsed.set(drivername=f"{backend}+{driver}")
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_timeout": timeout_s}
-    if backend == "sqlite":
-        database = parsed.database or ""
-        options = {"connect_args": {"timeout": timeout_s}}
-        if database in ("", ":memory:"):
-            # One connection, handed to one transaction at a time: an in-memory database
-            # lives in its connection, and sharing it (StaticPool) would interleave
-            # concurrent transactions on it.
-            options.update(poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=timeout_s)
-        elif must_exist and not Path(database).expanduser().is_file():
-            # Checked before any connection: connecting would create the file.
-            raise StoreSchemaMissingError(f"the SQLite database {database} does not exist")
-    elif backend == "postgresql":
-        options["connect_args"] = {"timeout": timeout_s, "command_timeout": timeout_s}
-    else:
-        # asyncmy's connect_timeout covers only the TCP connect; read_timeout covers a
-        # server that accepts and then says nothing. Both take whole seconds.
-        whole_seconds = max(1, round(timeout_s))
-        options["connect_args"] = {"connect_timeout": whole_seconds, "read_timeout": whole_seconds}
-    if backend == "mysql":
-        # A statement after a lock wait must see what the lock holder committed;
-        # REPEATABLE READ would keep the snapshot from before the wait.
-        options["isolation_level"] = "READ COMMITTED"
-    return parsed, options
-
-
-def make_database_dir(url: sa.URL) -> None:
-    """Create the folder of a SQLite file (``setup`` only: opening a store creates nothing).
-
-    Raises:
-        StoreUnavailableError: the folder cannot be created.
-    """
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return
-    folder = Path(database).expanduser().parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StoreUnavailableError(f"SQL store (sqlite): cannot create {folder}: {error.strerror or error}") from None
-
-
-def is_missing_schema(error: exc.DBAPIError, url: sa.URL) -> bool:
-    """Tell whether the database said the store's tables (or its SQLite file's folder) do not exist."""
-    original = error.orig
-    if getattr(original, "sqlstate", None) in _MISSING_TABLE_SQLSTATES:
-        return True
-    args: tuple[Any, ...] = getattr(original, "args", ())
-    if args and args[0] in _MISSING_TABLE_MYSQL_ERRORS:
-        return True
-    if url.get_backend_name() != "sqlite":
-        return False
-    text = str(original)
-    if text.startswith("no such table"):
-        return True
-    # SQLite cannot create a file in a folder that does not exist: nobody ran setup.
-    database = url.database or ""
-    return (
-        text.startswith("unable to open database file")
-        and database not in ("", ":memory:")
-        and not Path(database).expanduser().parent.exists()
-    )
+    return dialect, parsed, {"connect_args": dialect.connect_args(timeout_s, blocking=blocking)}
 
 
 def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
@@ -264,42 +425,6 @@ def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def insert_ignore(dialect: str, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
-    """Return an insert that does nothing when the primary key exists."""
-    if dialect == "postgresql":
-        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    if dialect == "mysql":
-        return sa.insert(table).values(**values).prefix_with("IGNORE")
-    return sqlite.insert(table).values(**values).on_conflict_do_nothing()
-
-
-def upsert(
-    dialect: str, table: sa.Table, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]
-) -> sa.Executable:
-    """Return an insert that, on a primary-key conflict, sets ``update(new_values)``.
-
-    ``update`` receives the dialect's handle on the proposed row (``excluded`` or
-    ``inserted``) and returns the column assignments.
-    """
-    if dialect == "mysql":
-        statement = mysql.insert(table).values(**values)
-        return statement.on_duplicate_key_update(**update(statement.inserted))
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    proposed = insert(table).values(**values)
-    keys = list(table.primary_key.columns)
-    return proposed.on_conflict_do_update(index_elements=keys, set_=update(proposed.excluded))
-
-
-def lock_row(dialect: str, locks: sa.Table, user: str) -> sa.Executable:
-    """Return the statement that takes the user's lock row exclusively (creating it if new).
-
-    An upsert that updates on conflict takes the row's exclusive lock at once. INSERT
-    IGNORE followed by SELECT … FOR UPDATE deadlocks on MySQL: waiters on a duplicate key
-    get shared locks and then all try to upgrade them.
-    """
-    return upsert(dialect, locks, {"user_id": user}, lambda proposed: {"user_id": proposed.user_id})
-
-
 def is_retryable(error: exc.DBAPIError) -> bool:
     """Tell whether the database asked for the transaction to be retried (deadlock)."""
     original = error.orig
@@ -322,49 +447,3 @@ def brief(error: BaseException) -> str:
     """Return the first line of a driver error, for a one-line message."""
     text = str(getattr(error, "orig", None) or error)
     return text.splitlines()[0][:200] if text else type(error).__name__
-
-
-def counter_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
-    """Add the fixed-window counters' table to ``metadata`` (``setup`` creates it with the rest)."""
-    return sa.Table(
-        f"{prefix}counters",
-        metadata,
-        # A SHA-256 hex digest of what is counted: never an address or a name in clear.
-        sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("hits", sa.BigInteger, nullable=False),
-        # When the window ends; the purge removes counters past it (a range scan).
-        sa.Column("resets_at", sa.Double, nullable=False, index=True),
-    )
-
-
-def count_hit_statement(dialect: str, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
-    """Return the one statement that counts a hit on counter ``name`` at ``now``.
-
-    An insert that, when the counter exists, adds one to it, or starts it again at 1
-    with a new window end when its window has ended: one atomic statement, so racing
-    hits from any number of connections are all counted (the row lock orders them).
-    PostgreSQL and SQLite return the counter after the hit (``RETURNING``); MySQL and
-    MariaDB cannot, so the caller reads the row back in the same transaction, which still
-    holds the row's lock.
-    """
-    c = counters.c
-    ended = c.resets_at <= now
-    if dialect == "mysql":
-        statement = mysql.insert(counters).values(name=name, hits=1, resets_at=resets_at)
-        # MySQL applies the assignments in order, each seeing the ones before it: ``hits``
-        # first, while ``resets_at`` still holds the old window's end that both test.
-        return statement.on_duplicate_key_update(
-            [
-                ("hits", sa.case((ended, 1), else_=c.hits + 1)),
-                ("resets_at", sa.case((ended, statement.inserted.resets_at), else_=c.resets_at)),
-            ]
-        )
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    proposed = insert(counters).values(name=name, hits=1, resets_at=resets_at)
-    return proposed.on_conflict_do_update(
-        index_elements=[c.name],
-        set_={
-            "hits": sa.case((ended, 1), else_=c.hits + 1),
-            "resets_at": sa.case((ended, proposed.excluded.resets_at), else_=c.resets_at),
-        },
-    ).returning(c.hits, c.resets_at)

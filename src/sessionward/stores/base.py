@@ -2,18 +2,19 @@
 
 A store files entries (live :class:`~sessionward.core.records.SessionRecord` or
 :class:`~sessionward.core.records.Tombstone`) under the *storage key* (SHA-256 of the ID);
-it never sees a raw ID. It keeps a per-user index of live sessions (F12) and remembers
-tombstones until they expire (F10). It does not decide: the sans-I/O engine computes
-deadlines and tombstones and passes them in, with ``now``.
+it never sees a raw ID. It keeps a per-user index of live sessions and remembers
+tombstones until they expire, so a user can be told why a session ended. It does not
+decide: the sans-I/O engine computes deadlines and tombstones and passes them in, with
+``now``.
 
 Guarantees every store gives (the conformance suite in ``tests/stores`` checks them):
 
 * :meth:`SessionStore.save` applies per-key changes, so concurrent saves that change
-  different keys both keep their change; for the same key the last write wins (F18).
+  different keys both keep their change; for the same key the last write wins.
 * :meth:`SessionStore.save` never resurrects: if the key no longer holds a live record
   (a concurrent logout ended it), nothing is written and it returns ``False``.
 * :meth:`SessionStore.establish` writes a new record, retires the old key and enforces
-  the per-user limit atomically with respect to other logins of the same user (F11).
+  the per-user limit atomically with respect to other logins of the same user.
   When it carries an :class:`~sessionward.core.records.Expected` (every login, rotation and
   renewal of an existing session does), it applies only while the old key still holds a
   live record at the expected version, checked and written in one atomic step (one Lua
@@ -50,44 +51,15 @@ Guarantees every store gives (the conformance suite in ``tests/stores`` checks t
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 
 from msgspec.structs import replace
 
 from sessionward.core.engine import Hits, SessionLimit
-from sessionward.core.ids import is_key
 from sessionward.core.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
+from sessionward.stores._contract import Established, StoreStats, check_counter
 
-
-@dataclass(frozen=True, slots=True)
-class Established:
-    """The result of :meth:`SessionStore.establish`.
-
-    Attributes:
-        displaced: Sessions of the same user ended to make room ("last wins").
-        applied: ``False`` when the precondition (``expect``) no longer held: nothing
-            was written.
-        found: When not applied, what the expected key holds now (a record at another
-            version, a tombstone, or nothing), for the core to decide again.
-    """
-
-    displaced: list[SessionRecord] = field(default_factory=list)
-    applied: bool = True
-    found: Entry | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    """Counts a store reports (``sessionward sessions stats``)."""
-
-    live_sessions: int
-    authenticated_sessions: int
-    users: int
-    tombstones: int
-    counters: int = 0
-    """Counters (:meth:`SessionStore.count_hit`) whose window has not ended."""
+__all__ = ["Established", "SessionStore", "StoreStats", "check_counter"]
 
 
 class SessionStore(ABC):
@@ -102,7 +74,7 @@ class SessionStore(ABC):
             now: The current time.
 
         One round trip. The idle clock is not written here: when a touch is due the
-        exchange writes it with the request's save (F18), at most one more round trip.
+        exchange writes it with the request's save, at most one more round trip.
         """
 
     @abstractmethod
@@ -283,18 +255,3 @@ class SessionStore(ABC):
                 return None
             key = entry.successor_key
         return None
-
-
-def check_counter(name: str, window_s: float = 1.0) -> None:
-    """Refuse a counter name that is not a SHA-256 hex digest, or a window that is not positive.
-
-    Names become file names and keys: anything else could escape a directory or collide
-    with a session's key space, and would mean a caller forgot to hash what it counts.
-
-    Raises:
-        ValueError: naming what was wrong; the caller writes nothing.
-    """
-    if not isinstance(name, str) or not is_key(name):
-        raise ValueError("a counter name must be a SHA-256 hex digest (use sessionward.core.engine.counter_name)")
-    if not (isinstance(window_s, int | float) and math.isfinite(window_s) and 0 < window_s <= 366 * 86400):
-        raise ValueError(f"a counter window must be a positive number of seconds, at most a year; got {window_s!r}")

@@ -1,8 +1,9 @@
 """SQL stores through SQLAlchemy 2 (async): SQLite, PostgreSQL, MySQL/MariaDB.
 
 One table holds live sessions and tombstones, keyed by the SHA-256 storage key, with
-indexes on ``kept_until`` (purge costs what it removes), ``user_id`` (the per-user index
-of F12) and ``handle``. Data and metadata are JSON text; never pickled.
+indexes on ``kept_until`` (purge costs what it removes), ``user_id`` (the per-user
+index) and ``handle``. Data and metadata are JSON text; never pickled. Rows are mapped
+to entries and back in :mod:`sessionward.stores._sql_rows`.
 
 Concurrency:
 
@@ -10,7 +11,7 @@ Concurrency:
   with the data the request loaded plus its changes. When another writer came in
   between, the row is read ``FOR UPDATE`` and only this request's keys are applied on
   top, in one transaction, so racing writers of different keys both keep their change
-  and the fallback never loops (F18).
+  and the fallback never loops.
 * A touch (idle clock only) updates metadata columns and never conflicts with data
   writes.
 * Every write to a session requires ``tomb IS NULL``: a session ended by a concurrent
@@ -23,7 +24,7 @@ Concurrency:
 * ``establish`` (of an authenticated session) and ``end_user`` run in one transaction holding a per-user lock
   — the user's row of ``<prefix>user_locks``, locked by an upsert on PostgreSQL and
   MySQL, the database write lock (``BEGIN IMMEDIATE``) on SQLite — so the
-  multiple-login limit holds across any number of app processes and servers (F11).
+  multiple-login limit holds across any number of app processes and servers.
   On SQLite, one process's writers also queue on an :class:`asyncio.Lock` rather
   than in SQLite's sleeping busy handler.
 * MySQL runs at ``READ COMMITTED`` so that a statement after a lock wait sees what the
@@ -36,7 +37,7 @@ Concurrency:
   so racing hits from any number of connections are all counted.
 * Deadlocks and serialization failures are retried a few times; anything else that
   means the database is down or slow becomes :class:`StoreUnavailableError`, and every
-  operation runs under the store's timeout, so nothing hangs (F19).
+  operation runs under the store's timeout, so nothing hangs.
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
@@ -51,17 +52,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from msgspec.structs import replace
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sessionward.core.engine import Hits, SessionLimit
 from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
-from sessionward.core.ids import handle_of
 from sessionward.core.records import (
     EndReason,
     Entry,
@@ -71,30 +70,34 @@ from sessionward.core.records import (
     Update,
     data_from_json,
     dumps,
-    meta_from_json,
     meta_to_json,
     stored_count,
-    stored_time,
     tombstone_from_json,
-    tombstone_to_json,
-    with_changes,
 )
 from sessionward.io._store_calls import unwaited_cleanup
+from sessionward.stores._contract import Established, StoreStats, check_counter
 from sessionward.stores._sql_dialects import (
     brief,
-    count_hit_statement,
     counter_table,
-    insert_ignore,
-    is_missing_schema,
+    dialect_of,
     is_refusal,
     is_retryable,
-    lock_row,
-    make_database_dir,
     open_engine,
     tables,
-    upsert,
 )
-from sessionward.stores.base import Established, SessionStore, StoreStats, check_counter
+from sessionward.stores._sql_rows import (
+    BURIED_COLUMNS,
+    ESTABLISHED_COLUMNS,
+    decoded,
+    expired,
+    is_tombstone,
+    loaded,
+    merged,
+    readable,
+    record_row,
+    tomb_row,
+)
+from sessionward.stores.base import SessionStore
 
 logger = logging.getLogger("sessionward")
 T = TypeVar("T")
@@ -127,10 +130,13 @@ class SqlStore(SessionStore):
         self.create_schema = create_schema
         # Reads skip SQLite's BEGIN IMMEDIATE (see _configure_sqlite): they need no write lock.
         self._reader = engine.execution_options(sessionward_readonly=True)
-        # SQLite has one writer at a time: queue this process's writers here, in order,
+        self.sql = dialect_of(engine)
+        """What the database does differently (statements, locks)."""
+        self.dialect = self.sql.name
+        """The database's name: ``sqlite``, ``postgresql`` or ``mysql``."""
+        # One writer at a time (SQLite): queue this process's writers here, in order,
         # rather than in SQLite's busy handler, which sleeps in growing steps.
-        self._write_gate: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        self.dialect = engine.dialect.name
+        self._write_gate: asyncio.Lock | None = asyncio.Lock() if self.sql.one_writer else None
         self.timeout_s = timeout_s
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
@@ -184,7 +190,7 @@ class SqlStore(SessionStore):
                     f"SQL store ({self.dialect}) did not answer within {self.timeout_s} s"
                 ) from None
             except exc.DBAPIError as error:
-                if is_missing_schema(error, self.engine.url):
+                if self.sql.is_missing_schema(error, self.engine.url):
                     if self.create_schema and not schema_created:
                         schema_created = True
                         logger.warning("SQL store (%s): creating the missing schema (create_schema)", self.dialect)
@@ -215,20 +221,17 @@ class SqlStore(SessionStore):
             return await work(connection)
 
     async def _lock_user(self, connection: AsyncConnection, user: str) -> None:
-        """Hold the per-user lock until the transaction ends (SQLite: the write lock already is)."""
-        if self.dialect != "sqlite":
-            await connection.execute(lock_row(self.dialect, self.locks, user))
+        """Hold the per-user lock until the transaction ends (a lone writer already holds all)."""
+        statement = self.sql.lock_user(self.locks, user)
+        if statement is not None:
+            await connection.execute(statement)
 
     def _upsert(self, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
-        return upsert(self.dialect, self.sessions, values, update)
-
-    def _select_for_update(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        # SQLite has no row locks; its writers already hold the database write lock.
-        return query if self.dialect == "sqlite" else query.with_for_update()
+        return self.sql.upsert(self.sessions, values, update)
 
     async def setup(self) -> None:
         """Create the tables and indexes if they do not exist (and a SQLite file's folder)."""
-        make_database_dir(self.engine.url)
+        self.sql.make_database_dir(self.engine.url)
         await self._run(lambda connection: connection.run_sync(self.metadata.create_all))
 
     async def drop(self) -> None:
@@ -240,46 +243,10 @@ class SqlStore(SessionStore):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _entry(self, row: sa.Row[Any], now: float) -> Entry | None:
-        entry = _row_entry(row)
-        if isinstance(entry, Tombstone):
-            # A tombstone's row is kept until it expires; its kept_until is when the purge
-            # must next look at it (the end of a renewal's grace, to drop the seal).
-            return entry.seen_at(now) if entry.expires_at > now else None
-        if entry.kept_until <= now:
-            return None  # a record past expires_at is still returned until then: the engine tells why
-        return entry
-
-    def _record(self, row: sa.Row[Any]) -> SessionRecord:
-        entry = _row_entry(row)
-        if not isinstance(entry, SessionRecord):
-            raise StoreError(f"corrupt session row {row.key[:16]}: a tombstone where a record was expected")
-        return entry
-
-    def _decoded(self, row: sa.Row[Any] | None) -> Entry | None:
-        """Decode a row whatever its expiry; a corrupt one reads as none (its next load ends it)."""
-        if row is None:
-            return None
-        try:
-            return _row_entry(row)
-        except StoreError as error:
-            logger.warning("corrupt session %s: %s", row.key[:16], error)
-            return None
-
-    def _readable(self, rows: Iterable[sa.Row[Any]]) -> list[SessionRecord]:
-        """Decode rows for listings, leaving out corrupt ones: their next load ends them."""
-        records = []
-        for row in rows:
-            try:
-                records.append(self._record(row))
-            except StoreError as error:
-                logger.warning("skipping corrupt session %s: %s", row.key[:16], error)
-        return records
-
     async def load(self, key: str, now: float) -> Entry | None:
         async def work(connection: AsyncConnection) -> Entry | None:
             row = (await connection.execute(sa.select(self.sessions).where(self.sessions.c.key == key))).first()
-            return None if row is None else self._entry(row, now)
+            return None if row is None else loaded(row, now)
 
         return await self._run(work, read_only=True)
 
@@ -289,7 +256,7 @@ class SqlStore(SessionStore):
             rows = await connection.execute(
                 sa.select(self.sessions).where(c.handle == handle, c.tomb.is_(None), c.expires_at > now)
             )
-            records = self._readable(rows)
+            records = readable(rows)
             return records[0] if records else None
 
         return await self._run(work, read_only=True)
@@ -301,7 +268,7 @@ class SqlStore(SessionStore):
                 sa.select(self.sessions).where(c.handle == handle, c.tomb.is_not(None), c.expires_at > now)
             )
             for row in rows:
-                entry = self._decoded(row)
+                entry = decoded(row)
                 if isinstance(entry, Tombstone) and entry.successor_key is not None:
                     return entry
             return None
@@ -316,7 +283,7 @@ class SqlStore(SessionStore):
                 .where(c.user_id == user, c.tomb.is_(None), c.expires_at > now)
                 .order_by(c.created_at, c.key)
             )
-            return self._readable(rows)
+            return readable(rows)
 
         return await self._run(work, read_only=True)
 
@@ -354,12 +321,12 @@ class SqlStore(SessionStore):
 
     async def count_hit(self, name: str, window_s: float, now: float) -> Hits:
         check_counter(name, window_s)
-        statement = count_hit_statement(self.dialect, self.counters, name, now, now + window_s)
+        statement = self.sql.count_hit(self.counters, name, now, now + window_s)
 
         async def work(connection: AsyncConnection) -> Hits:
             result = await connection.execute(statement)
-            if self.dialect == "mysql":
-                # No RETURNING with ON DUPLICATE KEY: read back while the row is still locked.
+            if not self.sql.returning:
+                # Read back while the row is still locked.
                 c = self.counters.c
                 result = await connection.execute(sa.select(c.hits, c.resets_at).where(c.name == name))
             hits, resets_at = result.one()
@@ -391,21 +358,6 @@ class SqlStore(SessionStore):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _row_values(self, record: SessionRecord) -> dict[str, Any]:
-        return {
-            "key": record.key,
-            "handle": handle_of(record.key),
-            "user_id": record.meta.user,
-            "created_at": record.meta.created_at,
-            "last_access_at": record.meta.last_access_at,
-            "expires_at": record.expires_at,
-            "kept_until": record.kept_until,
-            "version": record.version,
-            "meta": meta_to_json(record.meta).decode(),
-            "data": dumps(record.data).decode(),
-            "tomb": None,
-        }
-
     async def save(self, key: str, update: Update) -> bool:
         c = self.sessions.c
         common = {
@@ -425,7 +377,7 @@ class SqlStore(SessionStore):
 
         if update.base_data is not None:
             # The common case: nobody wrote since this request loaded, one statement.
-            payload = dumps(_merged(update.base_data, update)).decode()
+            payload = dumps(merged(update.base_data, update)).decode()
             seen = update.base_version
 
             async def optimistic(connection: AsyncConnection) -> int:
@@ -441,15 +393,15 @@ class SqlStore(SessionStore):
 
         async def locked(connection: AsyncConnection) -> bool:
             # Someone wrote in between: apply only this request's keys to what is there now.
-            query = self._select_for_update(sa.select(c.data, c.version).where(live))
+            query = self.sql.for_update(sa.select(c.data, c.version).where(live))
             row = (await connection.execute(query)).first()
             if row is None:
                 return False
-            merged = _merged(data_from_json(row.data), update)
+            changed = merged(data_from_json(row.data), update)
             await connection.execute(
                 sa.update(self.sessions)
                 .where(live)
-                .values(data=dumps(merged).decode(), version=stored_count(row.version, "version") + 1, **common)
+                .values(data=dumps(changed).decode(), version=stored_count(row.version, "version") + 1, **common)
             )
             return True
 
@@ -474,7 +426,7 @@ class SqlStore(SessionStore):
                 await self._lock_user(connection, user)
             if expect is not None and not await self._claim(connection, expect, record, retire):
                 query = sa.select(self.sessions).where(self.sessions.c.key == expect.key)
-                return Established(applied=False, found=self._decoded((await connection.execute(query)).first()))
+                return Established(applied=False, found=decoded((await connection.execute(query)).first()))
             # A refused login raises here, after the claim: the transaction rolls it back.
             if limit is not None and user is not None:
                 displaced = await self._enforce_limit(connection, record, retire, limit, user)
@@ -485,9 +437,9 @@ class SqlStore(SessionStore):
                 # cannot pass the optimistic check against the new one.
                 await connection.execute(
                     self._upsert(
-                        self._row_values(record),
+                        record_row(record),
                         lambda new: {
-                            **{name: new[name] for name in _ESTABLISHED_COLUMNS},
+                            **{name: new[name] for name in ESTABLISHED_COLUMNS},
                             "version": self.sessions.c.version + 1,
                         },
                     )
@@ -508,13 +460,13 @@ class SqlStore(SessionStore):
         """
         c = self.sessions.c
         if expect.key == record.key:
-            row = self._row_values(record)
-            values: dict[str, Any] = {name: row[name] for name in _ESTABLISHED_COLUMNS} | {"version": c.version + 1}
+            row = record_row(record)
+            values: dict[str, Any] = {name: row[name] for name in ESTABLISHED_COLUMNS} | {"version": c.version + 1}
         else:
             if retire is None or retire.key != expect.key:
                 raise ValueError("expect.key must be the retired key or the record's own key")
-            buried = _tomb_row(retire.key, retire)
-            values = {name: buried[name] for name in _BURIED_COLUMNS}
+            buried = tomb_row(retire.key, retire)
+            values = {name: buried[name] for name in BURIED_COLUMNS}
         held = sa.and_(c.key == expect.key, c.tomb.is_(None), c.version == expect.version)
         result = await connection.execute(sa.update(self.sessions).where(held).values(**values))
         return bool(result.rowcount)
@@ -540,32 +492,28 @@ class SqlStore(SessionStore):
         if not victims:
             return []
         await self._bury(connection, [row.key for row in victims], limit.tombstone("", user))
-        return self._readable(victims)
+        return readable(victims)
 
     async def _bury(self, connection: AsyncConnection, keys: list[str], tomb: Tombstone) -> None:
         """Turn the rows under ``keys`` into tombstones, inserting one where none exists."""
         for key in keys:
             await connection.execute(
-                self._upsert(_tomb_row(key, tomb), lambda new: {name: new[name] for name in _BURIED_COLUMNS})
+                self._upsert(tomb_row(key, tomb), lambda new: {name: new[name] for name in BURIED_COLUMNS})
             )
 
     async def end(self, tombstone: Tombstone) -> SessionRecord | None:
         async def work(connection: AsyncConnection) -> SessionRecord | None:
             c = self.sessions.c
             row = (
-                await connection.execute(
-                    self._select_for_update(sa.select(self.sessions).where(c.key == tombstone.key))
-                )
+                await connection.execute(self.sql.for_update(sa.select(self.sessions).where(c.key == tombstone.key)))
             ).first()
             if row is None:
                 # Another ender may insert concurrently; the first tombstone stays.
-                await connection.execute(
-                    insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone))
-                )
+                await connection.execute(self.sql.insert_ignore(self.sessions, tomb_row(tombstone.key, tombstone)))
                 return None
-            if row.tomb is not None and _is_tombstone(row):
+            if row.tomb is not None and is_tombstone(row):
                 return None
-            records = self._readable([row]) if row.tomb is None else []
+            records = readable([row]) if row.tomb is None else []
             await self._bury(connection, [tombstone.key], tombstone)
             return records[0] if records else None
 
@@ -575,7 +523,7 @@ class SqlStore(SessionStore):
         # Without reading the row first: what is there may not even decode as text.
         async def work(connection: AsyncConnection) -> None:
             await connection.execute(sa.delete(self.sessions).where(self.sessions.c.key == tombstone.key))
-            await connection.execute(insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone)))
+            await connection.execute(self.sql.insert_ignore(self.sessions, tomb_row(tombstone.key, tombstone)))
 
         await self._run(work)
 
@@ -599,7 +547,7 @@ class SqlStore(SessionStore):
             rows = list(await connection.execute(query.order_by(c.created_at, c.key)))
             tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
             await self._bury(connection, [row.key for row in rows], tomb)
-            return [record for record in self._readable(rows) if record.expires_at > now]
+            return [record for record in readable(rows) if record.expires_at > now]
 
         return await self._run(work)
 
@@ -614,7 +562,7 @@ class SqlStore(SessionStore):
             c = self.sessions.c
             # The index range holds only rows due now: the cost is what the batch settles.
             rows = list(await connection.execute(self.expired_keys_query(now, batch_size)))
-            gone = [row.key for row in rows if row.tomb is None or _expired(row.expires_at, now)]
+            gone = [row.key for row in rows if row.tomb is None or expired(row.expires_at, now)]
             settled = 0
             if gone:
                 # Re-checked on delete: a session extended meanwhile stays.
@@ -622,7 +570,7 @@ class SqlStore(SessionStore):
                 deleted = await connection.execute(query)
                 settled += int(deleted.rowcount)
             for row in rows:
-                if row.tomb is not None and not _expired(row.expires_at, now):
+                if row.tomb is not None and not expired(row.expires_at, now):
                     settled += await self._drop_seal(connection, row.key, row.tomb)
             if len(rows) < batch_size:
                 settled += await self._purge_counters(connection, now, batch_size - len(rows))
@@ -639,95 +587,10 @@ class SqlStore(SessionStore):
             logger.warning("purging corrupt tombstone %s", key[:16])
             result = await connection.execute(sa.delete(self.sessions).where(c.key == key, c.tomb == text))
             return int(result.rowcount)
-        unsealed = _tomb_row(key, tomb.unsealed())
+        unsealed = tomb_row(key, tomb.unsealed())
         result = await connection.execute(
             sa.update(self.sessions)
             .where(c.key == key, c.tomb == text)  # unless ended or rewritten meanwhile
             .values(tomb=unsealed["tomb"], kept_until=unsealed["kept_until"])
         )
         return int(result.rowcount)
-
-
-# Columns an establish overwrites on an existing row (all but the key and the version).
-_ESTABLISHED_COLUMNS = (
-    "handle",
-    "user_id",
-    "created_at",
-    "last_access_at",
-    "expires_at",
-    "kept_until",
-    "meta",
-    "data",
-    "tomb",
-)
-# Columns that turn a row into a tombstone.
-_BURIED_COLUMNS = ("tomb", "data", "meta", "user_id", "expires_at", "kept_until")
-
-
-def _merged(data: dict[str, Any], update: Update) -> dict[str, Any]:
-    return with_changes(data, update.set, update.delete)
-
-
-def _tomb_row(key: str, tomb: Tombstone) -> dict[str, Any]:
-    """Return the column values of a tombstone row under ``key``."""
-    return {
-        "key": key,
-        "handle": handle_of(key),
-        "created_at": tomb.ended_at,
-        "last_access_at": tomb.ended_at,
-        "version": 0,
-        "tomb": tombstone_to_json(replace(tomb, key=key)).decode(),
-        "data": None,
-        "meta": None,
-        "user_id": None,
-        "expires_at": tomb.expires_at,
-        # The purge looks at the row when the seal's grace ends (to drop it), else when it goes.
-        "kept_until": tomb.sealed_until if tomb.sealed_until is not None else tomb.expires_at,
-    }
-
-
-def _row_entry(row: sa.Row[Any]) -> Entry:
-    """Decode a row, every column checked against its type; raise :class:`StoreError` if corrupt.
-
-    The database's column types are no guarantee: SQLite keeps text in a REAL column,
-    PostgreSQL keeps NaN, and anyone with write access can put anything in the JSON.
-    """
-    try:
-        if row.tomb is not None:
-            tomb = tombstone_from_json(row.tomb)
-            if tomb.key != row.key:
-                raise StoreError("a tombstone filed under another key")
-            # The row's columns are what the store queries on; they must agree with the JSON.
-            stored_time(row.expires_at, "tombstone expiry")
-            stored_time(row.kept_until, "tombstone retention")
-            return tomb
-        if row.meta is None or row.data is None:
-            raise StoreError("no metadata or data")
-        meta = meta_from_json(row.meta)
-        meta.last_access_at = stored_time(row.last_access_at, "access time")
-        return SessionRecord(
-            key=row.key,
-            meta=meta,
-            data=data_from_json(row.data),
-            expires_at=stored_time(row.expires_at, "expiry"),
-            version=stored_count(row.version, "version"),
-            retain_until=stored_time(row.kept_until, "retention"),
-        )
-    except StoreError as error:
-        raise StoreError(f"corrupt session row {row.key[:16]}: {error}") from None
-
-
-def _expired(value: object, now: float) -> bool:
-    """Tell whether a stored expiry has passed; one that is not a time counts as passed (corrupt)."""
-    try:
-        return stored_time(value, "expiry") <= now
-    except StoreError:
-        return True
-
-
-def _is_tombstone(row: sa.Row[Any]) -> bool:
-    """Tell whether ``row`` decodes as a tombstone (a corrupt one may be overwritten)."""
-    try:
-        return isinstance(_row_entry(row), Tombstone)
-    except StoreError:
-        return False

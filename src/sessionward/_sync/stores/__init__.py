@@ -3,21 +3,51 @@
 
 Backends are imported only when their URL scheme is used, so an application pulls in
 just the client library of the store it runs on; a library that is not installed is
-named with the extra that brings it (``pip install 'sessionward[postgres]'``).
+named with the extra that brings it (``pip install 'sessionward[postgres]'``). The
+in-process stores, :class:`MemoryStore` and :class:`FileStore`, are imported on first
+use too.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sessionward.core.errors import ConfigError
 from sessionward.core.extras import needs_extra
+from sessionward.stores._contract import Established, StoreStats
+from sessionward.stores._schemes import REDIS_SCHEMES, SCHEMES, SQL_DATABASES, SQL_EXTRAS, wants_schema_created
 from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats
-from sessionward._sync.stores.memory import MemoryStore
-from sessionward.stores import SCHEMES, SQL_DATABASES, SQL_EXTRAS, wants_schema_created
 
-__all__ = ["SCHEMES", "SQL_DATABASES", "Established", "MemoryStore", "SessionStore", "StoreStats", "open_store"]
+if TYPE_CHECKING:
+    from sessionward.stores._file_sync import FileStore
+    from sessionward.stores._memory_sync import MemoryStore
+
+__all__ = [
+    "SCHEMES",
+    "SQL_DATABASES",
+    "Established",
+    "FileStore",
+    "MemoryStore",
+    "SessionStore",
+    "StoreStats",
+    "open_store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the in-process stores load with their first use. Not only to stay light:
+    # they wrap blocking stores built on sessionward._sync.stores.base, whose package
+    # imports this module, so an import here at the top would be circular.
+    if name == "MemoryStore":
+        from sessionward.stores._memory_sync import MemoryStore
+
+        return MemoryStore
+    if name == "FileStore":
+        from sessionward.stores._file_sync import FileStore  # type: ignore[import-not-found, unused-ignore]
+
+        return FileStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(
@@ -54,6 +84,8 @@ def open_store(
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
+        from sessionward.stores._memory_sync import MemoryStore
+
         return MemoryStore()
     database = SQL_DATABASES.get(scheme.partition("+")[0])
     if database is not None:
@@ -62,18 +94,16 @@ def open_store(
         with needs_extra(extra, feature, setting=setting):
             from sessionward._sync.stores.sql import SqlStore
         return SqlStore.from_url(url, setting=setting, must_exist=must_exist, create_schema=create)
-    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel"):
+    if scheme in REDIS_SCHEMES:
         with needs_extra("redis", "the Redis store", setting=setting):
             from sessionward._sync.stores.redis import RedisStore  # type: ignore[import-not-found, unused-ignore]
         redis_store: SessionStore = RedisStore.from_url(url, setting=setting)
         return redis_store
     if scheme == "file":
         try:
-            from sessionward._sync.stores.file import FileStore  # type: ignore[import-not-found, unused-ignore]
+            from sessionward.stores._file_sync import FileStore  # type: ignore[import-not-found, unused-ignore]
         except ImportError as error:  # it locks with fcntl: POSIX systems only
             raise ConfigError(setting, f"the file store is not available ({error})") from None
         file_store: SessionStore = FileStore.from_url(url, setting=setting, must_exist=must_exist)
         return file_store
     raise ConfigError(setting, f"{url!r} has no supported scheme; use one of {', '.join(s + '://' for s in SCHEMES)}")
-
-

@@ -3,18 +3,19 @@
 
 A store files entries (live :class:`~sessionward.core.records.SessionRecord` or
 :class:`~sessionward.core.records.Tombstone`) under the *storage key* (SHA-256 of the ID);
-it never sees a raw ID. It keeps a per-user index of live sessions (F12) and remembers
-tombstones until they expire (F10). It does not decide: the sans-I/O engine computes
-deadlines and tombstones and passes them in, with ``now``.
+it never sees a raw ID. It keeps a per-user index of live sessions and remembers
+tombstones until they expire, so a user can be told why a session ended. It does not
+decide: the sans-I/O engine computes deadlines and tombstones and passes them in, with
+``now``.
 
 Guarantees every store gives (the conformance suite in ``tests/stores`` checks them):
 
 * :meth:`SessionStore.save` applies per-key changes, so concurrent saves that change
-  different keys both keep their change; for the same key the last write wins (F18).
+  different keys both keep their change; for the same key the last write wins.
 * :meth:`SessionStore.save` never resurrects: if the key no longer holds a live record
   (a concurrent logout ended it), nothing is written and it returns ``False``.
 * :meth:`SessionStore.establish` writes a new record, retires the old key and enforces
-  the per-user limit atomically with respect to other logins of the same user (F11).
+  the per-user limit atomically with respect to other logins of the same user.
   When it carries an :class:`~sessionward.core.records.Expected` (every login, rotation and
   renewal of an existing session does), it applies only while the old key still holds a
   live record at the expected version, checked and written in one atomic step (one Lua
@@ -57,7 +58,9 @@ from msgspec.structs import replace
 
 from sessionward.core.engine import Hits, SessionLimit
 from sessionward.core.records import CHAIN_LIMIT, EndReason, Entry, Expected, SessionRecord, Tombstone, Update
-from sessionward.stores.base import Established, StoreStats
+from sessionward.stores._contract import Established, StoreStats, check_counter
+
+__all__ = ["Established", "SessionStore", "StoreStats", "check_counter"]
 
 
 class SessionStore(ABC):
@@ -72,7 +75,7 @@ class SessionStore(ABC):
             now: The current time.
 
         One round trip. The idle clock is not written here: when a touch is due the
-        exchange writes it with the request's save (F18), at most one more round trip.
+        exchange writes it with the request's save, at most one more round trip.
         """
 
     @abstractmethod
@@ -253,5 +256,3 @@ class SessionStore(ABC):
                 return None
             key = entry.successor_key
         return None
-
-

@@ -2,8 +2,9 @@
 """SQL stores through SQLAlchemy 2 (async): SQLite, PostgreSQL, MySQL/MariaDB.
 
 One table holds live sessions and tombstones, keyed by the SHA-256 storage key, with
-indexes on ``kept_until`` (purge costs what it removes), ``user_id`` (the per-user index
-of F12) and ``handle``. Data and metadata are JSON text; never pickled.
+indexes on ``kept_until`` (purge costs what it removes), ``user_id`` (the per-user
+index) and ``handle``. Data and metadata are JSON text; never pickled. Rows are mapped
+to entries and back in :mod:`sessionward.stores._sql_rows`.
 
 Concurrency:
 
@@ -11,7 +12,7 @@ Concurrency:
   with the data the request loaded plus its changes. When another writer came in
   between, the row is read ``FOR UPDATE`` and only this request's keys are applied on
   top, in one transaction, so racing writers of different keys both keep their change
-  and the fallback never loops (F18).
+  and the fallback never loops.
 * A touch (idle clock only) updates metadata columns and never conflicts with data
   writes.
 * Every write to a session requires ``tomb IS NULL``: a session ended by a concurrent
@@ -24,7 +25,7 @@ Concurrency:
 * ``establish`` (of an authenticated session) and ``end_user`` run in one transaction holding a per-user lock
   — the user's row of ``<prefix>user_locks``, locked by an upsert on PostgreSQL and
   MySQL, the database write lock (``BEGIN IMMEDIATE``) on SQLite — so the
-  multiple-login limit holds across any number of app processes and servers (F11).
+  multiple-login limit holds across any number of app processes and servers.
   On SQLite, one process's writers also queue on an :class:`asyncio.Lock` rather
   than in SQLite's sleeping busy handler.
 * MySQL runs at ``READ COMMITTED`` so that a statement after a lock wait sees what the
@@ -37,7 +38,7 @@ Concurrency:
   so racing hits from any number of connections are all counted.
 * Deadlocks and serialization failures are retried a few times; anything else that
   means the database is down or slow becomes :class:`StoreUnavailableError`, and every
-  operation runs under the store's timeout, so nothing hangs (F19).
+  operation runs under the store's timeout, so nothing hangs.
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
@@ -52,7 +53,7 @@ from __future__ import annotations
 from sessionward.io import _blocking
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -61,7 +62,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from sessionward.core.engine import Hits, SessionLimit
 from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
-from sessionward.core.ids import handle_of
 from sessionward.core.records import (
     EndReason,
     Entry,
@@ -75,35 +75,34 @@ from sessionward.core.records import (
     stored_count,
     tombstone_from_json,
 )
+from sessionward.stores._contract import Established, StoreStats, check_counter
 from sessionward.stores._sql_dialects import (
     brief,
-    count_hit_statement,
     counter_table,
-    insert_ignore,
-    is_missing_schema,
+    dialect_of,
     is_refusal,
     is_retryable,
-    lock_row,
-    make_database_dir,
     open_sync_engine,
     tables,
-    upsert,
+)
+from sessionward.stores._sql_rows import (
+    BURIED_COLUMNS,
+    ESTABLISHED_COLUMNS,
+    decoded,
+    expired,
+    is_tombstone,
+    loaded,
+    merged,
+    readable,
+    record_row,
+    tomb_row,
 )
 from sessionward._sync.stores.base import SessionStore
-from sessionward.stores.base import Established, StoreStats, check_counter
-from sessionward.stores.sql import (
-    _BURIED_COLUMNS,
-    _DEADLOCK_RETRIES,
-    _ESTABLISHED_COLUMNS,
-    _expired,
-    _is_tombstone,
-    _merged,
-    _row_entry,
-    _tomb_row,
-)
 
 logger = logging.getLogger("sessionward")
 T = TypeVar("T")
+
+_DEADLOCK_RETRIES = 5
 
 
 class SqlStore(SessionStore):
@@ -131,10 +130,13 @@ class SqlStore(SessionStore):
         self.create_schema = create_schema
         # Reads skip SQLite's BEGIN IMMEDIATE (see _configure_sqlite): they need no write lock.
         self._reader = engine.execution_options(sessionward_readonly=True)
-        # SQLite has one writer at a time: queue this process's writers here, in order,
+        self.sql = dialect_of(engine)
+        """What the database does differently (statements, locks)."""
+        self.dialect = self.sql.name
+        """The database's name: ``sqlite``, ``postgresql`` or ``mysql``."""
+        # One writer at a time (SQLite): queue this process's writers here, in order,
         # rather than in SQLite's busy handler, which sleeps in growing steps.
-        self._write_gate: _blocking.Lock | None = _blocking.Lock() if engine.dialect.name == "sqlite" else None
-        self.dialect = engine.dialect.name
+        self._write_gate: _blocking.Lock | None = _blocking.Lock() if self.sql.one_writer else None
         self.timeout_s = timeout_s
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
@@ -188,7 +190,7 @@ class SqlStore(SessionStore):
                     f"SQL store ({self.dialect}) did not answer within {self.timeout_s} s"
                 ) from None
             except exc.DBAPIError as error:
-                if is_missing_schema(error, self.engine.url):
+                if self.sql.is_missing_schema(error, self.engine.url):
                     if self.create_schema and not schema_created:
                         schema_created = True
                         logger.warning("SQL store (%s): creating the missing schema (create_schema)", self.dialect)
@@ -219,20 +221,17 @@ class SqlStore(SessionStore):
             return work(connection)
 
     def _lock_user(self, connection: Connection, user: str) -> None:
-        """Hold the per-user lock until the transaction ends (SQLite: the write lock already is)."""
-        if self.dialect != "sqlite":
-            connection.execute(lock_row(self.dialect, self.locks, user))
+        """Hold the per-user lock until the transaction ends (a lone writer already holds all)."""
+        statement = self.sql.lock_user(self.locks, user)
+        if statement is not None:
+            connection.execute(statement)
 
     def _upsert(self, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
-        return upsert(self.dialect, self.sessions, values, update)
-
-    def _select_for_update(self, query: sa.Select[Any]) -> sa.Select[Any]:
-        # SQLite has no row locks; its writers already hold the database write lock.
-        return query if self.dialect == "sqlite" else query.with_for_update()
+        return self.sql.upsert(self.sessions, values, update)
 
     def setup(self) -> None:
         """Create the tables and indexes if they do not exist (and a SQLite file's folder)."""
-        make_database_dir(self.engine.url)
+        self.sql.make_database_dir(self.engine.url)
         self._run(self.metadata.create_all)
 
     def drop(self) -> None:
@@ -244,46 +243,10 @@ class SqlStore(SessionStore):
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _entry(self, row: sa.Row[Any], now: float) -> Entry | None:
-        entry = _row_entry(row)
-        if isinstance(entry, Tombstone):
-            # A tombstone's row is kept until it expires; its kept_until is when the purge
-            # must next look at it (the end of a renewal's grace, to drop the seal).
-            return entry.seen_at(now) if entry.expires_at > now else None
-        if entry.kept_until <= now:
-            return None  # a record past expires_at is still returned until then: the engine tells why
-        return entry
-
-    def _record(self, row: sa.Row[Any]) -> SessionRecord:
-        entry = _row_entry(row)
-        if not isinstance(entry, SessionRecord):
-            raise StoreError(f"corrupt session row {row.key[:16]}: a tombstone where a record was expected")
-        return entry
-
-    def _decoded(self, row: sa.Row[Any] | None) -> Entry | None:
-        """Decode a row whatever its expiry; a corrupt one reads as none (its next load ends it)."""
-        if row is None:
-            return None
-        try:
-            return _row_entry(row)
-        except StoreError as error:
-            logger.warning("corrupt session %s: %s", row.key[:16], error)
-            return None
-
-    def _readable(self, rows: Iterable[sa.Row[Any]]) -> list[SessionRecord]:
-        """Decode rows for listings, leaving out corrupt ones: their next load ends them."""
-        records = []
-        for row in rows:
-            try:
-                records.append(self._record(row))
-            except StoreError as error:
-                logger.warning("skipping corrupt session %s: %s", row.key[:16], error)
-        return records
-
     def load(self, key: str, now: float) -> Entry | None:
         def work(connection: Connection) -> Entry | None:
             row = (connection.execute(sa.select(self.sessions).where(self.sessions.c.key == key))).first()
-            return None if row is None else self._entry(row, now)
+            return None if row is None else loaded(row, now)
 
         return self._run(work, read_only=True)
 
@@ -293,7 +256,7 @@ class SqlStore(SessionStore):
             rows = connection.execute(
                 sa.select(self.sessions).where(c.handle == handle, c.tomb.is_(None), c.expires_at > now)
             )
-            records = self._readable(rows)
+            records = readable(rows)
             return records[0] if records else None
 
         return self._run(work, read_only=True)
@@ -305,7 +268,7 @@ class SqlStore(SessionStore):
                 sa.select(self.sessions).where(c.handle == handle, c.tomb.is_not(None), c.expires_at > now)
             )
             for row in rows:
-                entry = self._decoded(row)
+                entry = decoded(row)
                 if isinstance(entry, Tombstone) and entry.successor_key is not None:
                     return entry
             return None
@@ -320,7 +283,7 @@ class SqlStore(SessionStore):
                 .where(c.user_id == user, c.tomb.is_(None), c.expires_at > now)
                 .order_by(c.created_at, c.key)
             )
-            return self._readable(rows)
+            return readable(rows)
 
         return self._run(work, read_only=True)
 
@@ -358,12 +321,12 @@ class SqlStore(SessionStore):
 
     def count_hit(self, name: str, window_s: float, now: float) -> Hits:
         check_counter(name, window_s)
-        statement = count_hit_statement(self.dialect, self.counters, name, now, now + window_s)
+        statement = self.sql.count_hit(self.counters, name, now, now + window_s)
 
         def work(connection: Connection) -> Hits:
             result = connection.execute(statement)
-            if self.dialect == "mysql":
-                # No RETURNING with ON DUPLICATE KEY: read back while the row is still locked.
+            if not self.sql.returning:
+                # Read back while the row is still locked.
                 c = self.counters.c
                 result = connection.execute(sa.select(c.hits, c.resets_at).where(c.name == name))
             hits, resets_at = result.one()
@@ -395,21 +358,6 @@ class SqlStore(SessionStore):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _row_values(self, record: SessionRecord) -> dict[str, Any]:
-        return {
-            "key": record.key,
-            "handle": handle_of(record.key),
-            "user_id": record.meta.user,
-            "created_at": record.meta.created_at,
-            "last_access_at": record.meta.last_access_at,
-            "expires_at": record.expires_at,
-            "kept_until": record.kept_until,
-            "version": record.version,
-            "meta": meta_to_json(record.meta).decode(),
-            "data": dumps(record.data).decode(),
-            "tomb": None,
-        }
-
     def save(self, key: str, update: Update) -> bool:
         c = self.sessions.c
         common = {
@@ -429,7 +377,7 @@ class SqlStore(SessionStore):
 
         if update.base_data is not None:
             # The common case: nobody wrote since this request loaded, one statement.
-            payload = dumps(_merged(update.base_data, update)).decode()
+            payload = dumps(merged(update.base_data, update)).decode()
             seen = update.base_version
 
             def optimistic(connection: Connection) -> int:
@@ -445,15 +393,15 @@ class SqlStore(SessionStore):
 
         def locked(connection: Connection) -> bool:
             # Someone wrote in between: apply only this request's keys to what is there now.
-            query = self._select_for_update(sa.select(c.data, c.version).where(live))
+            query = self.sql.for_update(sa.select(c.data, c.version).where(live))
             row = (connection.execute(query)).first()
             if row is None:
                 return False
-            merged = _merged(data_from_json(row.data), update)
+            changed = merged(data_from_json(row.data), update)
             connection.execute(
                 sa.update(self.sessions)
                 .where(live)
-                .values(data=dumps(merged).decode(), version=stored_count(row.version, "version") + 1, **common)
+                .values(data=dumps(changed).decode(), version=stored_count(row.version, "version") + 1, **common)
             )
             return True
 
@@ -478,7 +426,7 @@ class SqlStore(SessionStore):
                 self._lock_user(connection, user)
             if expect is not None and not self._claim(connection, expect, record, retire):
                 query = sa.select(self.sessions).where(self.sessions.c.key == expect.key)
-                return Established(applied=False, found=self._decoded((connection.execute(query)).first()))
+                return Established(applied=False, found=decoded((connection.execute(query)).first()))
             # A refused login raises here, after the claim: the transaction rolls it back.
             if limit is not None and user is not None:
                 displaced = self._enforce_limit(connection, record, retire, limit, user)
@@ -489,9 +437,9 @@ class SqlStore(SessionStore):
                 # cannot pass the optimistic check against the new one.
                 connection.execute(
                     self._upsert(
-                        self._row_values(record),
+                        record_row(record),
                         lambda new: {
-                            **{name: new[name] for name in _ESTABLISHED_COLUMNS},
+                            **{name: new[name] for name in ESTABLISHED_COLUMNS},
                             "version": self.sessions.c.version + 1,
                         },
                     )
@@ -512,13 +460,13 @@ class SqlStore(SessionStore):
         """
         c = self.sessions.c
         if expect.key == record.key:
-            row = self._row_values(record)
-            values: dict[str, Any] = {name: row[name] for name in _ESTABLISHED_COLUMNS} | {"version": c.version + 1}
+            row = record_row(record)
+            values: dict[str, Any] = {name: row[name] for name in ESTABLISHED_COLUMNS} | {"version": c.version + 1}
         else:
             if retire is None or retire.key != expect.key:
                 raise ValueError("expect.key must be the retired key or the record's own key")
-            buried = _tomb_row(retire.key, retire)
-            values = {name: buried[name] for name in _BURIED_COLUMNS}
+            buried = tomb_row(retire.key, retire)
+            values = {name: buried[name] for name in BURIED_COLUMNS}
         held = sa.and_(c.key == expect.key, c.tomb.is_(None), c.version == expect.version)
         result = connection.execute(sa.update(self.sessions).where(held).values(**values))
         return bool(result.rowcount)
@@ -544,32 +492,28 @@ class SqlStore(SessionStore):
         if not victims:
             return []
         self._bury(connection, [row.key for row in victims], limit.tombstone("", user))
-        return self._readable(victims)
+        return readable(victims)
 
     def _bury(self, connection: Connection, keys: list[str], tomb: Tombstone) -> None:
         """Turn the rows under ``keys`` into tombstones, inserting one where none exists."""
         for key in keys:
             connection.execute(
-                self._upsert(_tomb_row(key, tomb), lambda new: {name: new[name] for name in _BURIED_COLUMNS})
+                self._upsert(tomb_row(key, tomb), lambda new: {name: new[name] for name in BURIED_COLUMNS})
             )
 
     def end(self, tombstone: Tombstone) -> SessionRecord | None:
         def work(connection: Connection) -> SessionRecord | None:
             c = self.sessions.c
             row = (
-                connection.execute(
-                    self._select_for_update(sa.select(self.sessions).where(c.key == tombstone.key))
-                )
+                connection.execute(self.sql.for_update(sa.select(self.sessions).where(c.key == tombstone.key)))
             ).first()
             if row is None:
                 # Another ender may insert concurrently; the first tombstone stays.
-                connection.execute(
-                    insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone))
-                )
+                connection.execute(self.sql.insert_ignore(self.sessions, tomb_row(tombstone.key, tombstone)))
                 return None
-            if row.tomb is not None and _is_tombstone(row):
+            if row.tomb is not None and is_tombstone(row):
                 return None
-            records = self._readable([row]) if row.tomb is None else []
+            records = readable([row]) if row.tomb is None else []
             self._bury(connection, [tombstone.key], tombstone)
             return records[0] if records else None
 
@@ -579,7 +523,7 @@ class SqlStore(SessionStore):
         # Without reading the row first: what is there may not even decode as text.
         def work(connection: Connection) -> None:
             connection.execute(sa.delete(self.sessions).where(self.sessions.c.key == tombstone.key))
-            connection.execute(insert_ignore(self.dialect, self.sessions, _tomb_row(tombstone.key, tombstone)))
+            connection.execute(self.sql.insert_ignore(self.sessions, tomb_row(tombstone.key, tombstone)))
 
         self._run(work)
 
@@ -603,7 +547,7 @@ class SqlStore(SessionStore):
             rows = list(connection.execute(query.order_by(c.created_at, c.key)))
             tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
             self._bury(connection, [row.key for row in rows], tomb)
-            return [record for record in self._readable(rows) if record.expires_at > now]
+            return [record for record in readable(rows) if record.expires_at > now]
 
         return self._run(work)
 
@@ -618,7 +562,7 @@ class SqlStore(SessionStore):
             c = self.sessions.c
             # The index range holds only rows due now: the cost is what the batch settles.
             rows = list(connection.execute(self.expired_keys_query(now, batch_size)))
-            gone = [row.key for row in rows if row.tomb is None or _expired(row.expires_at, now)]
+            gone = [row.key for row in rows if row.tomb is None or expired(row.expires_at, now)]
             settled = 0
             if gone:
                 # Re-checked on delete: a session extended meanwhile stays.
@@ -626,7 +570,7 @@ class SqlStore(SessionStore):
                 deleted = connection.execute(query)
                 settled += int(deleted.rowcount)
             for row in rows:
-                if row.tomb is not None and not _expired(row.expires_at, now):
+                if row.tomb is not None and not expired(row.expires_at, now):
                     settled += self._drop_seal(connection, row.key, row.tomb)
             if len(rows) < batch_size:
                 settled += self._purge_counters(connection, now, batch_size - len(rows))
@@ -643,12 +587,10 @@ class SqlStore(SessionStore):
             logger.warning("purging corrupt tombstone %s", key[:16])
             result = connection.execute(sa.delete(self.sessions).where(c.key == key, c.tomb == text))
             return int(result.rowcount)
-        unsealed = _tomb_row(key, tomb.unsealed())
+        unsealed = tomb_row(key, tomb.unsealed())
         result = connection.execute(
             sa.update(self.sessions)
             .where(c.key == key, c.tomb == text)  # unless ended or rewritten meanwhile
             .values(tomb=unsealed["tomb"], kept_until=unsealed["kept_until"])
         )
         return int(result.rowcount)
-
-
