@@ -25,6 +25,7 @@ from sessionward.core.config import (
     CookiePolicy,
     Creation,
     CreationBudget,
+    CsrfPolicy,
     FirewallPolicy,
     Fixation,
     InvalidSessionPolicy,
@@ -45,6 +46,7 @@ from sessionward.core.errors import (
     StoreUnavailableError,
 )
 from sessionward.core.events import EventBus, EventName, JsonAuditLogger, SessionEvent
+from sessionward.core.headers import SecurityHeadersPolicy
 from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tombstone
 from sessionward.core.session import Session
 
@@ -88,6 +90,7 @@ __all__ = [
     "CookiePolicy",
     "Creation",
     "CreationBudget",
+    "CsrfPolicy",
     "EndReason",
     "EventBus",
     "EventName",
@@ -100,6 +103,7 @@ __all__ = [
     "ManualClock",
     "MemoryStore",
     "RequestSession",
+    "SecurityHeadersPolicy",
     "Session",
     "SessionBudgetExceededError",
     "SessionDataError",

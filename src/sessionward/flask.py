@@ -24,7 +24,7 @@ session interface that hands Flask the request's session. ``flask.session`` is t
 
 Configuration: the ``store`` and ``policy`` arguments, else Flask config keys:
 ``SESSIONWARD_STORE`` (a URL or a sync store object; default ``memory://``), every
-``SESSIONWARD_*`` policy variable of SPEC §6 (read as :meth:`SessionPolicy.from_env`
+``SESSIONWARD_*`` policy variable (read as :meth:`SessionPolicy.from_env`
 reads the environment), ``SESSIONWARD_CSRF`` (default on), ``SESSIONWARD_CSRF_TRUSTED_ORIGINS``,
 ``SESSIONWARD_CSRF_EXEMPT_PATHS``, ``SESSIONWARD_SECURITY_HEADERS`` (default on) and
 ``SESSIONWARD_AUDIT_LOG`` (a file for the JSON audit trail).
@@ -49,10 +49,9 @@ from sessionward._sync.login_throttle import ClientThrottle
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import open_store
 from sessionward._sync.stores.base import SessionStore
-from sessionward.asgi.csrf import csrf_token as _csrf_token
-from sessionward.asgi.headers import SecurityHeadersPolicy
 from sessionward.core.clock import Clock
-from sessionward.core.config import SessionPolicy
+from sessionward.core.config import CsrfPolicy, SessionPolicy
+from sessionward.core.csrf import csrf_token as _csrf_token
 from sessionward.core.engine import SessionStatus
 from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
@@ -62,9 +61,10 @@ from sessionward.core.errors import (
     StoreUnavailableError,
 )
 from sessionward.core.events import EventBus, JsonAuditLogger
+from sessionward.core.headers import SecurityHeadersPolicy
+from sessionward.core.outcomes import SessionInfo
 from sessionward.core.records import EndReason, JSONValue
-from sessionward.io.exchange import SessionInfo
-from sessionward.wsgi import CsrfSettings, SessionMiddleware
+from sessionward.wsgi import SessionMiddleware
 
 __all__ = ["AppState", "FlaskSession", "SessionWard", "csrf_token", "current_exchange", "current_session"]
 
@@ -74,7 +74,7 @@ EXTENSION_KEY = "sessionward"
 class FlaskSession(SessionMixin):
     """What ``flask.session`` is: the request's session, a mapping of JSON values with verbs.
 
-    Values must be JSON-typed (F17); the verbs reach the store at once. The data's size
+    Values must be JSON-typed; the verbs reach the store at once. The data's size
     is checked as values are assigned; a container grown in place is measured by
     :meth:`check_size`, and at the latest when the response starts (see
     :class:`sessionward.core.session.Session`).
@@ -161,18 +161,18 @@ class FlaskSession(SessionMixin):
 
     @property
     def recently_authenticated(self) -> bool:
-        """Whether the user proved who they are within the re-auth window (F12)."""
+        """Whether the user proved who they are within the re-auth window."""
         return self._session.recently_authenticated
 
     def status(self) -> SessionStatus:
-        """The figures of F20."""
+        """The session's figures: user, times, timeouts left, elevation."""
         return self._session.status()
 
     # -- verbs ------------------------------------------------------------------------------------
 
     @property
     def throttle(self) -> ClientThrottle:
-        """Login throttling (F21) for this request's client::
+        """Login throttling for this request's client::
 
             current_session().throttle.check(name)  # LoginThrottledError: a 429 with Retry-After
             if not verify(name, password):
@@ -187,10 +187,10 @@ class FlaskSession(SessionMixin):
         return self._session.throttle
 
     def login(self, user: str) -> None:
-        """Log ``user`` in; the session ID changes per the fixation strategy (F6).
+        """Log ``user`` in; the session ID changes per the fixation strategy.
 
         Raises:
-            LoginRefusedError: multiple-login control refused it ("first wins", F11).
+            LoginRefusedError: multiple-login control refused it ("first wins").
         """
         self._session.login(user)
 
@@ -199,7 +199,7 @@ class FlaskSession(SessionMixin):
         self._session.logout()
 
     def rotate_id(self) -> None:
-        """Give the session a new ID now (call on any privilege change, F7)."""
+        """Give the session a new ID now (call on any privilege change)."""
         self._session.rotate_id()
 
     def elevate(self) -> None:
@@ -211,7 +211,7 @@ class FlaskSession(SessionMixin):
         self._session.reauthenticated()
 
     def list_sessions(self) -> list[SessionInfo]:
-        """The current user's live sessions (F12)."""
+        """The current user's live sessions."""
         return self._session.list_sessions()
 
     def revoke(self, handle: str) -> bool:
@@ -273,7 +273,7 @@ class SessionWard:
         policy: The session policy; else built from the app's ``SESSIONWARD_*`` config.
         clock: The clock (tests pass a manual one).
         events: The event bus; subscribe plain callables (WSGI calls no coroutines).
-        store_timeout_s: The store timeout (F19).
+        store_timeout_s: How long a store call may take before it counts as an outage.
         csrf: CSRF settings; else from config (on by default).
         security_headers: Header policy; else from config (on by default).
     """
@@ -287,7 +287,7 @@ class SessionWard:
         clock: Clock | None = None,
         events: EventBus | None = None,
         store_timeout_s: float = 2.0,
-        csrf: CsrfSettings | None = None,
+        csrf: CsrfPolicy | None = None,
         security_headers: SecurityHeadersPolicy | None = None,
     ) -> None:
         self._store = store
@@ -323,7 +323,7 @@ class SessionWard:
         manager = SessionManager(store, policy, clock=self.clock, events=events, store_timeout_s=self.store_timeout_s)
         csrf = self.csrf
         if csrf is None and _flag(app.config.get("SESSIONWARD_CSRF", True)):
-            csrf = CsrfSettings(
+            csrf = CsrfPolicy(
                 trusted_origins=frozenset(_items(app.config.get("SESSIONWARD_CSRF_TRUSTED_ORIGINS"))),
                 exempt_paths=tuple(_items(app.config.get("SESSIONWARD_CSRF_EXEMPT_PATHS"))),
             )
@@ -426,7 +426,7 @@ def csrf_token() -> str:
 
 def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int, dict[str, str]]:
     # A verb met the outage in the view: Flask hands it here, and the middleware, which
-    # logs the others, never sees it. The user gets a retryable answer (F19).
+    # logs the others, never sees it. The user gets a retryable answer.
     logging.getLogger("sessionward").warning("session store unavailable: %s", error)
     body = jsonify(error="session_store_unavailable", message=STORE_UNAVAILABLE_MESSAGE)
     return body, 503, {"Retry-After": "1", "Cache-Control": "no-store"}

@@ -16,13 +16,16 @@ layout: an ASGI and a WSGI app can share one store). Flask users want
 from sessionward._sync.exchange import Exchange, RequestSession
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import MemoryStore, SessionStore, open_store
-from sessionward.wsgi import CsrfSettings, SessionMiddleware
+from sessionward.core.config import CsrfPolicy
+from sessionward.core.headers import SecurityHeadersPolicy
+from sessionward.wsgi import SessionMiddleware
 
 __all__ = [
-    "CsrfSettings",
+    "CsrfPolicy",
     "Exchange",
     "MemoryStore",
     "RequestSession",
+    "SecurityHeadersPolicy",
     "SessionManager",
     "SessionMiddleware",
     "SessionStore",

@@ -1,27 +1,28 @@
 """The WSGI middleware: sessionward for any WSGI application, with synchronous store I/O.
 
 It does for WSGI what :mod:`sessionward.asgi.middleware`, :mod:`sessionward.asgi.csrf` and
-:mod:`sessionward.asgi.headers` do for ASGI, with the same engine and the same decisions,
-through the generated sync exchange (:mod:`sessionward._sync.exchange`). Per request:
+:mod:`sessionward.asgi.headers` do for ASGI, with the same engine and the same rules
+(:mod:`sessionward.core.csrf`, :mod:`sessionward.core.headers`), through the generated
+sync exchange (:mod:`sessionward._sync.exchange`). Per request:
 
-1. The firewall (F5) answers 400/405 before anything else, with no store access.
-2. The session is opened: an invalid one becomes a 401 JSON or a redirect (F10), an
-   unreachable store a 503 (F19).
-3. Unsafe requests pass the CSRF check (F15): where they come from, and for HTML forms
-   the synchronizer token (the form body is read, bounded, and put back for the app).
+1. The request firewall answers 400/405 before anything else, with no store access.
+2. The session is opened: an invalid one becomes a 401 JSON or a redirect, an
+   unreachable store a 503.
+3. Unsafe requests pass the CSRF check: where they come from, and for HTML forms the
+   synchronizer token (the form body is read, bounded, and put back for the app).
 4. The application runs with the session in ``environ["sessionward.session"]`` (the
    exchange in ``environ["sessionward"]``); when it calls ``start_response`` the session
-   is committed and ``Set-Cookie``/``Vary`` added, then the security headers (F14).
+   is committed and ``Set-Cookie``/``Vary`` added, then the security headers.
 
-Every answer the middleware gives itself is JSON with ``Cache-Control: no-store``.
+Every answer the middleware gives itself is JSON (or an empty redirect) with
+``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -29,25 +30,22 @@ import orjson
 
 from sessionward._sync.exchange import Exchange
 from sessionward._sync.manager import SessionManager
-from sessionward.asgi.csrf import (
-    DEFAULT_MAX_BODY_BYTES,
-    FORM_TYPES,
-    HEADER,
-    SAFE_METHODS,
-    _form_token,
-    _headers,
-    _single,
-    _trusted_origin,
-    origin_refusal,
-    token_refusal,
-)
-from sessionward.asgi.headers import SecurityHeadersPolicy, add_security_headers
 from sessionward.core.clientinfo import request_origin
-from sessionward.core.config import path_matches
+from sessionward.core.config import CsrfPolicy
 from sessionward.core.cookies import split_joined_cookie_header
+from sessionward.core.csrf import (
+    declared_too_large,
+    expected_token,
+    header_map,
+    must_check,
+    origin_refusal,
+    refusal_body,
+    refusal_status,
+    token_refusal,
+    token_source,
+)
 from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
-    ConfigError,
     SessionBudgetExceededError,
     SessionEndedError,
     SessionTooLargeError,
@@ -55,15 +53,24 @@ from sessionward.core.errors import (
 )
 from sessionward.core.events import EventName
 from sessionward.core.firewall import check_request
+from sessionward.core.headers import (
+    HeaderPairs,
+    SecurityHeadersPolicy,
+    carries_session,
+    secure_headers,
+    with_session_headers,
+)
+from sessionward.core.outcomes import Interruption
 from sessionward.core.session import TOO_LARGE_MESSAGE
 from sessionward.core.transport import PlainHttpNotice
-from sessionward.io.exchange import Interruption
 
 logger = logging.getLogger("sessionward")
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["CsrfPolicy", "SecurityHeadersPolicy", "SessionMiddleware", "request_scope"]
 
 Headers = list[tuple[str, str]]
 
@@ -80,33 +87,7 @@ _REASONS = {
     503: "Service Unavailable",
 }
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CsrfSettings:
-    """The CSRF check of :mod:`sessionward.asgi.csrf`, for WSGI.
-
-    Attributes:
-        trusted_origins: Other origins allowed to send unsafe requests
-            (``scheme://host[:port]``).
-        exempt_paths: Paths never checked (exact, or prefixes when ending in ``/``).
-        max_body_bytes: The largest form body read to find the token (413 beyond).
-    """
-
-    trusted_origins: frozenset[str] = frozenset()
-    exempt_paths: tuple[str, ...] = ()
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "trusted_origins", frozenset(_trusted_origin(o) for o in self.trusted_origins))
-        for path in self.exempt_paths:
-            if not path.startswith("/"):
-                raise ConfigError("csrf.exempt_paths", f"{path!r} must start with '/'")
-        if self.max_body_bytes < 1024:
-            raise ConfigError("csrf.max_body_bytes", "must be at least 1024 bytes")
-
-    def exempts(self, path: str) -> bool:
-        """Tell whether ``path`` is never checked."""
-        return path_matches(path, self.exempt_paths)
+_UNAVAILABLE = {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE}
 
 
 def request_scope(environ: WSGIEnvironment) -> dict[str, Any]:
@@ -162,21 +143,21 @@ class SessionMiddleware:
         app: WSGIApplication,
         manager: SessionManager,
         *,
-        csrf: CsrfSettings | None = None,
+        csrf: CsrfPolicy | None = None,
         security_headers: SecurityHeadersPolicy | None = None,
     ) -> None:
         self.app = app
         self.manager = manager
         self.csrf = csrf
         self.security_headers = security_headers
-        self._security_list = security_headers.header_list() if security_headers else []
         self.plain_http = PlainHttpNotice()
         """Warns once when the session cookie is set where it will not come back (plain HTTP)."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         manager = self.manager
         scope = request_scope(environ)
-        client = request_origin(scope, manager.policy.trusted_proxies).client
+        origin = request_origin(scope, manager.policy.trusted_proxies)
+        client = origin.client
         path: str = scope["path"]
         rejection = check_request(manager.policy.firewall, scope["method"], scope["raw_path"])
         if rejection is not None:
@@ -200,8 +181,9 @@ class SessionMiddleware:
             return self._interrupt(start_response, exchange, interruption)
         environ["sessionward"] = exchange
         environ["sessionward.session"] = exchange.session
-        if self.csrf is not None and scope["method"] not in SAFE_METHODS and not self.csrf.exempts(path):
-            reason = self._csrf_refusal(environ, scope, exchange, self.csrf)
+        csrf = self.csrf
+        if csrf is not None and must_check(csrf, scope["method"], path):
+            reason = self._csrf_refusal(environ, scope, exchange, csrf, origin.origin)
             if reason is not None:
                 return self._refuse_csrf(start_response, exchange, reason)
         return self._run(environ, start_response, exchange, scope)
@@ -214,36 +196,28 @@ class SessionMiddleware:
         state = _Replacement()
 
         def start(status: str, headers: Headers, exc_info: OptExcInfo | None = None) -> Callable[[bytes], object]:
+            def instead(code: int, body: Mapping[str, object], extra: HeaderPairs) -> Callable[[bytes], object]:
+                # The app's response has not gone out: the client gets this one instead.
+                replaced, state.body = _own_answer(body, extra)
+                return start_response(_status(code), self._secured(replaced, exchange), exc_info)
+
             try:
-                extra = exchange.commit(int(status[:3]))
+                added = exchange.commit(int(status[:3]))
             except StoreUnavailableError as error:
                 logger.warning("session store unavailable: %s", error)
                 self._emit_unavailable(exchange)
-                payload = _json({"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE})
-                state.body = payload
-                replaced = [*_json_headers(payload), ("Retry-After", "1")]
-                return start_response(_status(503), self._secured(replaced, exchange, []), exc_info)
+                return instead(503, _UNAVAILABLE, [(b"Retry-After", b"1")])
             except SessionBudgetExceededError as error:
                 # The client spent its budget of new sessions (creation_budget.action = refuse).
-                payload = _json({"error": "session_budget_exceeded", "retry_after_s": error.retry_after_s})
-                state.body = payload
-                replaced = [*_json_headers(payload), ("Retry-After", str(error.retry_after_s))]
-                replaced.append(("Cache-Control", "no-store"))
-                return start_response(_status(429), self._secured(replaced, exchange, []), exc_info)
+                body = {"error": "session_budget_exceeded", "retry_after_s": error.retry_after_s}
+                return instead(429, body, [(b"Retry-After", str(error.retry_after_s).encode())])
             except SessionTooLargeError as error:
-                state.body = payload = self._too_large(exchange, error)
-                added = _decoded(exchange.commit(500))
-                replaced = [*_json_headers(payload), ("Cache-Control", "no-store"), *added]
-                return start_response(_status(500), self._secured(replaced, exchange, added), exc_info)
-            if exchange.sets_cookie:
+                return instead(500, self._too_large(exchange, error), exchange.commit(500))
+            sets_cookie = exchange.sets_cookie
+            if sets_cookie:
                 self.plain_http.check(self.manager.policy, scope)
-            added = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in extra]
-            if any(name == "set-cookie" for name, _ in added) and not any(
-                name.lower() == "cache-control" for name, _ in headers
-            ):
-                # A response carrying a session ID must never sit in a shared cache.
-                added.append(("Cache-Control", "no-store"))
-            return start_response(status, self._secured(list(headers) + added, exchange, added), exc_info)
+            combined = with_session_headers(_encoded(headers), added, sets_cookie=sets_cookie)
+            return start_response(status, self._secured(combined, exchange), exc_info)
 
         try:
             result = self.app(environ, start)
@@ -255,16 +229,13 @@ class SessionMiddleware:
             return self._interrupt(start_response, exchange, exchange.lost())
         return _Body(result, state)
 
-    def _secured(self, headers: Headers, exchange: Exchange | None, added: Headers) -> Headers:
+    def _secured(self, headers: HeaderPairs, exchange: Exchange | None) -> Headers:
+        """Return ``headers`` with the security headers added, as WSGI wants them."""
         policy = self.security_headers
-        if policy is None:
-            return headers
-        carries = exchange is not None and (
-            bool(added) or exchange.cookie.sent or exchange.session.accessed or exchange.raw_id is not None
-        )
-        encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        secured = add_security_headers(policy, self._security_list, encoded, carries_session=carries)
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in secured]
+        if policy is not None:
+            carries = policy.no_store_session_responses and carries_session(headers, exchange)
+            headers = secure_headers(policy, headers, carries_session=carries)
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
     # -- answers of the middleware's own -------------------------------------------------------
 
@@ -272,21 +243,18 @@ class SessionMiddleware:
         self,
         start_response: StartResponse,
         status: int,
-        body: dict[str, Any] | None,
+        body: Mapping[str, object] | None,
         exchange: Exchange | None,
-        extra: Headers | None = None,
+        extra: HeaderPairs | None = None,
     ) -> list[bytes]:
-        payload = _json(body) if body is not None else b""
-        headers = (_json_headers(payload) if body is not None else [("Content-Length", "0")]) + (extra or [])
-        if not any(name.lower() == "cache-control" for name, _ in headers):
-            headers.append(("Cache-Control", "no-store"))
-        start_response(_status(status), self._secured(headers, exchange, extra or []))
+        headers, payload = _own_answer(body, extra or [])
+        start_response(_status(status), self._secured(headers, exchange))
         return [payload]
 
     def _interrupt(self, start_response: StartResponse, exchange: Exchange, interruption: Interruption) -> list[bytes]:
-        extra = _decoded(exchange.commit(200))
+        extra = exchange.commit(200)
         if interruption.location is not None:
-            extra.append(("Location", interruption.location))
+            extra.append((b"Location", interruption.location.encode("latin-1")))
             return self._answer(start_response, interruption.status, None, exchange, extra)
         body = {"error": "session_invalid", "reason": interruption.reason}
         return self._answer(start_response, interruption.status, body, exchange, extra)
@@ -294,16 +262,15 @@ class SessionMiddleware:
     def _unavailable(self, start_response: StartResponse, exchange: Exchange, error: Exception) -> list[bytes]:
         logger.warning("session store unavailable: %s", error)
         self._emit_unavailable(exchange)
-        body = {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE}
-        return self._answer(start_response, 503, body, None, [("Retry-After", "1")])
+        return self._answer(start_response, 503, _UNAVAILABLE, None, [(b"Retry-After", b"1")])
 
-    def _too_large(self, exchange: Exchange, error: SessionTooLargeError) -> bytes:
+    def _too_large(self, exchange: Exchange, error: SessionTooLargeError) -> dict[str, str]:
         # The data grew in place past max_data_bytes and the handler did not check it
         # (Session.check_size): nothing is saved, and the client must not be told its
         # request succeeded. A 5xx: the request is not at fault, the application is.
         handle = exchange.record.handle if exchange.record is not None else "(new)"
         logger.error("session %s: nothing this request changed was saved (see Session.check_size): %s", handle, error)
-        return _json({"error": "session_too_large", "message": TOO_LARGE_MESSAGE})
+        return {"error": "session_too_large", "message": TOO_LARGE_MESSAGE}
 
     def _emit_unavailable(self, exchange: Exchange) -> None:
         self.manager.emit(
@@ -317,26 +284,29 @@ class SessionMiddleware:
     # -- CSRF ------------------------------------------------------------------------------------
 
     def _csrf_refusal(
-        self, environ: WSGIEnvironment, scope: dict[str, Any], exchange: Exchange, settings: CsrfSettings
+        self,
+        environ: WSGIEnvironment,
+        scope: dict[str, Any],
+        exchange: Exchange,
+        policy: CsrfPolicy,
+        own_origin: str | None,
     ) -> str | None:
-        headers = _headers(scope)
-        reason = origin_refusal(scope, headers, settings.trusted_origins, self.manager.policy.trusted_proxies)
+        headers = header_map(scope["headers"])
+        reason = origin_refusal(headers, own_origin=own_origin, trusted_origins=policy.trusted_origins)
         if reason is not None:
             return reason
-        sent = _single(headers, HEADER)
-        content_type = (_single(headers, b"content-type") or b"").decode("latin-1")
-        media_type = content_type.split(";", 1)[0].strip().lower()
-        if sent is None and media_type not in FORM_TYPES:
+        source = token_source(headers)
+        if source is None:
             return None  # JSON and other non-form bodies: the origin check suffices
-        if sent is None:
-            body = _read_body(environ, settings.max_body_bytes)
+        sent = source.header
+        if source.needs_body:
+            if declared_too_large(headers, policy.max_body_bytes):
+                return "form_too_large"
+            body = _read_body(environ, policy.max_body_bytes)
             if body is None:
                 return "form_too_large"
-            sent = _form_token(body, media_type, content_type)
-        record = exchange.record
-        # A visitor's token is checked against its pre-session cookie (double submit).
-        expected = (exchange.meta_dirty or record.meta).csrf_token if record is not None else exchange.csrf_cookie
-        return token_refusal(sent, expected)
+            sent = source.from_body(body)
+        return token_refusal(sent, expected_token(exchange))
 
     def _refuse_csrf(self, start_response: StartResponse, exchange: Exchange, reason: str) -> list[bytes]:
         record = exchange.record
@@ -349,9 +319,8 @@ class SessionMiddleware:
             path=exchange.path,
             method=exchange.method,
         )
-        extra = _decoded(exchange.commit(403))
-        status = 413 if reason == "form_too_large" else 403
-        return self._answer(start_response, status, {"error": "csrf_refused", "reason": reason}, exchange, extra)
+        extra = exchange.commit(403)
+        return self._answer(start_response, refusal_status(reason), refusal_body(reason), exchange, extra)
 
 
 class _Replacement:
@@ -387,34 +356,38 @@ class _Body:
 
 
 def _read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
-    """Read the request body (at most ``limit`` bytes) and put it back for the app."""
+    """Read the request body (at most ``limit`` bytes, else ``None``) and put it back for the app."""
     declared = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if declared and (not declared.isdigit() or int(declared) > limit):
-        return None
     stream = environ["wsgi.input"]
-    if declared:
-        body: bytes = stream.read(int(declared))
+    if declared.isdigit():
+        body: bytes = stream.read(min(int(declared), limit + 1))
     elif environ.get("wsgi.input_terminated"):
         body = stream.read(limit + 1)
-        if len(body) > limit:
-            return None
     else:
         body = b""  # no length and no terminated stream: PEP 3333 allows no read
+    if len(body) > limit:
+        return None
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
 
 
-def _json(body: dict[str, Any]) -> bytes:
-    return orjson.dumps(body)
+def _own_answer(body: Mapping[str, object] | None, extra: HeaderPairs) -> tuple[HeaderPairs, bytes]:
+    """Return the headers and body of an answer of the middleware's own: JSON (or empty), never cached."""
+    if body is None:
+        return [(b"Content-Length", b"0"), (b"Cache-Control", b"no-store"), *extra], b""
+    payload = orjson.dumps(body)
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Content-Length", str(len(payload)).encode()),
+        (b"Cache-Control", b"no-store"),
+        *extra,
+    ]
+    return headers, payload
 
 
-def _json_headers(payload: bytes) -> Headers:
-    return [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-
-
-def _decoded(headers: list[tuple[bytes, bytes]]) -> Headers:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+def _encoded(headers: Headers) -> HeaderPairs:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 def _status(code: int) -> str:

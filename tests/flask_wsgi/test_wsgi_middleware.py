@@ -10,10 +10,11 @@ from werkzeug.test import Client
 from sessionward import ManualClock
 from sessionward._sync.exchange import RequestSession
 from sessionward._sync.manager import SessionManager
-from sessionward._sync.stores.memory import MemoryStore
+from sessionward._sync.stores import MemoryStore
+from sessionward.core.config import CsrfPolicy
 from sessionward.core.errors import StoreUnavailableError
 from sessionward.core.records import Update
-from sessionward.wsgi import CsrfSettings, SessionMiddleware, request_scope
+from sessionward.wsgi import SessionMiddleware, request_scope
 
 from .support import cookie_header, plain_policy, set_cookie
 
@@ -38,7 +39,7 @@ def wrapped(store: MemoryStore, clock: ManualClock, app: Any = counter, **option
 
 
 def test_session_survives_across_requests_of_a_plain_wsgi_app(clock: ManualClock) -> None:
-    web = wrapped(MemoryStore(), clock, csrf=CsrfSettings())
+    web = wrapped(MemoryStore(), clock, csrf=CsrfPolicy())
     first = web.get("/")
     sid = set_cookie(first)
     assert sid
@@ -70,7 +71,7 @@ def test_a_commit_that_fails_replaces_the_response_with_503(clock: ManualClock) 
 
 
 def test_security_headers_cover_the_middlewares_own_answers(clock: ManualClock) -> None:
-    from sessionward.asgi.headers import SecurityHeadersPolicy
+    from sessionward.core.headers import SecurityHeadersPolicy
 
     web = wrapped(MemoryStore(), clock, security_headers=SecurityHeadersPolicy())
 

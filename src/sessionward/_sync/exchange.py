@@ -17,7 +17,7 @@ Order of work per request:
    no touch is due), renews the ID when due, and returns the headers to add.
 
 Store failures surface as :class:`~sessionward.core.errors.StoreUnavailableError` from
-``open`` and ``commit``, for the adapter to answer 503 (F19): nobody is logged in or
+``open`` and ``commit``, for the adapter to answer 503: nobody is logged in or
 out by an outage.
 """
 
@@ -54,6 +54,7 @@ from sessionward.core.errors import (
 from sessionward.core.events import EventName
 from sessionward.core.ids import handle_of
 from sessionward.core.lifecycle import AfterLostRace, after_lost_race
+from sessionward.core.outcomes import CookieAction, Interruption, SessionInfo
 from sessionward.core.records import (
     CHAIN_LIMIT,
     EndReason,
@@ -67,18 +68,25 @@ from sessionward.core.records import (
 from sessionward.core.session import Session
 from sessionward._sync.login_throttle import ClientThrottle
 from sessionward._sync.manager import SessionManager
-from sessionward.stores.base import Established
-from sessionward.io.exchange import (
-    CookieAction,
-    Interruption,
-    MOVE_ATTEMPTS,
-    SessionInfo,
-    _CorruptEntry,
-    _VARY_COOKIE,
-    _contended,
-)
+from sessionward._sync.stores.base import Established
 
 logger = logging.getLogger("sessionward")
+
+_VARY_COOKIE = (b"vary", b"Cookie")
+
+MOVE_ATTEMPTS = 5
+"""How often a move (login, rotation, renewal) is decided again after losing a race.
+
+Each retry follows a racing request that changed the session first; only a stream of
+data writes to one session faster than its round trips can exhaust them."""
+
+
+class _CorruptEntry(Exception):
+    """A key held a record that did not decode; it has been removed."""
+
+
+def _contended() -> StoreUnavailableError:
+    return StoreUnavailableError("the session changed in racing requests faster than it could be moved; retry")
 
 
 class Exchange:
@@ -265,7 +273,7 @@ class Exchange:
         return Interruption(401, "session_ended")
 
     def _binding_mismatch_tolerated(self, record: SessionRecord, reason: str) -> bool:
-        """Report a client that differs from the session's binding (F13); end it unless reporting only."""
+        """Report a client that differs from the session's binding; end it unless reporting only."""
         self.manager.emit(
             EventName.BINDING_MISMATCH,
             reason=reason,
@@ -343,6 +351,16 @@ class Exchange:
         return self.session.record
 
     @property
+    def meta(self) -> SessionMeta | None:
+        """The session's metadata as this request leaves it (its unwritten change included), if any."""
+        record = self.session.record
+        return None if record is None else self.meta_on(record)
+
+    def meta_on(self, record: SessionRecord) -> SessionMeta:
+        """Return the metadata ``record`` carries after this request: this request's change, else its own."""
+        return self.meta_dirty or record.meta
+
+    @property
     def csrf_cookie(self) -> str | None:
         """The visitor's form token sent in the pre-session CSRF cookie, if any (read on demand)."""
         return self.engine.read_csrf_cookie(self._cookie_headers)
@@ -352,7 +370,7 @@ class Exchange:
             raise SessionNotAvailableError("sessions are disabled (creation policy 'stateless')")
 
     def login(self, user: str) -> None:
-        """Log ``user`` in, changing the ID per the fixation strategy (F6) and enforcing F11."""
+        """Log ``user`` in, changing the ID per the fixation strategy and enforcing the per-user session limit."""
         self._require_sessions()
         if not user:
             raise ValueError("user must be a non-empty string")
@@ -451,12 +469,12 @@ class Exchange:
             self.cookie_action = CookieAction.CLEAR
 
     def rotate_id(self, meta: SessionMeta | None = None, *, reason: str = "privilege_change") -> None:
-        """Move the session to a new ID at once; the old ID dies without grace (F7)."""
+        """Move the session to a new ID at once; the old ID dies without grace."""
         record = self._live_record("rotate_id")
         written, deleted = self.session.changes()
         data = self.session.data_snapshot()
         for _ in range(MOVE_ATTEMPTS):
-            current = replace(record, meta=replace(meta or self.meta_dirty or record.meta, last_access_at=self.now))
+            current = replace(record, meta=replace(meta or self.meta_on(record), last_access_at=self.now))
             transition = self.engine.plan_rotation(current, data, self.now)
             established = self._establish(transition)
             if established.applied:
@@ -483,7 +501,7 @@ class Exchange:
         )
 
     def elevate(self) -> None:
-        """Elevate the session (sudo mode) until the elevation timeout, rotating the ID (F7)."""
+        """Elevate the session (sudo mode) until the elevation timeout, rotating the ID."""
         record = self._live_record("elevate")
         if record.meta.user is None:
             raise SessionNotAvailableError("only an authenticated session can be elevated")
@@ -499,7 +517,7 @@ class Exchange:
         )
 
     def list_sessions(self) -> list[SessionInfo]:
-        """List the current user's live sessions (F12)."""
+        """List the current user's live sessions."""
         record = self.record
         if record is None or record.meta.user is None:
             return []
@@ -580,7 +598,7 @@ class Exchange:
         self.meta_dirty = meta
 
     def status(self) -> SessionStatus:
-        """Return the figures of F20 for this request's session."""
+        """Return the status figures for this request's session."""
         record = self.record
         if record is not None and self.meta_dirty is not None:
             record = replace(record, meta=self.meta_dirty)
@@ -710,7 +728,7 @@ class Exchange:
         """
         for _ in range(MOVE_ATTEMPTS):
             assert self.raw_id is not None
-            meta = replace(self.meta_dirty or record.meta, last_access_at=self.now)
+            meta = replace(self.meta_on(record), last_access_at=self.now)
             data = with_changes(record.data, written, deleted)
             transition = self.engine.plan_rotation(replace(record, meta=meta), data, self.now, old_raw_id=self.raw_id)
             established = self._establish(transition)
@@ -761,7 +779,7 @@ class Exchange:
             return
         raw_id, record = self.engine.new_record(self.now, self.session.data_snapshot(), self.client)
         # A form rendered for the visitor before the session existed carries this token
-        # (sessionward.asgi.csrf); it moves from the pre-session cookie into the session.
+        # (sessionward.core.csrf); it moves from the pre-session cookie into the session.
         record.meta.csrf_token = self.csrf_pending or self.csrf_cookie
         with self.manager.store_call:
             self.manager.store.establish(record)
@@ -835,7 +853,7 @@ class RequestSession(Session):
 
     @property
     def exchange(self) -> Exchange:
-        """The request's exchange (for integrations such as :mod:`sessionward.asgi.csrf`)."""
+        """The request's exchange (for integrations such as :func:`sessionward.core.csrf.csrf_token`)."""
         exchange = self._exchange()
         if exchange is None:
             raise SessionNotAvailableError("this session's request has ended")
@@ -843,7 +861,7 @@ class RequestSession(Session):
 
     @property
     def throttle(self) -> ClientThrottle:
-        """Login throttling (F21) for this request's client: ``check``, ``failed``, ``succeeded``.
+        """Login throttling for this request's client: ``check``, ``failed``, ``succeeded``.
 
         ``await session.throttle.check(username)`` before checking a password raises
         :class:`~sessionward.core.errors.LoginThrottledError` (answer 429 with ``Retry-After``)
@@ -874,9 +892,10 @@ class RequestSession(Session):
 
     def reauthenticated(self) -> None:
         """Record that the user just re-entered their password (a recent authentication)."""
-        meta = self.exchange.record.meta if self.exchange.record else None
+        exchange = self.exchange
+        meta = exchange.meta
         if meta is not None:
-            self.exchange.update_meta(replace(self.exchange.meta_dirty or meta, auth_at=self.exchange.now))
+            exchange.update_meta(replace(meta, auth_at=exchange.now))
 
     def list_sessions(self) -> list[SessionInfo]:
         """The current user's live sessions."""
@@ -893,15 +912,15 @@ class RequestSession(Session):
     @property
     def is_elevated(self) -> bool:
         """Whether an elevation is in force."""
-        meta = self.exchange.meta_dirty or self.meta
-        return self.exchange.engine.is_elevated(meta, self.exchange.now)
+        exchange = self.exchange
+        return exchange.engine.is_elevated(exchange.meta, exchange.now)
 
     @property
     def recently_authenticated(self) -> bool:
         """Whether the user proved who they are within the re-auth window."""
-        meta = self.exchange.meta_dirty or self.meta
-        return self.exchange.engine.recently_authenticated(meta, self.exchange.now)
+        exchange = self.exchange
+        return exchange.engine.recently_authenticated(exchange.meta, exchange.now)
 
     def status(self) -> SessionStatus:
-        """The figures of F20."""
+        """How long the session has lived and has left (what a status endpoint reports)."""
         return self.exchange.status()

@@ -1,10 +1,10 @@
 """The pure ASGI middleware (no ``BaseHTTPMiddleware``: no task group, no extra latency).
 
-It applies the firewall (F5) before anything else, opens the request's
+It applies the request firewall before anything else, opens the request's
 :class:`~sessionward.io.exchange.Exchange`, exposes the session as ``scope["session"]``
 (which Starlette's ``request.session`` reads), and wraps ``send`` so that the session is
-committed and its headers added before the response starts. Store failures become 503
-(F19); websocket connections get a read-only view of the session.
+committed and its headers added before the response starts. Store failures become 503;
+websocket connections get a read-only view of the session.
 
 Where the commit happens. A commit that writes waits on the store, and it must finish
 before the response starts (a failed write becomes a 503, a new ID a ``Set-Cookie``).
@@ -26,8 +26,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-import orjson
-
+from sessionward.asgi.answers import send_json, send_redirect
 from sessionward.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.core.clientinfo import client_info
 from sessionward.core.errors import (
@@ -40,9 +39,11 @@ from sessionward.core.errors import (
 )
 from sessionward.core.events import EventName
 from sessionward.core.firewall import check_request
+from sessionward.core.headers import with_session_headers
+from sessionward.core.outcomes import Interruption
 from sessionward.core.session import TOO_LARGE_MESSAGE
 from sessionward.core.transport import PlainHttpNotice
-from sessionward.io.exchange import Exchange, Interruption
+from sessionward.io.exchange import Exchange
 from sessionward.io.manager import SessionManager
 
 logger = logging.getLogger("sessionward")
@@ -83,7 +84,7 @@ class SessionMiddleware:
                     path=path,
                     method=scope["method"],
                 )
-                await _send_json(send, rejection.status, {"error": "request_rejected", "reason": rejection.reason})
+                await send_json(send, rejection.status, {"error": "request_rejected", "reason": rejection.reason})
                 return
         exchange = Exchange(manager, path=path, client=client, method=scope.get("method", "GET"))
         cookie_headers = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
@@ -116,7 +117,7 @@ class SessionMiddleware:
             return
         except StoreUnavailableError as error:
             # A verb (login, logout, a revocation…) met a store outage and the application
-            # did not catch it: 503, as for an outage while loading or saving (F19).
+            # did not catch it: 503, as for an outage while loading or saving.
             if response.sent:
                 raise
             response.abandon()
@@ -124,12 +125,12 @@ class SessionMiddleware:
             return
         except LoginThrottledError as error:
             # Login throttling held a sign-in back and the application let it through: the
-            # answer of SPEC §4 (and of the Flask extension), not a 500.
+            # documented answer (the Flask extension's too), not a 500.
             if response.sent:
                 raise
             response.abandon()
             body = {"error": "throttled", "retry_after_s": error.retry_after_s}
-            await _send_json(send, 429, body, extra=[(b"retry-after", str(error.retry_after_s).encode())])
+            await send_json(send, 429, body, [(b"retry-after", str(error.retry_after_s).encode())])
             return
         except Exception:
             await response.finish(app_failed=True)
@@ -152,12 +153,8 @@ class SessionMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013, "reason": "session_store_unavailable"})
             return
-        await _send_json(
-            send,
-            503,
-            {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE},
-            extra=[(b"retry-after", b"1")],
-        )
+        body = {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE}
+        await send_json(send, 503, body, [(b"retry-after", b"1")])
 
     async def _too_large(self, send: Send, exchange: Exchange, error: SessionTooLargeError) -> None:
         # The data grew in place past max_data_bytes and the handler did not check it
@@ -165,12 +162,8 @@ class SessionMiddleware:
         # request succeeded. A 5xx: the request is not at fault, the application is.
         handle = exchange.record.handle if exchange.record is not None else "(new)"
         logger.error("session %s: nothing this request changed was saved (see Session.check_size): %s", handle, error)
-        await _send_json(
-            send,
-            500,
-            {"error": "session_too_large", "message": TOO_LARGE_MESSAGE},
-            extra=await exchange.commit(500),
-        )
+        body = {"error": "session_too_large", "message": TOO_LARGE_MESSAGE}
+        await send_json(send, 500, body, await exchange.commit(500))
 
 
 class _HeldResponse:
@@ -291,7 +284,7 @@ class _HeldResponse:
             self.replaced = True
             wait = str(error.retry_after_s).encode()
             body = {"error": "session_budget_exceeded", "retry_after_s": error.retry_after_s}
-            await _send_json(self.send, 429, body, extra=[(b"retry-after", wait)])
+            await send_json(self.send, 429, body, [(b"retry-after", wait)])
             return
         except SessionTooLargeError as error:
             self.replaced = True
@@ -309,39 +302,12 @@ class _HeldResponse:
         sets_cookie = self.exchange.sets_cookie
         if sets_cookie:
             self.middleware.plain_http.check(self.middleware.manager.policy, self.scope)
-        headers = [*start.get("headers", ()), *extra]
-        if sets_cookie and not any(name.lower() == b"cache-control" for name, _ in headers):
-            # A response carrying a session ID must never sit in a shared cache.
-            headers.append((b"cache-control", b"no-store"))
-        start["headers"] = headers
+        start["headers"] = with_session_headers(start.get("headers", ()), extra, sets_cookie=sets_cookie)
 
 
 async def _send_interruption(send: Send, exchange: Exchange, interruption: Interruption) -> None:
     extra = await exchange.commit(200)
     if interruption.location is not None:
-        headers = [
-            (b"location", interruption.location.encode("latin-1")),
-            (b"content-length", b"0"),
-            (b"cache-control", b"no-store"),
-            *extra,
-        ]
-        await send({"type": "http.response.start", "status": interruption.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        await send_redirect(send, interruption.status, interruption.location, extra)
         return
-    await _send_json(
-        send, interruption.status, {"error": "session_invalid", "reason": interruption.reason}, extra=extra
-    )
-
-
-async def _send_json(
-    send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    payload = orjson.dumps(body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-        *(extra or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, interruption.status, {"error": "session_invalid", "reason": interruption.reason}, extra)

@@ -19,9 +19,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from sessionward.asgi.csrf import CsrfMiddleware
-from sessionward.asgi.headers import SecurityHeadersMiddleware, SecurityHeadersPolicy
+from sessionward.asgi.headers import SecurityHeadersMiddleware
 from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from sessionward.core.config import CsrfPolicy
+from sessionward.core.headers import SecurityHeadersPolicy
 from sessionward.io.manager import SessionManager
 
 
@@ -29,7 +31,7 @@ def protect(
     app: ASGIApp,
     manager: SessionManager,
     *,
-    csrf: bool = True,
+    csrf: bool | CsrfPolicy = True,
     trusted_origins: Iterable[str] = (),
     csrf_exempt_paths: Iterable[str] = (),
     security_headers: SecurityHeadersPolicy | None = None,
@@ -41,7 +43,8 @@ def protect(
     Args:
         app: The application.
         manager: Its session manager (policy, store, clock, events).
-        csrf: Refuse cross-site unsafe requests and form posts without the token.
+        csrf: Refuse cross-site unsafe requests and form posts without the token: ``True``
+            (the settings below), a :class:`~sessionward.core.config.CsrfPolicy`, or ``False``.
         trusted_origins: Other origins allowed to send unsafe requests (``scheme://host[:port]``).
         csrf_exempt_paths: Paths CSRF never checks (exact, or prefixes ending in ``/``).
         security_headers: The header policy; ``None`` means the defaults.
@@ -54,7 +57,13 @@ def protect(
     """
     wrapped: ASGIApp = app
     if csrf:
-        wrapped = CsrfMiddleware(wrapped, manager, trusted_origins=trusted_origins, exempt_paths=csrf_exempt_paths)
+        wrapped = CsrfMiddleware(
+            wrapped,
+            manager,
+            policy=csrf if isinstance(csrf, CsrfPolicy) else None,
+            trusted_origins=trusted_origins,
+            exempt_paths=csrf_exempt_paths,
+        )
     wrapped = SessionMiddleware(wrapped, manager)
     if add_security_headers:
         wrapped = SecurityHeadersMiddleware(wrapped, security_headers)

@@ -3,7 +3,7 @@
 Every setting is checked when the object is built, so a bad or insecure configuration
 stops start-up with a :class:`~sessionward.core.errors.ConfigError` naming the setting, instead
 of surfacing as odd behaviour per request. :meth:`SessionPolicy.from_env` reads the
-``SESSIONWARD_*`` variables of SPEC §6 and names the variable at fault.
+``SESSIONWARD_*`` environment variables and names the variable at fault.
 
 Times are seconds (``*_s``) as floats or ints; ``0`` disables renewal and elevation
 timeouts where stated.
@@ -31,7 +31,7 @@ _FORBIDDEN_ATTR_CHARS = frozenset(';,\r\n\x00 "\\')
 
 
 class Fixation(StrEnum):
-    """What happens to the session ID at login (F6), as Spring Security names it."""
+    """What happens to the session ID at login, as Spring Security names it."""
 
     CHANGE_ID = "change_id"
     """New ID; same data and creation time (default)."""
@@ -44,7 +44,7 @@ class Fixation(StrEnum):
 
 
 class Creation(StrEnum):
-    """When a session is created (F9), with Spring Security's meanings."""
+    """When a session is created, with Spring Security's meanings."""
 
     ALWAYS = "always"
     """Every request without a session gets one."""
@@ -66,7 +66,7 @@ class BudgetAction(StrEnum):
 
 
 class BindingMismatch(StrEnum):
-    """What a binding mismatch does (F13)."""
+    """What a binding mismatch does."""
 
     END = "end"
     REPORT = "report"
@@ -74,7 +74,7 @@ class BindingMismatch(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CookiePolicy:
-    """Attributes of the session cookie (F3).
+    """Attributes of the session cookie.
 
     Attributes:
         name: Cookie name; ``None`` picks ``__Host-sid`` when secure, else ``sid``.
@@ -143,7 +143,7 @@ class CookiePolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimeoutPolicy:
-    """Idle, absolute and renewal timeouts (F8).
+    """Idle, absolute and renewal timeouts.
 
     Attributes:
         idle_timeout_s: End a session this long after its last request.
@@ -219,7 +219,7 @@ class TimeoutPolicy:
 
     @classmethod
     def preset(cls, name: str) -> TimeoutPolicy:
-        """Return the timeouts of a preset from seed 000's table.
+        """Return the timeouts of a preset from the recommended table.
 
         ``banking`` (5 min idle, 30 min absolute), ``medical`` (10 min, 2 h),
         ``web`` (30 min, 8 h) and ``admin`` (15 min, 2 h); the upper end of each of the
@@ -241,7 +241,7 @@ PRESETS: Mapping[str, TimeoutPolicy] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoginPolicy:
-    """What login, elevation and multiple-login control do (F6, F7, F11, F12).
+    """What login, elevation and multiple-login control do.
 
     Attributes:
         fixation: The fixation-protection strategy applied at login.
@@ -327,7 +327,7 @@ class CreationBudget:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoginThrottlePolicy:
-    """How repeated failed sign-ins are slowed down (F21): counted per account and per client.
+    """How repeated failed sign-ins are slowed down: counted per account and per client.
 
     Every sign-in attempt is counted before its password is checked, in the shared store
     and atomically across servers (``sessionward.core.throttling`` explains how). Past a
@@ -385,7 +385,7 @@ def _is_seconds(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InvalidSessionPolicy:
-    """How a request with an unknown, expired or ended session is answered (F10).
+    """How a request with an unknown, expired or ended session is answered.
 
     Attributes:
         redirect_url: Where HTML requests go (``?reason=…`` is appended); ``None``
@@ -425,7 +425,7 @@ class InvalidSessionPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BindingPolicy:
-    """Binding of a session to its client (F13).
+    """Binding of a session to its client.
 
     Attributes:
         user_agent: Bind to the User-Agent header.
@@ -472,7 +472,7 @@ class BindingPolicy:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FirewallPolicy:
-    """Request-target rules applied before anything else (F5), after Spring's StrictHttpFirewall.
+    """Request-target rules applied before anything else, after Spring's StrictHttpFirewall.
 
     Attributes:
         enabled: Apply the rules at all.
@@ -503,22 +503,78 @@ class FirewallPolicy:
             raise ConfigError("firewall.max_path_length", "must be at least 16 bytes")
 
 
+CSRF_MAX_BODY_BYTES = 1024 * 1024
+"""The largest form body read by default to find the CSRF token (1 MiB)."""
+
+CSRF_MIN_BODY_BYTES = 1024
+"""The smallest ``max_body_bytes`` accepted: below it, ordinary forms would be refused."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsrfPolicy:
+    """Cross-site request forgery protection, for every web edge (ASGI, WSGI, Flask).
+
+    Attributes:
+        trusted_origins: Other origins allowed to send unsafe requests, as
+            ``scheme://host[:port]`` (e.g. a separate front-end's origin); kept
+            normalized (lower-case, default port left out).
+        exempt_paths: Paths never checked (exact, or prefixes when ending in ``/``), e.g.
+            a webhook that authenticates by signature.
+        max_body_bytes: The largest form body read to find the token; a larger form must
+            send the ``X-CSRF-Token`` header (it is answered 413 otherwise).
+    """
+
+    trusted_origins: frozenset[str] = frozenset()
+    exempt_paths: tuple[str, ...] = ()
+    max_body_bytes: int = CSRF_MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        # Normalized once here, so that a request's Origin is compared by plain equality.
+        if isinstance(self.trusted_origins, str | bytes):
+            raise ConfigError("csrf.trusted_origins", "must be a collection of origins, not one string")
+        object.__setattr__(self, "trusted_origins", frozenset(_trusted_origin(o) for o in self.trusted_origins))
+        if isinstance(self.exempt_paths, str | bytes):
+            raise ConfigError("csrf.exempt_paths", "must be a collection of paths, not one string")
+        object.__setattr__(self, "exempt_paths", tuple(self.exempt_paths))
+        for path in self.exempt_paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigError("csrf.exempt_paths", f"{path!r} must start with '/'")
+        if isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int):
+            raise ConfigError("csrf.max_body_bytes", "must be a whole number of bytes")
+        if self.max_body_bytes < CSRF_MIN_BODY_BYTES:
+            raise ConfigError("csrf.max_body_bytes", f"must be at least {CSRF_MIN_BODY_BYTES} bytes")
+
+    def exempts(self, path: str) -> bool:
+        """Tell whether requests to ``path`` are never checked."""
+        return bool(self.exempt_paths) and path_matches(path, self.exempt_paths)
+
+
+def _trusted_origin(text: object) -> str:
+    # Imported here: the client-info module builds on the engine, which reads this module.
+    from sessionward.core.clientinfo import normalize_origin
+
+    origin = normalize_origin(text) if isinstance(text, str) else None
+    if origin is None:
+        raise ConfigError("csrf.trusted_origins", f"{text!r} is not an origin such as https://app.example.com")
+    return origin
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionPolicy:
     """Everything sessionward needs to know to decide; frozen and validated.
 
     Attributes:
-        cookie: Cookie attributes (F3).
-        timeouts: Idle, absolute, renewal (F8).
-        login: Fixation, multiple-login control, re-authentication (F6, F11, F12).
-        creation: Creation policy (F9).
+        cookie: Cookie attributes.
+        timeouts: Idle, absolute, renewal.
+        login: Fixation, multiple-login control, re-authentication.
+        creation: Creation policy.
         creation_budget: New sessions nobody signed in to, per client and minute.
-        login_throttle: Slowing down repeated failed sign-ins (F21).
-        invalid_session: Invalid-session handling (F10).
-        binding: Client binding (F13).
-        firewall: Request firewall (F5).
-        id_bits: Entropy of new IDs; at least 128 (F1).
-        max_data_bytes: Largest serialized session data accepted (F17).
+        login_throttle: Slowing down repeated failed sign-ins.
+        invalid_session: Invalid-session handling.
+        binding: Client binding.
+        firewall: Request firewall.
+        id_bits: Entropy of new IDs; at least 128.
+        max_data_bytes: Largest serialized session data accepted.
         passive_paths: Requests here read the session without counting as activity,
             e.g. a status endpoint that a page polls for its countdown.
         trusted_proxies: Networks whose ``X-Forwarded-For``/``Forwarded`` are believed.
@@ -562,6 +618,14 @@ class SessionPolicy:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: SessionPolicy | None = None) -> SessionPolicy:
         """Build a policy from ``SESSIONWARD_*`` variables on top of ``base``.
+
+        A ``SESSIONWARD_*`` name that sessionward does not read (a typo such as
+        ``SESSIONWARD_IDLE_TIMOUT``) is ignored and reported: a warning on the
+        ``sessionward`` logger names it and the nearest valid name.
+
+        Args:
+            environ: The variables to read; the process environment when ``None``.
+            base: The policy the variables are applied to; the defaults when ``None``.
 
         Raises:
             ConfigError: naming the variable whose value is malformed or insecure.

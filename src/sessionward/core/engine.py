@@ -11,7 +11,7 @@ Theory of operation. An adapter (ASGI, WSGI) does the I/O around these steps:
 3. Handlers change data and call verbs; the ``plan_*`` methods return the records,
    tombstones and updates the adapter must write.
 4. :meth:`SessionEngine.plan_update` folds the request's changes into one write, or
-   none when nothing changed and no touch is due (F18).
+   none when nothing changed and no touch is due.
 5. Before a session nobody signed in to is created, the adapter counts it on the
    client's counter (:meth:`SessionEngine.creation_counter`, a store's ``count_hit``)
    and :meth:`SessionEngine.judge_creation` says whether to create it, go on without
@@ -154,7 +154,7 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class SessionLimit:
-    """Multiple-login control as a store enforces it, atomically (F11).
+    """Multiple-login control as a store enforces it, atomically.
 
     A store gathers, under its per-user lock, the user's other live sessions (not the one
     being written, not the one being retired) oldest first by :func:`login_order`, and asks
@@ -242,7 +242,7 @@ def login_order(record: SessionRecord) -> tuple[float, str]:
 
 @dataclass(frozen=True, slots=True)
 class SessionStatus:
-    """The figures of F20 and the demo's status endpoint."""
+    """How long a session has lived and has left: what a status endpoint reports."""
 
     authenticated: bool
     user: str | None
@@ -254,7 +254,7 @@ class SessionStatus:
     next_rotation_s: float | None
 
     def as_dict(self) -> dict[str, JSONValue]:
-        """Return the status as the JSON object of SPEC §4."""
+        """Return the status as the JSON object of the demo's `GET /api/session/status`."""
         return {
             "authenticated": self.authenticated,
             "user": self.user,
@@ -297,7 +297,7 @@ class SessionEngine:
         self._renewal_interval_s = timeouts.renewal_interval_s
         self._touch_interval_s = timeouts.effective_touch_interval_s
         self.stateless = policy.creation is Creation.STATELESS
-        """Creation policy ``stateless``: no cookie is read and no session is made (F9)."""
+        """Creation policy ``stateless``: no cookie is read and no session is made."""
         self._binding_on = policy.binding.enabled
         self._cookie_name_bytes = self.cookie_name.encode("ascii")
         self.csrf_cookie = policy.cookie.for_csrf()
@@ -309,7 +309,7 @@ class SessionEngine:
     # -- reading the request --------------------------------------------------------------
 
     def read_cookie(self, cookie_headers: Iterable[bytes]) -> CookieRead:
-        """Find the session ID among the request's ``Cookie`` header values (F4)."""
+        """Find the session ID among the request's ``Cookie`` header values."""
         if self.stateless:
             return NO_COOKIE
         values = session_cookie_values(cookie_headers, self._cookie_name_bytes)
@@ -395,7 +395,7 @@ class SessionEngine:
             absolute_deadline=now + self.policy.timeouts.absolute_timeout_s,
             ip=client.ip if client else None,
             user_agent=_clip(client.user_agent) if client else None,
-            # Bound to the client that creates it (and, through plan_login, logs in): F13.
+            # Bound to the client that creates it (and, through plan_login, logs in).
             binding=compute_binding(self.policy.binding, ip=client.ip, user_agent=client.user_agent)
             if client
             else None,
@@ -405,7 +405,7 @@ class SessionEngine:
         return raw_id, record
 
     def check_binding(self, meta: SessionMeta, client: ClientInfo) -> BindingResult:
-        """Compare a request's client with the session's binding (F13)."""
+        """Compare a request's client with the session's binding."""
         if not self._binding_on:
             return BINDING_OFF
         return check_binding(self.policy.binding, meta.binding, ip=client.ip, user_agent=client.user_agent)
@@ -415,7 +415,7 @@ class SessionEngine:
         record.retain_until = self.retention(record.expires_at, record.meta.user)
 
     def retention(self, expires_at: float, user: str | None) -> float:
-        """Return until when an expired record is kept, so its reason can be told (F10).
+        """Return until when an expired record is kept, so its reason can be told.
 
         A session nobody signed in to is not kept past its expiry: there is no one to
         tell why it ended, and anonymous traffic must not make the store hold a day of it.
@@ -440,7 +440,7 @@ class SessionEngine:
         now: float,
         client: ClientInfo | None = None,
     ) -> Transition:
-        """Plan a login of ``user`` under the policy's fixation strategy (F6).
+        """Plan a login of ``user`` under the policy's fixation strategy.
 
         Args:
             current: The session's record before login, or ``None`` if it had none.
@@ -491,7 +491,7 @@ class SessionEngine:
             now: The current time.
             old_raw_id: For periodic renewal, the ID being retired: the old ID then keeps
                 leading to the new session for the grace period. Privilege changes
-                (F7) pass ``None``: the old, less privileged ID dies at once.
+                pass ``None``: the old, less privileged ID dies at once.
         """
         raw_id = ids.generate_id(self.policy.id_bits)
         meta = replace(current.meta, rotated_at=now)
@@ -647,11 +647,11 @@ class SessionEngine:
         return meta is not None and meta.elevated_until is not None and now < meta.elevated_until
 
     def recently_authenticated(self, meta: SessionMeta | None, now: float) -> bool:
-        """Tell whether the user proved who they are within the re-auth window (F12)."""
+        """Tell whether the user proved who they are within the re-auth window."""
         return meta is not None and meta.auth_at is not None and now - meta.auth_at <= self.policy.login.reauth_window_s
 
     def status(self, record: SessionRecord | None, now: float) -> SessionStatus:
-        """Return the figures of F20 for ``record`` (``None``: no session)."""
+        """Return the status figures for ``record`` (``None``: no session)."""
         if record is None:
             return SessionStatus(False, None, False, None, None, None, None, None)
         meta = record.meta

@@ -1,7 +1,7 @@
-"""The demo's JSON API: the contract of SPEC §4 that scripts and black-box tests use.
+"""The demo's JSON API: the contract that scripts and black-box tests use.
 
 Every answer is JSON with a stable ``error`` code on failure. Order of checks in each
-handler: authenticated (401), then re-authentication where F12 asks for it (403
+handler: authenticated (401), then re-authentication where session management asks for it (403
 ``reauth_required``), then the request's own validity. Password checks run in a worker
 thread: Argon2 is deliberately slow and must not stall the event loop.
 """
@@ -32,7 +32,7 @@ _HANDLE = re.compile(r"[0-9a-f]{16}")
 
 
 def throttled(error: LoginThrottledError) -> JSONResponse:
-    """The answer to a sign-in held back by login throttling: 429 with ``Retry-After`` (SPEC §4)."""
+    """The answer to a sign-in held back by login throttling: 429 with ``Retry-After``."""
     response = json_error(429, "throttled", retry_after_s=error.retry_after_s)
     response.headers["Retry-After"] = str(error.retry_after_s)
     return response
@@ -63,7 +63,7 @@ class JsonApi:
         return routes
 
     async def status(self, request: Request) -> Response:
-        """``GET /api/session/status``: the figures of F20 (a passive path: no activity)."""
+        """``GET /api/session/status``: the session's figures (a passive path: no activity)."""
         return JSONResponse(get_session(request).status().as_dict())
 
     async def touch(self, request: Request) -> Response:
@@ -81,7 +81,7 @@ class JsonApi:
             return bad_request('expected a JSON object {"username": str, "password": str}')
         username, password = fields
         session = get_session(request)
-        # Counted before the password is checked, unknown names too (F21): a throttled
+        # Counted before the password is checked, unknown names too: a throttled
         # attempt is answered without a password check, alike for every name.
         try:
             await session.throttle.check(username)
@@ -103,7 +103,7 @@ class JsonApi:
         return JSONResponse({"ok": True})
 
     async def list_sessions(self, request: Request) -> Response:
-        """``GET /api/sessions``: the user's live sessions (F12)."""
+        """``GET /api/sessions``: the user's live sessions."""
         session = get_session(request)
         if not session.is_authenticated:
             return not_authenticated()

@@ -1,4 +1,4 @@
-"""The defences of issue 5 as the demo wires them: CSRF protection and security headers.
+"""The defences as the demo wires them: sessions, CSRF protection and security headers.
 
 The order matters: security headers outermost (so that even the session middleware's
 own answers — 401, redirects, 503 — carry them), then sessions, then the CSRF checks,
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 
-from sessionward.asgi.csrf import CsrfMiddleware, csrf_token
+from sessionward.asgi.csrf import CsrfMiddleware
 from sessionward.asgi.headers import SecurityHeadersMiddleware
 from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.csrf import csrf_token
 from sessionward.io.exchange import RequestSession
 from sessionward.io.manager import SessionManager
 

@@ -8,6 +8,8 @@ fixed notice code in the query string: nothing the user typed is ever echoed bac
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -50,7 +52,27 @@ NOTICES = {
     "user_revoked": "Every session of that user was signed out.",
 }
 
+NOT_RECENT = "Confirm your password first: that sign-in is not recent."
+
 _FORM_LIMITS: dict[str, Any] = {"max_files": 0, "max_fields": 16, "max_part_size": 4096}
+
+
+SignedInHandler = Callable[["Pages", Request, RequestSession, str], Awaitable[Response]]
+"""A page for signed-in users: it gets the request's session and the user's name."""
+
+
+def signed_in(handler: SignedInHandler) -> Callable[[Pages, Request], Awaitable[Response]]:
+    """Serve ``handler`` to signed-in users only; anyone else is sent to the login page."""
+
+    @functools.wraps(handler)
+    async def guarded(self: Pages, request: Request) -> Response:
+        session = get_session(request)
+        user = session.user
+        if user is None:
+            return RedirectResponse("/login", status_code=303)
+        return await handler(self, request, session, user)
+
+    return guarded
 
 
 class Pages:
@@ -111,13 +133,6 @@ class Pages:
         """Parse a small urlencoded or multipart form (no files)."""
         return await request.form(**_FORM_LIMITS)
 
-    def signed_in(self, request: Request) -> tuple[RequestSession, str] | Response:
-        """Return the session and its user, or a redirect to the login page."""
-        session = get_session(request)
-        if session.user is None:
-            return RedirectResponse("/login", status_code=303)
-        return session, session.user
-
     # -- public pages ------------------------------------------------------------------------
 
     async def home(self, request: Request) -> Response:
@@ -164,12 +179,9 @@ class Pages:
 
     # -- signed-in pages ---------------------------------------------------------------------
 
-    async def dashboard(self, request: Request) -> Response:
+    @signed_in
+    async def dashboard(self, request: Request, session: RequestSession, user: str) -> Response:
         """``GET /dashboard``: live status with the idle countdown."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, _ = signed_in
         return self.render(
             request,
             "dashboard.html",
@@ -178,12 +190,15 @@ class Pages:
             handle=session.handle,
         )
 
-    async def sessions(self, request: Request, status_code: int = 200, error: str | None = None) -> Response:
+    @signed_in
+    async def sessions(self, request: Request, session: RequestSession, user: str) -> Response:
         """``GET /sessions``: the user's devices, with revoke buttons."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, _ = signed_in
+        return await self.devices(request, session)
+
+    async def devices(
+        self, request: Request, session: RequestSession, status_code: int = 200, error: str | None = None
+    ) -> Response:
+        """Render the device list of a signed-in user, with ``error`` if an action failed."""
         now = self.context.now()
         devices = [
             {
@@ -205,58 +220,44 @@ class Pages:
             error=error,
         )
 
-    async def revoke(self, request: Request) -> Response:
+    @signed_in
+    async def revoke(self, request: Request, session: RequestSession, user: str) -> Response:
         """``POST /sessions/revoke``: end one of the user's sessions."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, _ = signed_in
         handle = str((await self.form(request)).get("handle", ""))
         if not session.recently_authenticated:
-            return await self.sessions(request, 403, "Confirm your password first: that sign-in is not recent.")
+            return await self.devices(request, session, 403, NOT_RECENT)
         current = handle == session.handle
         if not await session.revoke(handle):
-            return await self.sessions(request, 404, "No such session of yours.")
+            return await self.devices(request, session, 404, "No such session of yours.")
         if current:
             return RedirectResponse("/login?reason=logged_out", status_code=303)
         return RedirectResponse("/sessions?done=revoked", status_code=303)
 
-    async def revoke_others(self, request: Request) -> Response:
+    @signed_in
+    async def revoke_others(self, request: Request, session: RequestSession, user: str) -> Response:
         """``POST /sessions/revoke-others``: sign out everywhere else."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, _ = signed_in
         if not session.recently_authenticated:
-            return await self.sessions(request, 403, "Confirm your password first: that sign-in is not recent.")
+            return await self.devices(request, session, 403, NOT_RECENT)
         await session.revoke_others()
         return RedirectResponse("/sessions?done=revoked_others", status_code=303)
 
-    async def reauth(self, request: Request) -> Response:
+    @signed_in
+    async def reauth(self, request: Request, session: RequestSession, user: str) -> Response:
         """``POST /sessions/reauth``: re-enter the password to manage sessions."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, user = signed_in
         password = str((await self.form(request)).get("password", ""))
         if not await run_in_threadpool(self.context.users.verify, user, password):
-            return await self.sessions(request, 403, "Wrong password.")
+            return await self.devices(request, session, 403, "Wrong password.")
         session.reauthenticated()
         return RedirectResponse("/sessions?done=reauthenticated", status_code=303)
 
-    async def password_form(self, request: Request) -> Response:
+    @signed_in
+    async def password_form(self, request: Request, session: RequestSession, user: str) -> Response:
         """``GET /account/password``: the change-password form."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
         return self.render(request, "password.html")
 
-    async def change_password(self, request: Request) -> Response:
+    @signed_in
+    async def change_password(self, request: Request, session: RequestSession, user: str) -> Response:
         """``POST /account/password``: change it; other sessions end, this one gets a new ID."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, user = signed_in
         form = await self.form(request)
         current, new = str(form.get("current_password", "")), str(form.get("new_password", ""))
         users = self.context.users
@@ -275,12 +276,9 @@ class Pages:
 
     # -- the admin area ----------------------------------------------------------------------
 
-    async def admin(self, request: Request) -> Response:
+    @signed_in
+    async def admin(self, request: Request, session: RequestSession, user: str) -> Response:
         """``GET /admin``: store figures, users and the audit trail; needs elevation."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, _ = signed_in
         if not session.is_elevated:
             return RedirectResponse("/admin/elevate", status_code=303)
         manager = self.context.manager
@@ -307,12 +305,9 @@ class Pages:
             elevation_left=f"{int(lapses // 60)} min {int(lapses % 60)} s",
         )
 
-    async def admin_revoke_user(self, request: Request) -> Response:
+    @signed_in
+    async def admin_revoke_user(self, request: Request, session: RequestSession, user: str) -> Response:
         """``POST /admin/revoke-user``: sign a user out everywhere (account compromised)."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, _ = signed_in
         if not session.is_elevated:
             return RedirectResponse("/admin/elevate", status_code=303)
         target = str((await self.form(request)).get("user", ""))
@@ -329,22 +324,16 @@ class Pages:
             await manager.emit(EventName.REVOKED, reason="admin", handle=record.handle, user=target, path="/admin")
         return RedirectResponse("/admin?done=user_revoked", status_code=303)
 
-    async def elevate_form(self, request: Request) -> Response:
+    @signed_in
+    async def elevate_form(self, request: Request, session: RequestSession, user: str) -> Response:
         """``GET /admin/elevate``: ask for the password again."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        _, user = signed_in
         if not self.context.users.is_admin(user):
             return self.render(request, "elevate.html", 403, error=f"{user} is not an administrator.")
         return self.render(request, "elevate.html")
 
-    async def elevate(self, request: Request) -> Response:
+    @signed_in
+    async def elevate(self, request: Request, session: RequestSession, user: str) -> Response:
         """``POST /admin/elevate``: check the password, rotate the ID, enter admin mode."""
-        signed_in = self.signed_in(request)
-        if isinstance(signed_in, Response):
-            return signed_in
-        session, user = signed_in
         password = str((await self.form(request)).get("password", ""))
         if not await run_in_threadpool(self.context.users.verify, user, password):
             return self.render(request, "elevate.html", 403, error="Wrong password.")
