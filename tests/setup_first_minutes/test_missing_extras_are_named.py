@@ -109,6 +109,8 @@ except ConfigError as error:
         ("import sessionward.starlette", "starlette", "starlette"),
         ("import sessionward.asgi.metrics", "prometheus_client", "prometheus"),
         ("import sessionward.demo", "starlette", "demo"),
+        ("import sessionward.litestar", "litestar", "litestar"),
+        ("import sessionward.quart", "quart", "quart"),
     ],
 )
 def test_integration_without_its_package_raises_import_error_naming_the_extra(
