@@ -33,9 +33,7 @@ reads the environment), ``SESSIONWARD_CSRF`` (default on), ``SESSIONWARD_CSRF_TR
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 from weakref import WeakKeyDictionary
 
 from sessionward.core.extras import needs_extra
@@ -52,7 +50,7 @@ from sessionward._sync.stores.base import SessionStore
 from sessionward.core.clock import Clock
 from sessionward.core.config import CsrfPolicy, SessionPolicy
 from sessionward.core.csrf import csrf_token as _csrf_token
-from sessionward.core.engine import SessionStatus
+from sessionward.core.env import config_flag, config_items, settings_from_config
 from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
     LoginThrottledError,
@@ -63,7 +61,8 @@ from sessionward.core.errors import (
 from sessionward.core.events import EventBus, JsonAuditLogger
 from sessionward.core.headers import SecurityHeadersPolicy
 from sessionward.core.outcomes import SessionInfo
-from sessionward.core.records import EndReason, JSONValue
+from sessionward.core.records import EndReason
+from sessionward.core.session_view import SessionView
 from sessionward.wsgi import SessionMiddleware
 
 __all__ = ["AppState", "FlaskSession", "SessionWard", "csrf_token", "current_exchange", "current_session"]
@@ -71,7 +70,7 @@ __all__ = ["AppState", "FlaskSession", "SessionWard", "csrf_token", "current_exc
 EXTENSION_KEY = "sessionward"
 
 
-class FlaskSession(SessionMixin):
+class FlaskSession(SessionView, SessionMixin):
     """What ``flask.session`` is: the request's session, a mapping of JSON values with verbs.
 
     Values must be JSON-typed; the verbs reach the store at once. The data's size
@@ -84,39 +83,8 @@ class FlaskSession(SessionMixin):
     modified = False
 
     def __init__(self, session: RequestSession) -> None:
+        super().__init__(session)
         self._session = session
-
-    # -- the mapping -----------------------------------------------------------------------
-
-    def __getitem__(self, key: str) -> JSONValue:
-        return self._session[key]
-
-    def __setitem__(self, key: str, value: JSONValue) -> None:
-        self._session[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._session[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._session)
-
-    def __len__(self) -> int:
-        return len(self._session)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._session
-
-    def check_size(self) -> None:
-        """Check that a ``dict`` or ``list`` changed in place kept the data within ``max_data_bytes``.
-
-        Call it after ``session["cart"].append(item)`` and the like, before returning:
-        an oversized session left unchecked is found when the response starts, too late
-        for the view, and the client gets a 500 ``session_too_large`` with nothing saved.
-
-        Raises:
-            SessionTooLargeError: naming the keys that grew in place.
-        """
-        self._session.check_size()
 
     def clear(self) -> None:
         """End the session, as :meth:`logout` does: its data, its login and its ID all go.
@@ -127,46 +95,6 @@ class FlaskSession(SessionMixin):
         new ID; to sign someone in, call :meth:`login`.
         """
         self._session.logout()
-
-    @property
-    def permanent(self) -> bool:
-        """Always ``False``: expiry is the policy's (idle/absolute timeouts), not a cookie age."""
-        return False
-
-    @permanent.setter
-    def permanent(self, value: bool) -> None:
-        del value  # Flask's default interface would store a flag in the data; the policy decides here.
-
-    # -- who and how -------------------------------------------------------------------------
-
-    @property
-    def user(self) -> str | None:
-        """The authenticated user, if any."""
-        return self._session.user
-
-    @property
-    def is_authenticated(self) -> bool:
-        """Whether a user is logged in."""
-        return self._session.is_authenticated
-
-    @property
-    def handle(self) -> str | None:
-        """The session's public handle (never the ID)."""
-        return self._session.handle
-
-    @property
-    def is_elevated(self) -> bool:
-        """Whether an elevation (sudo mode) is in force."""
-        return self._session.is_elevated
-
-    @property
-    def recently_authenticated(self) -> bool:
-        """Whether the user proved who they are within the re-auth window."""
-        return self._session.recently_authenticated
-
-    def status(self) -> SessionStatus:
-        """The session's figures: user, times, timeouts left, elevation."""
-        return self._session.status()
 
     # -- verbs ------------------------------------------------------------------------------------
 
@@ -307,7 +235,7 @@ class SessionWard:
         Raises:
             ConfigError: a malformed ``SESSIONWARD_*`` value, naming it.
         """
-        config = _settings(app.config)
+        config = settings_from_config(app.config)
         policy = self._policy or SessionPolicy.from_env(config, base=SessionPolicy())
         store = self._store or open_store(str(app.config.get("SESSIONWARD_STORE", "memory://")))
         events = self.events
@@ -322,13 +250,13 @@ class SessionWard:
             events.subscribe(self.events.emit_sync)
         manager = SessionManager(store, policy, clock=self.clock, events=events, store_timeout_s=self.store_timeout_s)
         csrf = self.csrf
-        if csrf is None and _flag(app.config.get("SESSIONWARD_CSRF", True)):
+        if csrf is None and config_flag(app.config.get("SESSIONWARD_CSRF", True)):
             csrf = CsrfPolicy(
-                trusted_origins=frozenset(_items(app.config.get("SESSIONWARD_CSRF_TRUSTED_ORIGINS"))),
-                exempt_paths=tuple(_items(app.config.get("SESSIONWARD_CSRF_EXEMPT_PATHS"))),
+                trusted_origins=frozenset(config_items(app.config.get("SESSIONWARD_CSRF_TRUSTED_ORIGINS"))),
+                exempt_paths=tuple(config_items(app.config.get("SESSIONWARD_CSRF_EXEMPT_PATHS"))),
             )
         headers = self.security_headers
-        if headers is None and _flag(app.config.get("SESSIONWARD_SECURITY_HEADERS", True)):
+        if headers is None and config_flag(app.config.get("SESSIONWARD_SECURITY_HEADERS", True)):
             headers = SecurityHeadersPolicy()
         app.wsgi_app = SessionMiddleware(  # type: ignore[method-assign]
             app.wsgi_app, manager, csrf=csrf, security_headers=headers
@@ -442,27 +370,3 @@ def _session_ended(error: SessionEndedError) -> tuple[Response, int, dict[str, s
     del error  # a racing request ended the session; the middleware clears the cookie
     return jsonify(error="session_invalid", reason="session_ended"), 401, {"Cache-Control": "no-store"}
 
-
-def _settings(config: Mapping[str, Any]) -> dict[str, str]:
-    """The app's ``SESSIONWARD_*`` config as the text ``SessionPolicy.from_env`` reads."""
-    return {
-        key: ("true" if value else "false") if isinstance(value, bool) else str(value)
-        for key, value in config.items()
-        if key.startswith("SESSIONWARD_") and value is not None
-    }
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
-
-
-def _items(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, list | tuple | set | frozenset):
-        return [str(item) for item in value]
-    return [str(value)]

@@ -39,7 +39,6 @@ variable (read as :meth:`~sessionward.SessionPolicy.from_env` reads the environm
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -59,7 +58,7 @@ from sessionward.asgi.protect import protect
 from sessionward.asgi.types import ASGIApp
 from sessionward.core.clock import Clock
 from sessionward.core.config import SessionPolicy
-from sessionward.core.engine import SessionStatus
+from sessionward.core.env import config_flag, config_items, settings_from_config
 from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
     LoginThrottledError,
@@ -69,7 +68,8 @@ from sessionward.core.errors import (
 )
 from sessionward.core.events import EventBus, EventName
 from sessionward.core.outcomes import Interruption, SessionInfo
-from sessionward.core.records import EndReason, JSONValue, SessionRecord
+from sessionward.core.records import EndReason, SessionRecord
+from sessionward.core.session_view import SessionView
 from sessionward.io.exchange import Exchange, RequestSession
 from sessionward.io.login_throttle import ClientThrottle
 from sessionward.io.manager import SessionManager
@@ -82,7 +82,7 @@ EXTENSION_KEY = "sessionward"
 logger = logging.getLogger("sessionward")
 
 
-class QuartSession(SessionMixin):
+class QuartSession(SessionView, SessionMixin):
     """What ``quart.session`` is: the request's session, a mapping of JSON values with verbs.
 
     Values must be JSON-typed; the verbs reach the store at once (await them). The
@@ -94,41 +94,10 @@ class QuartSession(SessionMixin):
     modified = False
 
     def __init__(self, session: RequestSession) -> None:
+        super().__init__(session)
         self._session = session
         self._clear_pending = False
         self._cleared: SessionRecord | None = None
-
-    # -- the mapping -----------------------------------------------------------------------
-
-    def __getitem__(self, key: str) -> JSONValue:
-        return self._session[key]
-
-    def __setitem__(self, key: str, value: JSONValue) -> None:
-        self._session[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._session[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._session)
-
-    def __len__(self) -> int:
-        return len(self._session)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._session
-
-    def check_size(self) -> None:
-        """Check that a ``dict`` or ``list`` changed in place kept the data within ``max_data_bytes``.
-
-        Call it after ``session["cart"].append(item)`` and the like, before returning:
-        an oversized session left unchecked is found when the response starts, too late
-        for the view, and the client gets a 500 ``session_too_large`` with nothing saved.
-
-        Raises:
-            SessionTooLargeError: naming the keys that grew in place.
-        """
-        self._session.check_size()
 
     def clear(self) -> None:
         """End the session, as :meth:`logout` does: its data, its login and its ID all go.
@@ -148,49 +117,9 @@ class QuartSession(SessionMixin):
         self._cleared = session.record
 
     @property
-    def permanent(self) -> bool:
-        """Always ``False``: expiry is the policy's (idle/absolute timeouts), not a cookie age."""
-        return False
-
-    @permanent.setter
-    def permanent(self, value: bool) -> None:
-        del value  # Quart's default interface would store a flag in the data; the policy decides here.
-
-    # -- who and how -------------------------------------------------------------------------
-
-    @property
-    def user(self) -> str | None:
-        """The authenticated user, if any."""
-        return self._session.user
-
-    @property
-    def is_authenticated(self) -> bool:
-        """Whether a user is logged in."""
-        return self._session.is_authenticated
-
-    @property
-    def handle(self) -> str | None:
-        """The session's public handle (never the ID)."""
-        return self._session.handle
-
-    @property
-    def is_elevated(self) -> bool:
-        """Whether an elevation (sudo mode) is in force."""
-        return self._session.is_elevated
-
-    @property
-    def recently_authenticated(self) -> bool:
-        """Whether the user proved who they are within the re-authentication window."""
-        return self._session.recently_authenticated
-
-    @property
     def exchange(self) -> Exchange:
         """The request's exchange (the session's I/O side)."""
         return self._session.exchange
-
-    def status(self) -> SessionStatus:
-        """Report the session's age, idle time, remaining timeouts and next rotation."""
-        return self._session.status()
 
     # -- verbs ------------------------------------------------------------------------------------
 
@@ -357,7 +286,7 @@ class SessionWard:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("SessionWard is installed on this app already: call init_app once per app")
         config = app.config
-        policy = self._policy or SessionPolicy.from_env(_settings(config), base=SessionPolicy())
+        policy = self._policy or SessionPolicy.from_env(settings_from_config(config), base=SessionPolicy())
         store = self._store
         if store is None:
             configured = config.get("SESSIONWARD_STORE", "memory://")
@@ -368,11 +297,11 @@ class SessionWard:
         wrapped = protect(
             cast(ASGIApp, app.asgi_app),
             manager,
-            csrf=_flag(config.get("SESSIONWARD_CSRF", True)),
-            trusted_origins=_items(config.get("SESSIONWARD_CSRF_TRUSTED_ORIGINS")),
-            csrf_exempt_paths=_items(config.get("SESSIONWARD_CSRF_EXEMPT_PATHS")),
+            csrf=config_flag(config.get("SESSIONWARD_CSRF", True)),
+            trusted_origins=config_items(config.get("SESSIONWARD_CSRF_TRUSTED_ORIGINS")),
+            csrf_exempt_paths=config_items(config.get("SESSIONWARD_CSRF_EXEMPT_PATHS")),
             security_headers=self.security_headers,
-            add_security_headers=_flag(config.get("SESSIONWARD_SECURITY_HEADERS", True)),
+            add_security_headers=config_flag(config.get("SESSIONWARD_SECURITY_HEADERS", True)),
             setup_store=self.setup_store,
         )
         app.asgi_app = cast(Any, wrapped)  # type: ignore[method-assign]
@@ -491,27 +420,3 @@ def _session_ended(error: SessionEndedError) -> tuple[bytes, int, dict[str, str]
     body = orjson.dumps({"error": "session_invalid", "reason": interruption.reason})
     return body, interruption.status, {"Cache-Control": "no-store", "Content-Type": "application/json"}
 
-
-def _settings(config: Mapping[str, Any]) -> dict[str, str]:
-    """The app's ``SESSIONWARD_*`` config as the text ``SessionPolicy.from_env`` reads."""
-    return {
-        key: ("true" if value else "false") if isinstance(value, bool) else str(value)
-        for key, value in config.items()
-        if key.startswith("SESSIONWARD_") and value is not None and not isinstance(value, SessionStore)
-    }
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("0", "false", "no", "off", "")
-    return bool(value)
-
-
-def _items(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, list | tuple | set | frozenset):
-        return [str(item) for item in value]
-    return [str(value)]

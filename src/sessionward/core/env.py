@@ -523,3 +523,43 @@ def app_id_from_env(environ: Mapping[str, str]) -> str:
     """Return ``SESSIONWARD_APP_ID``, the audit log's ``appid``, or ``sessionward`` when unset."""
     app_id = read(environ, "APP_ID", _app_id)
     return app_id if app_id is not None else DEFAULT_APP_ID
+
+
+# -- a framework's own configuration (Flask and Quart config keys) ------------------------------
+
+
+def settings_from_config(config: Mapping[str, object]) -> dict[str, str]:
+    """Return an app's ``SESSIONWARD_*`` config keys as the text :func:`policy_from_env` reads.
+
+    Booleans become ``true``/``false`` and lists comma-separated text; ``None`` and objects
+    that are not settings (a store object given as ``SESSIONWARD_STORE``) are left out.
+    """
+    settings: dict[str, str] = {}
+    for key, value in config.items():
+        if not key.startswith(PREFIX) or value is None:
+            continue
+        if isinstance(value, bool):
+            settings[key] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            settings[key] = str(value)
+        elif isinstance(value, list | tuple | set | frozenset):
+            settings[key] = ",".join(str(item) for item in value)
+    return settings
+
+
+def config_flag(value: object) -> bool:
+    """Read an on/off config value: a bool, or text such as ``false``/``0``/``off``."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("0", "false", "no", "off", "")
+    return bool(value)
+
+
+def config_items(value: object) -> list[str]:
+    """Read a list config value: a list/tuple/set, or comma-separated text."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [str(item) for item in value]
+    return [str(value)]
