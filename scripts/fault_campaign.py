@@ -14,7 +14,7 @@ checked is explained in ``tests/faults/campaign.py`` and ``tests/faults/load.py`
     .venv/bin/python scripts/fault_campaign.py --setting SESSIONWARD_RENEWAL_INTERVAL=2
 
 It starts private redis-servers and a private PostgreSQL database (dropped at the end) on
-the servers ``tests/_services.py`` names; PostgreSQL itself is never restarted (it is
+the servers ``tests/support/services.py`` names; PostgreSQL itself is never restarted (it is
 shared): the proxy's ``refuse`` is a restart as the app sees it.
 """
 
@@ -32,8 +32,6 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-from _redis_servers import RedisServer  # noqa: E402
-from _services import PG_HOST, PG_PASSWORD, PG_PORT, PG_USER, _credentials  # noqa: E402
 from faults.campaign import FaultResult, Plan, Target, call_bound_s, format_table, run_fault  # noqa: E402
 from faults.faults import Fault  # noqa: E402
 from faults.targets import (  # noqa: E402
@@ -44,6 +42,8 @@ from faults.targets import (  # noqa: E402
     redis_direct_target,
     sqlite_target,
 )
+from support.redis_servers import RedisServer  # noqa: E402
+from support.services import PG_HOST, PG_PASSWORD, PG_PORT, PG_USER, _credentials  # noqa: E402
 
 STORES = ("sqlite", "postgres", "redis")
 FAULTS = {"sqlite": ("locked",), "postgres": NETWORK_FAULTS, "redis": (*NETWORK_FAULTS, "pause", "kill")}

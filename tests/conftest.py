@@ -1,7 +1,7 @@
 """Shared test fixtures.
 
-Service fixtures live in ``_services.py`` (PostgreSQL, MariaDB: a private database per
-run) and ``_redis_servers.py`` (private redis-server processes, a local cluster). A test
+Service fixtures live in ``support/services.py`` (PostgreSQL, MariaDB: a private database per
+run) and ``support/redis_servers.py`` (private redis-server processes, a local cluster). A test
 that needs a missing service skips with the reason, or fails when
 ``SESSIONWARD_REQUIRE_SERVICES=1`` (as in CI): see :func:`service_missing`.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from sessionward import ManualClock
-from tests_support import service_missing
+from support.helpers import service_missing
 
-pytest_plugins = ["_services", "_redis_servers", "stores_factories"]
+pytest_plugins = ["support.services", "support.redis_servers", "support.store_factories"]
 
 __all__ = ["service_missing"]
 

@@ -21,7 +21,7 @@ from sessionward.io.manager import SessionManager
 from sessionward.starlette import SessionDep
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore
-from tests_support import ROUTES, Recorder, client_for, make_app, plain_http_policy, set_cookie_value
+from support.helpers import ROUTES, Recorder, client_for, make_app, plain_http_policy, set_cookie_value
 
 
 async def test_request_not_touching_the_session_gets_no_cookie_and_no_vary(clock: ManualClock) -> None:

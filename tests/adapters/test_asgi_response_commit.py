@@ -27,7 +27,7 @@ from sessionward.core.records import SessionRecord, Update
 from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
-from tests_support import plain_http_policy
+from support.helpers import plain_http_policy
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]

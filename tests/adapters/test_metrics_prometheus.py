@@ -19,7 +19,7 @@ from sessionward.core.events import EventName, SessionEvent
 from sessionward.io.manager import SessionManager
 from sessionward.stores.base import StoreStats
 from sessionward.stores.memory import MemoryStore
-from tests_support import client_for, make_app, plain_http_policy
+from support.helpers import client_for, make_app, plain_http_policy
 
 
 def sample(metrics: SessionMetrics, name: str, **labels: str) -> float:

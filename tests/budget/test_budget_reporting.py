@@ -16,7 +16,7 @@ from sessionward import ManualClock
 from sessionward.asgi.metrics import SessionMetrics
 from sessionward.core.config import CreationBudget
 from sessionward.stores.memory import MemoryStore
-from tests_support import make_app, plain_http_policy
+from support.helpers import make_app, plain_http_policy
 
 BUDGET = 2
 

@@ -24,7 +24,7 @@ from sessionward.core.config import BudgetAction, CreationBudget
 from sessionward.core.engine import ClientInfo
 from sessionward.core.events import EventBus
 from sessionward.stores.base import SessionStore
-from tests_support import Recorder, make_app, plain_http_policy, set_cookie_value
+from support.helpers import Recorder, make_app, plain_http_policy, set_cookie_value
 
 BUDGET = 3
 WINDOW_S = 60.0

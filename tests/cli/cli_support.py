@@ -17,7 +17,7 @@ from sessionward import ClientInfo, SessionEngine, SessionPolicy
 from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
-from tests_support import service_missing
+from support.helpers import service_missing
 
 T = TypeVar("T")
 

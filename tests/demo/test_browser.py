@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect, sync_playwright
 
 from demo.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, DemoServer, attacker_site, demo_server
-from tests_support import service_missing
+from support.helpers import service_missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

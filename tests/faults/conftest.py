@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from _redis_servers import RedisServer
 from faults.campaign import Target
 from faults.faults import Fault, Kill, Pause
 from faults.targets import private_database, proxied_target, redis_direct_target, sqlite_target
 from faults.tcp_proxy import TcpProxy
+from support.redis_servers import RedisServer
 
 BROWSERS = 6
 """Simulated browsers per store: enough to race, few enough for two shared cores."""

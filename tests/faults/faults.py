@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from _redis_servers import RedisServer
 from faults.tcp_proxy import TcpProxy
+from support.redis_servers import RedisServer
 
 
 class Fault(Protocol):

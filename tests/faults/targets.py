@@ -19,11 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from _redis_servers import RedisServer
 from faults.campaign import Target, demo_settings, make_browsers
 from faults.demo_process import DemoProcess
 from faults.faults import Blackhole, Fault, Kill, Pause, Refuse, Reset, WriteLock
 from faults.tcp_proxy import TcpProxy
+from support.redis_servers import RedisServer
 
 NETWORK_FAULTS = ("blackhole", "reset", "refuse")
 

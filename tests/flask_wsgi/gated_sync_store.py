@@ -1,6 +1,6 @@
 """Force the order of racing WSGI requests: a sync store that holds chosen calls until the test says go.
 
-The thread twin of ``tests/interleave.py``. :class:`GatedSyncStore` wraps any sync store
+The thread twin of ``tests/support/interleave.py``. :class:`GatedSyncStore` wraps any sync store
 (``sessionward._sync.stores``) and passes every call through. A test asks it to hold the
 next calls of one method (``hold = store.hold("establish")``): a request that reaches that
 call blocks its worker thread there — it has loaded the session and decided, but not

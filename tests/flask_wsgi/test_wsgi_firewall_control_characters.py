@@ -14,11 +14,11 @@ from urllib.parse import unquote_to_bytes
 import orjson
 import pytest
 
-from control_characters import ENCODED_CONTROLS, HALF_ENCODED, ORDINARY, RAW_CONTROLS, REPORTED, hex_ids
 from sessionward import ManualClock
 from sessionward._sync.manager import SessionManager
 from sessionward._sync.stores import MemoryStore
 from sessionward.wsgi import SessionMiddleware
+from support.control_characters import ENCODED_CONTROLS, HALF_ENCODED, ORDINARY, RAW_CONTROLS, REPORTED, hex_ids
 
 from .support import client, make_app, plain_policy
 

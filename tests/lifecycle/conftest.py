@@ -1,7 +1,7 @@
 """Fixtures for the lifecycle tests: the demo on every store backend, behind a gate.
 
 The demo runs in-process (``demo.support``) with a ManualClock; its store is replaced by a
-:class:`~interleave.GatedStore` over the backend under test (every backend of the store
+:class:`~support.interleave.GatedStore` over the backend under test (every backend of the store
 conformance suite, async and sync), so a test can hold one request between its load and
 its write while another runs to completion.
 """
@@ -14,9 +14,9 @@ import pytest
 
 from demo.conftest import make_demo
 from demo.support import DemoUnderTest, MakeDemo
-from interleave import GatedStore
 from stores.backends import Backend
 from stores.conftest import backend
+from support.interleave import GatedStore
 
 __all__ = ["backend", "make_demo"]
 

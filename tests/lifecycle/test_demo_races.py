@@ -13,8 +13,8 @@ import asyncio
 import httpx
 
 from demo.support import COOKIE, PASSWORDS, DemoUnderTest, login, set_sid, sid
-from interleave import GatedStore
 from sessionward.core.records import EndReason, SessionRecord
+from support.interleave import GatedStore
 
 from .conftest import GatedDemo
 

@@ -36,7 +36,7 @@ from sessionward.litestar import (
 )
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore
-from tests_support import plain_http_policy
+from support.helpers import plain_http_policy
 
 Req = Request[Any, Any, Any]
 

@@ -11,7 +11,7 @@ from sessionward.core.ids import storage_key
 from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
 from sessionward.stores.memory import MemoryStore
-from tests_support import Recorder, call_raw, plain_http_policy
+from support.helpers import Recorder, call_raw, plain_http_policy
 
 
 async def test_session_fixation_the_planted_id_is_dead_after_login(clock: ManualClock) -> None:

@@ -17,7 +17,7 @@ from litestar_support import client, cookie, make_app, serving, sid_of
 from sessionward import ManualClock
 from sessionward.litestar import SessionwardConfig
 from sessionward.stores.memory import MemoryStore
-from tests_support import plain_http_policy
+from support.helpers import plain_http_policy
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "litestar_app.py"
 

@@ -18,7 +18,7 @@ from sessionward.core.ids import storage_key
 from sessionward.core.records import SessionRecord, Tombstone, Update
 from sessionward.litestar import RequestSession, SessionwardConfig, SessionwardPlugin
 from sessionward.stores.memory import MemoryStore
-from tests_support import plain_http_policy
+from support.helpers import plain_http_policy
 
 
 async def test_request_session_writes_reach_the_store_and_read_back(clock: ManualClock) -> None:

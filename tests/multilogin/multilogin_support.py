@@ -22,7 +22,7 @@ from multilogin_worker import Outcome, Plan, open_worker_store
 
 from sessionward.core.records import SessionRecord
 from sessionward.stores.base import SessionStore
-from tests_support import service_missing
+from support.helpers import service_missing
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from sessionward.core.events import EventBus
 from sessionward.core.ids import storage_key
 from sessionward.core.records import SessionRecord
 from sessionward.stores import open_store
-from tests_support import Recorder, plain_http_policy
+from support.helpers import Recorder, plain_http_policy
 
 
 def recording() -> tuple[EventBus, Recorder]:

@@ -26,7 +26,7 @@ from sessionward._sync.stores import MemoryStore as SyncMemoryStore
 from sessionward.core.events import EventName, SessionEvent
 from sessionward.stores.memory import MemoryStore
 from sessionward.wsgi import SessionMiddleware as WsgiSessionMiddleware
-from tests_support import make_app, plain_http_policy
+from support.helpers import make_app, plain_http_policy
 
 # Every code point str.splitlines() breaks on, computed rather than remembered.
 LINE_BREAKS = "".join(chr(code) for code in range(sys.maxunicode + 1) if len(f"a{chr(code)}b".splitlines()) > 1)

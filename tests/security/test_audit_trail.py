@@ -33,7 +33,7 @@ from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
-from tests_support import plain_http_policy
+from support.helpers import plain_http_policy
 
 IDLE_S = 600
 ABSOLUTE_S = 1800

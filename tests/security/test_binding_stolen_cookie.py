@@ -16,7 +16,7 @@ from sessionward.core.ids import storage_key
 from sessionward.core.records import EndReason, SessionRecord, Tombstone
 from sessionward.io.manager import SessionManager
 from sessionward.stores.memory import MemoryStore
-from tests_support import Recorder, make_app, plain_http_policy
+from support.helpers import Recorder, make_app, plain_http_policy
 
 VICTIM_UA = "Mozilla/5.0 (Victim; Firefox)"
 ATTACKER_UA = "curl/8.5.0"

@@ -24,7 +24,7 @@ from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
-from tests_support import Recorder, plain_http_policy
+from support.helpers import Recorder, plain_http_policy
 
 SITE = "http://bank.example"
 EVIL = "https://evil.example"

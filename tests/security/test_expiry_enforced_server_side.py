@@ -5,7 +5,7 @@ from __future__ import annotations
 from sessionward import ManualClock, TimeoutPolicy
 from sessionward.core.events import EventBus
 from sessionward.stores.base import SessionStore
-from tests_support import Recorder, client_for, make_app, plain_http_policy
+from support.helpers import Recorder, client_for, make_app, plain_http_policy
 
 TIMEOUTS = TimeoutPolicy(idle_timeout_s=60, absolute_timeout_s=300, renewal_interval_s=0)
 

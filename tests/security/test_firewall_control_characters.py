@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 import pytest
 
-from control_characters import ENCODED_CONTROLS, HALF_ENCODED, ORDINARY, RAW_CONTROLS, hex_ids
 from sessionward import FirewallPolicy, ManualClock
 from sessionward.core.firewall import check_request
 from sessionward.stores.memory import MemoryStore
-from tests_support import call_raw, make_app
+from support.control_characters import ENCODED_CONTROLS, HALF_ENCODED, ORDINARY, RAW_CONTROLS, hex_ids
+from support.helpers import call_raw, make_app
 
 
 @pytest.mark.parametrize("encoded", ENCODED_CONTROLS)

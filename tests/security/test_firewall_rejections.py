@@ -8,7 +8,7 @@ import pytest
 from sessionward import FirewallPolicy, ManualClock
 from sessionward.core.firewall import check_request
 from sessionward.stores.memory import MemoryStore
-from tests_support import call_raw, make_app
+from support.helpers import call_raw, make_app
 
 REJECTED_PATHS = [
     (b"/a;b", "semicolon"),

@@ -9,7 +9,7 @@ from sessionward.core.events import EventBus
 from sessionward.core.ids import generate_id
 from sessionward.core.records import Entry
 from sessionward.stores.memory import MemoryStore
-from tests_support import Recorder, client_for, make_app
+from support.helpers import Recorder, client_for, make_app
 
 
 class CountingStore(MemoryStore):

@@ -18,7 +18,7 @@ from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore
-from tests_support import plain_http_policy
+from support.helpers import plain_http_policy
 
 
 async def cached_page(request: Request) -> Response:

@@ -22,7 +22,7 @@ from sessionward.core.ids import storage_key
 from sessionward.core.records import SessionRecord
 from sessionward.io.manager import SessionManager
 from sessionward.stores.memory import MemoryStore
-from tests_support import ROUTES, plain_http_policy
+from support.helpers import ROUTES, plain_http_policy
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
 PROXY = "10.0.0.5"

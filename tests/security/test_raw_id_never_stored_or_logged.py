@@ -12,7 +12,7 @@ import pytest
 from sessionward import JsonAuditLogger, ManualClock, TimeoutPolicy
 from sessionward.core.events import EventBus
 from sessionward.stores.sql import SqlStore
-from tests_support import client_for, make_app, plain_http_policy
+from support.helpers import client_for, make_app, plain_http_policy
 
 
 async def test_sqlite_dump_and_audit_log_hold_no_raw_id(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sessionward import ManualClock
 from sessionward.core.events import EventBus
 from sessionward.stores.base import SessionStore
-from tests_support import Recorder, client_for, make_app, set_cookie_value
+from support.helpers import Recorder, client_for, make_app, set_cookie_value
 
 
 async def test_cookie_replayed_after_logout_is_refused(local_store: SessionStore, clock: ManualClock) -> None:

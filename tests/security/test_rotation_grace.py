@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sessionward import ManualClock, TimeoutPolicy
 from sessionward.stores.base import SessionStore
-from tests_support import client_for, make_app, plain_http_policy, set_cookie_value
+from support.helpers import client_for, make_app, plain_http_policy, set_cookie_value
 
 TIMEOUTS = TimeoutPolicy(idle_timeout_s=600, absolute_timeout_s=7200, renewal_interval_s=300, rotation_grace_s=5)
 

@@ -7,7 +7,7 @@ import pytest
 from sessionward import Fixation, LoginPolicy, ManualClock
 from sessionward.core.ids import generate_id, storage_key
 from sessionward.stores.base import SessionStore
-from tests_support import client_for, make_app, plain_http_policy, set_cookie_value
+from support.helpers import client_for, make_app, plain_http_policy, set_cookie_value
 
 
 async def test_pre_login_id_dies_at_login(local_store: SessionStore, clock: ManualClock) -> None:

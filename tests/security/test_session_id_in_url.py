@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sessionward import ManualClock
 from sessionward.stores.base import SessionStore
-from tests_support import client_for, make_app
+from support.helpers import client_for, make_app
 
 
 async def test_id_in_query_string_is_ignored(local_store: SessionStore, clock: ManualClock) -> None:

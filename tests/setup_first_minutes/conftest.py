@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from _services import _mysql_execute, _pg_execute, _run_async, private_database_name
+from support.services import _mysql_execute, _pg_execute, _run_async, private_database_name
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from sessionward.core.errors import ConfigError, StoreSchemaMissingError
 from sessionward.flask import FlaskSession, SessionWard
 from sessionward.stores import open_store
 from sessionward.stores.base import SessionStore
-from tests_support import client_for, make_app, plain_http_policy
+from support.helpers import client_for, make_app, plain_http_policy
 
 HINT = "create it with `sessionward store init --store URL` or `await store.setup()`"
 VARIABLE = "SESSIONWARD_STORE_CREATE_SCHEMA"

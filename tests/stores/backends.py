@@ -33,7 +33,7 @@ from sessionward.stores.base import SessionStore
 from sessionward.stores.file import FileStore
 from sessionward.stores.memory import MemoryStore
 from sessionward.stores.sql import SqlStore
-from tests_support import service_missing
+from support.helpers import service_missing
 
 from .builders import NOW
 from .sync_view import AsyncView
@@ -266,7 +266,7 @@ async def make_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path
     try:
         url = request.getfixturevalue(fixture)
     except pytest.FixtureLookupError:
-        service_missing(f"no {fixture!r} fixture: the Redis test servers (tests/_redis_servers.py) are not there")
+        service_missing(f"no {fixture!r} fixture: the Redis test servers (support/redis_servers.py) are not there")
     try:
         await open_store(url).close()
     except ConfigError as error:

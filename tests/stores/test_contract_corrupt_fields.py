@@ -25,7 +25,7 @@ from sessionward.core.records import EndReason, SessionRecord, Tombstone
 from sessionward.stores._redis_layout import session_key
 from sessionward.stores.base import SessionStore
 from sessionward.stores.sql import SqlStore
-from tests_support import client_for, make_app, set_cookie_value
+from support.helpers import client_for, make_app, set_cookie_value
 
 from .backends import BACKENDS, Backend, ended
 from .builders import NOW, make_record, make_tombstone, new_key

@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from _redis_servers import RedisCluster, RedisServer
 from sessionward import ManualClock, SessionPolicy
 from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.core.config import CookiePolicy, LoginPolicy
@@ -31,6 +30,7 @@ from sessionward.stores import open_store
 from sessionward.stores._redis_layout import handle_key, session_key, user_keys, user_tag
 from sessionward.stores.base import SessionStore
 from sessionward.stores.redis import RedisStore
+from support.redis_servers import RedisCluster, RedisServer
 
 pytestmark = pytest.mark.redis
 

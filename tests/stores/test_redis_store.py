@@ -15,7 +15,6 @@ import pytest
 from msgspec.structs import replace
 from redis.asyncio import Redis, RedisCluster
 
-from _redis_servers import RedisServer
 from sessionward.core.engine import SessionLimit
 from sessionward.core.errors import LoginRefusedError, StoreError, StoreUnavailableError
 from sessionward.core.ids import generate_id, handle_of, storage_key
@@ -23,6 +22,7 @@ from sessionward.core.records import EndReason, SessionMeta, SessionRecord, Tomb
 from sessionward.stores import open_store
 from sessionward.stores._redis_layout import handle_key, session_key, user_keys, user_tag
 from sessionward.stores.redis import RedisStore
+from support.redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
 

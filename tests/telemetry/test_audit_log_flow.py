@@ -12,7 +12,7 @@ import pytest
 
 from sessionward import JsonAuditLogger, ManualClock, TimeoutPolicy
 from sessionward.stores.memory import MemoryStore
-from tests_support import client_for, make_app, plain_http_policy
+from support.helpers import client_for, make_app, plain_http_policy
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

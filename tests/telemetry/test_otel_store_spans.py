@@ -27,7 +27,7 @@ from sessionward.io.telemetry import StoreTelemetry, instrument
 from sessionward.stores.memory import MemoryStore
 from sessionward.stores.sql import SqlStore
 from sessionward.wsgi import SessionMiddleware as WsgiSessionMiddleware
-from tests_support import client_for, make_app, plain_http_policy
+from support.helpers import client_for, make_app, plain_http_policy
 
 
 class Otel:

@@ -10,7 +10,7 @@ from sessionward import EndReason, ManualClock
 from sessionward.core.events import EventBus, EventName, vocabulary_name
 from sessionward.starlette import get_session
 from sessionward.stores import MemoryStore
-from tests_support import ROUTES, Recorder, client_for, make_app
+from support.helpers import ROUTES, Recorder, client_for, make_app
 
 
 async def _password(request: Request) -> Response:

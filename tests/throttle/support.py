@@ -23,7 +23,7 @@ from sessionward.core.errors import LoginThrottledError
 from sessionward.core.events import EventBus
 from sessionward.starlette import get_session
 from sessionward.stores.base import SessionStore
-from tests_support import Recorder, make_app, plain_http_policy
+from support.helpers import Recorder, make_app, plain_http_policy
 
 PASSWORDS = {"alice": "correct horse battery staple", "bob": "hunter2-but-longer"}
 

@@ -26,7 +26,7 @@ from sessionward.core.config import LoginThrottlePolicy
 from sessionward.starlette import get_session
 from sessionward.stores.base import SessionStore
 from sessionward.stores.memory import MemoryStore
-from tests_support import make_app
+from support.helpers import make_app
 from throttle.support import PASSWORDS, attempt, browser, throttled_app
 
 RIGHT = PASSWORDS["alice"]

@@ -21,7 +21,7 @@ from sessionward._sync.stores.sql import SqlStore
 from sessionward.core.config import CookiePolicy
 from sessionward.core.events import EventBus
 from sessionward.flask import SessionWard, current_session
-from tests_support import Recorder
+from support.helpers import Recorder
 from throttle.support import PASSWORDS, PasswordBook
 
 

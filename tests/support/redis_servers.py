@@ -36,7 +36,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tests_support import service_missing
+from support.helpers import service_missing
 
 START_TIMEOUT_S = 10.0
 CLUSTER_SLOTS = 16384

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests_support import service_missing
+from support.helpers import service_missing
 
 T = TypeVar("T")
 

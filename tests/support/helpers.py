@@ -1,4 +1,4 @@
-"""Helpers shared by tests (importable as ``tests_support``)."""
+"""Helpers shared by tests (importable as ``support.helpers``)."""
 
 from __future__ import annotations
 
