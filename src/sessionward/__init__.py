@@ -37,6 +37,7 @@ from sessionward.core.engine import ClientInfo, SessionEngine, SessionStatus
 from sessionward.core.errors import (
     ConfigError,
     LoginRefusedError,
+    LoginThrottledError,
     SessionBudgetExceededError,
     SessionDataError,
     SessionNotAvailableError,
@@ -100,6 +101,7 @@ __all__ = [
     "JsonAuditLogger",
     "LoginPolicy",
     "LoginRefusedError",
+    "LoginThrottledError",
     "ManualClock",
     "MemoryStore",
     "RequestSession",

@@ -72,3 +72,32 @@ async def test_privilege_change_kills_the_lower_privileged_id(local_store: Sessi
     async with client_for(app) as thief:
         thief.cookies.set("sid", before)
         assert (await thief.get("/whoami")).json()["user"] is None
+
+
+@pytest.mark.parametrize("layer", ["async", "sync"])
+def test_turning_fixation_protection_off_is_warned_at_start_up(layer: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Fixation 'none' keeps a planted ID valid across login: allowed, never silent.
+    from sessionward import SessionPolicy
+
+    manager_type = _manager_types()[layer]
+    with caplog.at_level("WARNING", logger="sessionward"):
+        manager_type(_memory_store(layer), SessionPolicy(login=LoginPolicy(fixation=Fixation.NONE)))
+    assert any("fixation protection is off" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sessionward"):
+        manager_type(_memory_store(layer), SessionPolicy())
+    assert not any("fixation" in record.getMessage() for record in caplog.records)
+
+
+def _manager_types() -> dict[str, type]:
+    from sessionward import SessionManager
+    from sessionward.sync import SessionManager as SyncSessionManager
+
+    return {"async": SessionManager, "sync": SyncSessionManager}
+
+
+def _memory_store(layer: str) -> object:
+    from sessionward import MemoryStore
+    from sessionward.sync import MemoryStore as SyncMemoryStore
+
+    return MemoryStore() if layer == "async" else SyncMemoryStore()

@@ -9,11 +9,12 @@ manager.store_call:`` bounds a call by one shared timer, and a call that overrun
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from sessionward.core.clock import Clock
-from sessionward.core.config import SessionPolicy
+from sessionward.core.config import Fixation, SessionPolicy
 from sessionward.core.engine import ClientInfo, SessionEngine
 from sessionward.core.events import EventBus, EventName, SessionEvent
 from sessionward.io._store_calls import StoreCalls, StoreObserver
@@ -21,6 +22,8 @@ from sessionward._sync.login_throttle import LoginThrottle
 from sessionward._sync.stores.base import SessionStore
 
 T = TypeVar("T")
+
+logger = logging.getLogger("sessionward")
 
 
 class SessionManager:
@@ -38,6 +41,14 @@ class SessionManager:
         from sessionward.core.clock import system_clock
 
         self.policy = policy or SessionPolicy()
+        if self.policy.login.fixation is Fixation.NONE:
+            # Allowed (Spring Security allows it too) but never silently: an ID planted
+            # before login stays valid after it.
+            logger.warning(
+                "session fixation protection is off (fixation 'none', SESSIONWARD_FIXATION): "
+                "the session ID is kept at login, so an ID planted before login stays valid; "
+                "use change_id (the default), migrate or new_session"
+            )
         self.engine = SessionEngine(self.policy)
         self.store = store
         self.clock = clock or system_clock
