@@ -169,11 +169,6 @@ class Session(MutableMapping[str, JSONValue]):
         """The session's public handle, or ``None`` for a pending session."""
         return self.record.handle if self.record is not None else None
 
-    @property
-    def csrf_token(self) -> str | None:
-        """The session's synchronizer token for HTML forms, if it has one."""
-        return self.record.meta.csrf_token if self.record is not None else None
-
     # -- what the request changed ---------------------------------------------------------
 
     @property
