@@ -30,6 +30,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
 from sessionward.core.errors import ConfigError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.core.extras import require
 from sessionward.stores._schemes import SQL_DATABASES, SQL_EXTRAS
+from sessionward.stores._sql_rows import BURIED_COLUMNS, ESTABLISHED_COLUMNS, SAVED_COLUMNS
 
 Q = TypeVar("Q", bound=sa.Select[Any])
 
@@ -52,6 +53,17 @@ _RETRY_MYSQL_ERRORS = frozenset({1213})
 
 _BigText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
+POOL_DEFAULTS = {"pool_size": 32, "max_overflow": 16, "pool_recycle": 300}
+"""The connection pool's sizes, unless the URL's query sets them (``?pool_size=40``).
+
+``pool_size`` connections stay open once opened: as many as the requests that talk to the
+database at the same moment, so that a busy server does not close and reopen connections
+(SQLAlchemy's default of 5 did, under 32 requests in flight). ``max_overflow`` more open for
+a burst and close when they come back. ``pool_recycle`` (seconds) replaces a connection
+older than that at its next checkout, before a firewall's or the server's idle timeout
+cuts it (-1: never).
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Dialect:
@@ -68,6 +80,9 @@ class Dialect:
             (SQLite, whose writers ``BEGIN IMMEDIATE``): a writer takes no row lock and
             no user lock row, and a process's writers queue on a lock of their own.
         returning: An upsert can return the row it wrote (``RETURNING``).
+        reader_pool: Single-statement reads get a pool of their own whose connections
+            are in autocommit from the start (MySQL, where switching a connection to
+            autocommit and back costs round trips).
     """
 
     name: str
@@ -75,6 +90,7 @@ class Dialect:
     sync_driver: str
     one_writer: bool = False
     returning: bool = True
+    reader_pool: bool = False
 
     # -- engines ------------------------------------------------------------------------------
 
@@ -83,9 +99,22 @@ class Dialect:
         raise NotImplementedError
 
     def engine_options(self, url: sa.URL, *, timeout_s: float, must_exist: bool) -> dict[str, Any]:
-        """Return the engine's options besides ``connect_args`` (pooling, isolation)."""
+        """Return the engine's options besides ``connect_args`` (pooling, isolation).
+
+        No ``pool_pre_ping``: it costs a round trip per checkout. A connection the server
+        closed is found dead by the statement that uses it, and the store runs that
+        statement again on a fresh one where that is safe (:class:`~sessionward.stores.sql.SqlStore`).
+        """
         del url, must_exist
-        return {"pool_pre_ping": True, "pool_timeout": timeout_s}
+        return {"pool_timeout": timeout_s}
+
+    def read_options(self) -> dict[str, Any]:
+        """Return the execution options of single-statement reads on the writers' pool.
+
+        PostgreSQL's drivers switch to autocommit by setting a flag, without a round trip:
+        a read is then its ``SELECT`` alone, no ``BEGIN``/``COMMIT`` around it.
+        """
+        return {"isolation_level": "AUTOCOMMIT"}
 
     def configure(self, engine: sa.Engine, *, timeout_s: float) -> None:
         """Set up a new engine's connections (nothing to do but on SQLite)."""
@@ -124,7 +153,7 @@ class Dialect:
         statement: sa.Executable = self._insert(table).values(**values).on_conflict_do_nothing()
         return statement
 
-    def lock_user(self, locks: sa.Table, user: str) -> sa.Executable | None:
+    def lock_user(self, locks: sa.Table, user: Any) -> sa.Executable | None:
         """Return the statement that takes the user's lock row exclusively (creating it if new).
 
         An upsert that updates on conflict takes the row's exclusive lock at once. INSERT
@@ -140,8 +169,10 @@ class Dialect:
         """Return ``query`` locking the rows it reads (as is where the writer holds the database)."""
         return query if self.one_writer else query.with_for_update()
 
-    def count_hit(self, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
+    def count_hit(self, counters: sa.Table, name: Any, now: Any, resets_at: Any) -> sa.Executable:
         """Return the one statement that counts a hit on counter ``name`` at ``now``.
+
+        The values may be bound parameters, for a statement built once.
 
         An insert that, when the counter exists, adds one to it, or starts it again at 1
         with a new window end when its window has ended: one atomic statement, so racing
@@ -179,11 +210,23 @@ class _Sqlite(Dialect):
             # One connection, handed to one transaction at a time: an in-memory database
             # lives in its connection, and sharing it (StaticPool) would interleave
             # concurrent transactions on it.
-            return {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0, "pool_timeout": timeout_s}
+            # Never recycled: that would drop the database.
+            return {
+                "poolclass": QueuePool,
+                "pool_size": 1,
+                "max_overflow": 0,
+                "pool_timeout": timeout_s,
+                "pool_recycle": -1,
+            }
         if must_exist and not Path(database).expanduser().is_file():
             # Checked before any connection: connecting would create the file.
             raise StoreSchemaMissingError(f"the SQLite database {database} does not exist")
-        return {}
+        return {"pool_timeout": timeout_s}
+
+    def read_options(self) -> dict[str, Any]:
+        # The connections are in autocommit already (isolation_level None); a read only
+        # skips the write lock that a writer's BEGIN IMMEDIATE takes (_configure_sqlite).
+        return {"sessionward_readonly": True}
 
     def configure(self, engine: sa.Engine, *, timeout_s: float) -> None:
         _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
@@ -243,6 +286,11 @@ class _Mysql(Dialect):
         # REPEATABLE READ would keep the snapshot from before the wait.
         return {**options, "isolation_level": "READ COMMITTED"}
 
+    def read_options(self) -> dict[str, Any]:
+        # Without a pool of its own, a read runs in a transaction (its COMMIT one more
+        # round trip): switching a MySQL connection to autocommit and back costs three.
+        return {}
+
     def upsert(self, table: sa.Table, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
         statement = mysql.insert(table).values(**values)
         upserted: sa.Executable = statement.on_duplicate_key_update(**update(statement.inserted))
@@ -251,7 +299,7 @@ class _Mysql(Dialect):
     def insert_ignore(self, table: sa.Table, values: dict[str, Any]) -> sa.Executable:
         return sa.insert(table).values(**values).prefix_with("IGNORE")
 
-    def count_hit(self, counters: sa.Table, name: str, now: float, resets_at: float) -> sa.Executable:
+    def count_hit(self, counters: sa.Table, name: Any, now: Any, resets_at: Any) -> sa.Executable:
         c = counters.c
         ended = c.resets_at <= now
         statement = mysql.insert(counters).values(name=name, hits=1, resets_at=resets_at)
@@ -269,7 +317,7 @@ class _Mysql(Dialect):
 DIALECTS: dict[str, Dialect] = {
     "sqlite": _Sqlite("sqlite", driver="aiosqlite", sync_driver="pysqlite", one_writer=True),
     "postgresql": _Postgresql("postgresql", driver="asyncpg", sync_driver="psycopg"),
-    "mysql": _Mysql("mysql", driver="asyncmy", sync_driver="pymysql", returning=False),
+    "mysql": _Mysql("mysql", driver="asyncmy", sync_driver="pymysql", returning=False, reader_pool=True),
 }
 """Each database's dialect, by SQLAlchemy's name of it."""
 
@@ -319,11 +367,15 @@ def counter_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
     )
 
 
-def open_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> AsyncEngine:
+def open_engine(
+    url: str, *, setting: str, timeout_s: float, must_exist: bool = False, autocommit: bool = False
+) -> AsyncEngine:
     """Open an async engine for ``url`` with ``timeout_s`` on connecting and on every statement.
 
     Nothing is created: not a SQLite file's folder (:meth:`Dialect.make_database_dir` does
-    that for ``setup``), and with ``must_exist`` not the SQLite file either.
+    that for ``setup``), and with ``must_exist`` not the SQLite file either. The URL's
+    query may set the pool's sizes (:data:`POOL_DEFAULTS`); ``autocommit`` opens every
+    connection in autocommit, for a dialect's :attr:`~Dialect.reader_pool`.
 
     Raises:
         ConfigError: naming ``setting``, when the URL is malformed, names another
@@ -332,6 +384,8 @@ def open_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = 
     """
     dialect, parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, blocking=False)
     options |= dialect.engine_options(parsed, timeout_s=timeout_s, must_exist=must_exist)
+    if autocommit:
+        options |= _AUTOCOMMIT
     if "poolclass" in options:
         options["poolclass"] = AsyncAdaptedQueuePool  # the same pool, for an async driver
     try:
@@ -344,10 +398,12 @@ def open_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = 
     return engine
 
 
-def open_sync_engine(url: str, *, setting: str, timeout_s: float, must_exist: bool = False) -> sa.Engine:
+def open_sync_engine(
+    url: str, *, setting: str, timeout_s: float, must_exist: bool = False, autocommit: bool = False
+) -> sa.Engine:
     """Open a blocking engine (sqlite3, psycopg, PyMySQL) for the generated sync store.
 
-    The same URLs, schema, timeouts and SQLite locking as :func:`open_engine`.
+    The same URLs, pool settings, schema, timeouts and SQLite locking as :func:`open_engine`.
 
     Raises:
         ConfigError: as :func:`open_engine`.
@@ -355,6 +411,8 @@ def open_sync_engine(url: str, *, setting: str, timeout_s: float, must_exist: bo
     """
     dialect, parsed, options = _engine_options(url, setting=setting, timeout_s=timeout_s, blocking=True)
     options |= dialect.engine_options(parsed, timeout_s=timeout_s, must_exist=must_exist)
+    if autocommit:
+        options |= _AUTOCOMMIT
     try:
         engine = sa.create_engine(parsed, **options)
     except (exc.ArgumentError, ImportError) as error:
@@ -393,7 +451,33 @@ def _engine_options(
     extra, feature = SQL_EXTRAS[backend]
     require(extra, feature, *_DRIVER_MODULES[driver], setting=setting)
     parsed = parsed.set(drivername=f"{backend}+{driver}")
-    return dialect, parsed, {"connect_args": dialect.connect_args(timeout_s, blocking=blocking)}
+    pool = _pool_options(parsed, shown, setting=setting)
+    parsed = parsed.difference_update_query(POOL_DEFAULTS)
+    return dialect, parsed, {"connect_args": dialect.connect_args(timeout_s, blocking=blocking), **pool}
+
+
+# Every connection in autocommit from the start, and no ROLLBACK sent for one that is
+# (the driver would send it even with nothing to roll back).
+_AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "skip_autocommit_rollback": True}
+
+
+def _pool_options(url: sa.URL, shown: str, *, setting: str) -> dict[str, int]:
+    """Return the pool's sizes: :data:`POOL_DEFAULTS`, with what the URL's query sets instead."""
+    options = dict(POOL_DEFAULTS)
+    for name in POOL_DEFAULTS:
+        given = url.query.get(name)
+        if given is None:
+            continue
+        text = given[-1] if isinstance(given, tuple) else given
+        try:
+            value = int(text)
+        except ValueError:
+            value = -2
+        if value < (-1 if name == "pool_recycle" else 0):
+            least = "-1 (never)" if name == "pool_recycle" else "0"
+            raise ConfigError(setting, f"{shown}: {name} must be a whole number of at least {least}, not {text!r}")
+        options[name] = value
+    return options
 
 
 def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
@@ -447,3 +531,97 @@ def brief(error: BaseException) -> str:
     """Return the first line of a driver error, for a one-line message."""
     text = str(getattr(error, "orig", None) or error)
     return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+# -- statements, built once per store ----------------------------------------------------------
+
+
+def bound(column: sa.Column[Any]) -> sa.BindParameter[Any]:
+    """Return the bound parameter standing for a value of ``column`` (named ``p_<column>``).
+
+    Prefixed: SQLAlchemy keeps a column's own name for its ``SET`` and ``VALUES`` clauses.
+    """
+    return sa.bindparam(f"p_{column.name}", type_=column.type)
+
+
+class Statements:
+    """The store's statements, built once with bound parameters, for one dialect and table set.
+
+    Building a statement costs more than running a cached one; each call passes only its
+    values (:func:`~sessionward.stores._sql_rows.params` names them).
+    """
+
+    def __init__(self, sql: Dialect, sessions: sa.Table, locks: sa.Table, counters: sa.Table) -> None:
+        c = sessions.c
+        key, user, handle = bound(c.key), bound(c.user_id), bound(c.handle)
+        now: sa.BindParameter[Any] = sa.bindparam("p_now", type_=sa.Double())
+        resets_at: sa.BindParameter[Any] = sa.bindparam("p_resets_at", type_=sa.Double())
+        live = sa.and_(c.key == key, c.tomb.is_(None))
+        everything = {column.name: bound(column) for column in sessions.columns}
+        saved = {name: bound(c[name]) for name in SAVED_COLUMNS}
+
+        self.load = sa.select(sessions).where(c.key == key)
+        self.find_handle = sa.select(sessions).where(c.handle == handle, c.tomb.is_(None), c.expires_at > now)
+        self.find_moved = sa.select(sessions).where(c.handle == handle, c.tomb.is_not(None), c.expires_at > now)
+        self.list_user = (
+            sa.select(sessions)
+            .where(c.user_id == user, c.tomb.is_(None), c.expires_at > now)
+            .order_by(c.created_at, c.key)
+        )
+        self.others_of_user = (
+            sa.select(sessions)
+            .where(
+                c.user_id == user,
+                c.tomb.is_(None),
+                c.expires_at > now,
+                c.key.not_in(sa.bindparam("p_excluded", expanding=True)),
+            )
+            .order_by(c.created_at, c.key)
+        )
+        alive = sa.and_(c.tomb.is_(None), c.expires_at > now)
+        # One statement, so one consistent view without a transaction. CASE rather than
+        # FILTER (…): MySQL and MariaDB have no FILTER clause.
+        self.stats = sa.select(
+            sa.func.count(sa.case((alive, 1))),
+            sa.func.count(sa.case((sa.and_(alive, c.user_id.is_not(None)), 1))),
+            sa.func.count(sa.distinct(sa.case((alive, c.user_id)))),
+            sa.func.count(sa.case((sa.and_(c.tomb.is_not(None), c.expires_at > now), 1))),
+            sa.select(sa.func.count()).select_from(counters).where(counters.c.resets_at > now).scalar_subquery(),
+        ).select_from(sessions)
+
+        self.touch = sa.update(sessions).where(live).values(**saved)
+        data, version = bound(c.data), bound(c.version)
+        self.save_seen = (
+            sa.update(sessions)
+            .where(live, c.version == sa.bindparam("p_seen", type_=sa.Integer()))
+            .values(data=data, version=version, **saved)
+        )
+        self.lock_data = sql.for_update(sa.select(c.data, c.version).where(live))
+        self.save_locked = sa.update(sessions).where(live).values(data=data, version=version, **saved)
+
+        # An establish overwrites the row and bumps its version, so a writer that loaded
+        # the old row cannot pass the optimistic check against the new one.
+        self.establish = sql.upsert(
+            sessions,
+            everything,
+            lambda new: {**{name: new[name] for name in ESTABLISHED_COLUMNS}, "version": c.version + 1},
+        )
+        self.bury = sql.upsert(sessions, everything, lambda new: {name: new[name] for name in BURIED_COLUMNS})
+        self.insert_tomb = sql.insert_ignore(sessions, everything)
+        held = sa.and_(c.key == key, c.tomb.is_(None), c.version == sa.bindparam("p_seen", type_=sa.Integer()))
+        self.claim_in_place = (
+            sa.update(sessions)
+            .where(held)
+            .values(**{name: everything[name] for name in ESTABLISHED_COLUMNS}, version=c.version + 1)
+        )
+        self.claim_retire = (
+            sa.update(sessions).where(held).values(**{name: everything[name] for name in BURIED_COLUMNS})
+        )
+        self.lock_row = sql.for_update(sa.select(sessions).where(c.key == key))
+        self.delete = sa.delete(sessions).where(c.key == key)
+        self.lock_user = sql.lock_user(locks, user)
+
+        name = bound(counters.c.name)
+        self.count_hit = sql.count_hit(counters, name, now, resets_at)
+        self.read_counter = sa.select(counters.c.hits, counters.c.resets_at).where(counters.c.name == name)
+        self.reset_counter = sa.delete(counters).where(counters.c.name == name)

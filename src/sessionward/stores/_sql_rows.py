@@ -49,6 +49,13 @@ ESTABLISHED_COLUMNS = (
 )
 # Columns that turn a row into a tombstone.
 BURIED_COLUMNS = ("tomb", "data", "meta", "user_id", "expires_at", "kept_until")
+# What a save writes besides the data: the metadata and its clocks.
+SAVED_COLUMNS = ("meta", "last_access_at", "expires_at", "kept_until")
+
+
+def params(values: dict[str, Any]) -> dict[str, Any]:
+    """Return column values as the store's bound parameters (``p_<column>``)."""
+    return {f"p_{name}": value for name, value in values.items()}
 
 
 def merged(data: dict[str, Any], update: Update) -> dict[str, Any]:

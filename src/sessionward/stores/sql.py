@@ -39,6 +39,20 @@ Concurrency:
   means the database is down or slow becomes :class:`StoreUnavailableError`, and every
   operation runs under the store's timeout, so nothing hangs.
 
+Round trips:
+
+* A read is one statement, its ``SELECT`` alone: on PostgreSQL the connection is switched
+  to autocommit (a flag in the driver, no round trip), on MySQL reads have a pool of their
+  own whose connections are in autocommit from the start, on SQLite they skip the write
+  lock. Every read is a single statement, so it needs no transaction to be consistent.
+* Pooled connections are not pinged before use (that is a round trip each time). A
+  statement that finds its connection dead (the server restarted, a firewall cut it) is
+  run again once on a fresh connection: a read always, a write when it failed before its
+  ``COMMIT`` was sent, since the server then rolled it back. A write whose ``COMMIT`` was
+  cut may or may not have happened and is not repeated: it is
+  :class:`StoreUnavailableError`, never a write lost or made twice.
+* Statements are built once per store, with bound parameters.
+
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
 :class:`~sessionward.core.errors.StoreSchemaMissingError` (503 for a request), saying how to
@@ -77,6 +91,7 @@ from sessionward.core.records import (
 from sessionward.io._store_calls import unwaited_cleanup
 from sessionward.stores._contract import Established, StoreStats, check_counter
 from sessionward.stores._sql_dialects import (
+    Statements,
     brief,
     counter_table,
     dialect_of,
@@ -86,13 +101,12 @@ from sessionward.stores._sql_dialects import (
     tables,
 )
 from sessionward.stores._sql_rows import (
-    BURIED_COLUMNS,
-    ESTABLISHED_COLUMNS,
     decoded,
     expired,
     is_tombstone,
     loaded,
     merged,
+    params,
     readable,
     record_row,
     tomb_row,
@@ -103,6 +117,15 @@ logger = logging.getLogger("sessionward")
 T = TypeVar("T")
 
 _DEADLOCK_RETRIES = 5
+
+
+class _Attempt:
+    """How far one try of a transaction got: past its work, to its ``COMMIT``."""
+
+    __slots__ = ("committing",)
+
+    def __init__(self) -> None:
+        self.committing = False
 
 
 class SqlStore(SessionStore):
@@ -116,6 +139,10 @@ class SqlStore(SessionStore):
             :class:`StoreUnavailableError`.
         create_schema: When an operation finds a table missing, create the schema and
             carry on (development), rather than raise :class:`StoreSchemaMissingError`.
+        reader: An engine on the same database whose connections are in autocommit, for
+            single-statement reads (:meth:`from_url` opens one on MySQL, where switching a
+            connection costs round trips). Without it, reads use ``engine``: in autocommit
+            on PostgreSQL, in a transaction on MySQL. The store closes it with its own.
     """
 
     def __init__(
@@ -125,21 +152,24 @@ class SqlStore(SessionStore):
         table_prefix: str = "sessionward_",
         timeout_s: float = 2.0,
         create_schema: bool = False,
+        reader: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
         self.create_schema = create_schema
-        # Reads skip SQLite's BEGIN IMMEDIATE (see _configure_sqlite): they need no write lock.
-        self._reader = engine.execution_options(sessionward_readonly=True)
         self.sql = dialect_of(engine)
         """What the database does differently (statements, locks)."""
         self.dialect = self.sql.name
         """The database's name: ``sqlite``, ``postgresql`` or ``mysql``."""
+        self._own_reader = reader
+        # Single-statement reads: no transaction around them (see the module docstring).
+        self._reader = reader if reader is not None else engine.execution_options(**self.sql.read_options())
         # One writer at a time (SQLite): queue this process's writers here, in order,
         # rather than in SQLite's busy handler, which sleeps in growing steps.
         self._write_gate: asyncio.Lock | None = asyncio.Lock() if self.sql.one_writer else None
         self.timeout_s = timeout_s
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
+        self._q = Statements(self.sql, self.sessions, self.locks, self.counters)
 
     @classmethod
     def from_url(
@@ -158,6 +188,12 @@ class SqlStore(SessionStore):
         store's driver (``postgresql+asyncpg``, ``postgresql+psycopg``…). Opening creates
         nothing; :meth:`setup` creates the schema (and a SQLite file's folder).
 
+        The URL's query may size the connection pool: ``pool_size`` (connections kept
+        open, default 32), ``max_overflow`` (more for a burst, default 16) and
+        ``pool_recycle`` (seconds before a connection is replaced, default 300; -1 never),
+        for example ``postgresql://app@db/app?pool_size=40``. On MySQL, reads have a pool
+        of their own of the same size.
+
         Args:
             url: The database URL.
             setting: What the URL came from, for error messages.
@@ -169,27 +205,43 @@ class SqlStore(SessionStore):
 
         Raises:
             ConfigError: naming ``setting``, when the URL is malformed, names another
-                database or driver, or its driver is not installed (naming the extra).
+                database or driver, its driver is not installed (naming the extra), or a
+                pool size is not a whole number.
             StoreSchemaMissingError: ``must_exist`` and the SQLite file does not exist.
         """
         engine = open_engine(url, setting=setting, timeout_s=timeout_s, must_exist=must_exist)
-        return cls(engine, table_prefix=table_prefix, timeout_s=timeout_s, create_schema=create_schema)
+        reader = None
+        if dialect_of(engine).reader_pool:
+            reader = open_engine(url, setting=setting, timeout_s=timeout_s, must_exist=must_exist, autocommit=True)
+        return cls(engine, table_prefix=table_prefix, timeout_s=timeout_s, create_schema=create_schema, reader=reader)
 
     # -- plumbing --------------------------------------------------------------------------
 
     async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = False) -> T:
-        """Run ``work`` in one transaction, under the timeout, retrying deadlocks."""
+        """Run ``work`` in one transaction (a read: on its own), under the timeout, retrying deadlocks.
+
+        A read that finds its pooled connection dead runs again once on a fresh one; so
+        does a write that failed before its ``COMMIT`` was sent (the server rolled it back).
+        """
         attempt = 0
         schema_created = False
+        reconnected = False
         while True:
+            progress = _Attempt()
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    return await unwaited_cleanup(self._transaction(work, read_only=read_only))
+                    return await unwaited_cleanup(self._transaction(work, read_only=read_only, progress=progress))
             except TimeoutError:
                 raise StoreUnavailableError(
                     f"SQL store ({self.dialect}) did not answer within {self.timeout_s} s"
                 ) from None
             except exc.DBAPIError as error:
+                if error.connection_invalidated and not reconnected and not progress.committing:
+                    # The server closed a pooled connection (a restart, an idle cut);
+                    # SQLAlchemy has invalidated the pool's older connections too.
+                    reconnected = True
+                    logger.info("SQL store (%s): a pooled connection was closed; retrying", self.dialect)
+                    continue
                 if self.sql.is_missing_schema(error, self.engine.url):
                     if self.create_schema and not schema_created:
                         schema_created = True
@@ -212,22 +264,27 @@ class SqlStore(SessionStore):
             except (exc.TimeoutError, OSError) as error:
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
 
-    async def _transaction(self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool) -> T:
-        """Run ``work`` in one transaction (a writer on SQLite first takes this process's write gate)."""
-        if read_only or self._write_gate is None:
-            async with (self._reader if read_only else self.engine).begin() as connection:
+    async def _transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool, progress: _Attempt
+    ) -> T:
+        """Run ``work``: a read on the reader, a write in one transaction (on SQLite after the write gate)."""
+        if read_only:
+            async with self._reader.connect() as connection:
                 return await work(connection)
+        if self._write_gate is None:
+            async with self.engine.begin() as connection:
+                result = await work(connection)
+                progress.committing = True  # from here on, the outcome of a cut connection is unknown
+                return result
         async with self._write_gate, self.engine.begin() as connection:
-            return await work(connection)
+            result = await work(connection)
+            progress.committing = True
+            return result
 
     async def _lock_user(self, connection: AsyncConnection, user: str) -> None:
         """Hold the per-user lock until the transaction ends (a lone writer already holds all)."""
-        statement = self.sql.lock_user(self.locks, user)
-        if statement is not None:
-            await connection.execute(statement)
-
-    def _upsert(self, values: dict[str, Any], update: Callable[[Any], dict[str, Any]]) -> sa.Executable:
-        return self.sql.upsert(self.sessions, values, update)
+        if self._q.lock_user is not None:
+            await connection.execute(self._q.lock_user, {"p_user_id": user})
 
     async def setup(self) -> None:
         """Create the tables and indexes if they do not exist (and a SQLite file's folder)."""
@@ -240,34 +297,29 @@ class SqlStore(SessionStore):
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._own_reader is not None:
+            await self._own_reader.dispose()
 
     # -- reading ---------------------------------------------------------------------------
+    # Each read is one statement: it needs no transaction to see one consistent state.
 
     async def load(self, key: str, now: float) -> Entry | None:
         async def work(connection: AsyncConnection) -> Entry | None:
-            row = (await connection.execute(sa.select(self.sessions).where(self.sessions.c.key == key))).first()
+            row = (await connection.execute(self._q.load, {"p_key": key})).first()
             return None if row is None else loaded(row, now)
 
         return await self._run(work, read_only=True)
 
     async def find_handle(self, handle: str, now: float) -> SessionRecord | None:
         async def work(connection: AsyncConnection) -> SessionRecord | None:
-            c = self.sessions.c
-            rows = await connection.execute(
-                sa.select(self.sessions).where(c.handle == handle, c.tomb.is_(None), c.expires_at > now)
-            )
-            records = readable(rows)
+            records = readable(await connection.execute(self._q.find_handle, {"p_handle": handle, "p_now": now}))
             return records[0] if records else None
 
         return await self._run(work, read_only=True)
 
     async def find_moved(self, handle: str, now: float) -> Tombstone | None:
         async def work(connection: AsyncConnection) -> Tombstone | None:
-            c = self.sessions.c
-            rows = await connection.execute(
-                sa.select(self.sessions).where(c.handle == handle, c.tomb.is_not(None), c.expires_at > now)
-            )
-            for row in rows:
+            for row in await connection.execute(self._q.find_moved, {"p_handle": handle, "p_now": now}):
                 entry = decoded(row)
                 if isinstance(entry, Tombstone) and entry.successor_key is not None:
                     return entry
@@ -277,42 +329,19 @@ class SqlStore(SessionStore):
 
     async def list_user(self, user: str, now: float) -> list[SessionRecord]:
         async def work(connection: AsyncConnection) -> list[SessionRecord]:
-            c = self.sessions.c
-            rows = await connection.execute(
-                sa.select(self.sessions)
-                .where(c.user_id == user, c.tomb.is_(None), c.expires_at > now)
-                .order_by(c.created_at, c.key)
-            )
-            return readable(rows)
+            return readable(await connection.execute(self._q.list_user, {"p_user_id": user, "p_now": now}))
 
         return await self._run(work, read_only=True)
 
     async def stats(self, now: float) -> StoreStats:
         async def work(connection: AsyncConnection) -> StoreStats:
-            c = self.sessions.c
-            live = sa.and_(c.tomb.is_(None), c.expires_at > now)
-            # CASE rather than FILTER (…): MySQL and MariaDB have no FILTER clause.
-            row = (
-                await connection.execute(
-                    sa.select(
-                        sa.func.count(sa.case((live, 1))),
-                        sa.func.count(sa.case((sa.and_(live, c.user_id.is_not(None)), 1))),
-                        sa.func.count(sa.distinct(sa.case((live, c.user_id)))),
-                        sa.func.count(sa.case((sa.and_(c.tomb.is_not(None), c.expires_at > now), 1))),
-                    )
-                )
-            ).one()
-            counters = (
-                await connection.execute(
-                    sa.select(sa.func.count()).select_from(self.counters).where(self.counters.c.resets_at > now)
-                )
-            ).scalar_one()
+            row = (await connection.execute(self._q.stats, {"p_now": now})).one()
             return StoreStats(
                 live_sessions=row[0],
                 authenticated_sessions=row[1],
                 users=row[2],
                 tombstones=row[3],
-                counters=counters,
+                counters=row[4],
             )
 
         return await self._run(work, read_only=True)
@@ -321,14 +350,13 @@ class SqlStore(SessionStore):
 
     async def count_hit(self, name: str, window_s: float, now: float) -> Hits:
         check_counter(name, window_s)
-        statement = self.sql.count_hit(self.counters, name, now, now + window_s)
+        values = {"p_name": name, "p_now": now, "p_resets_at": now + window_s}
 
         async def work(connection: AsyncConnection) -> Hits:
-            result = await connection.execute(statement)
+            result = await connection.execute(self._q.count_hit, values)
             if not self.sql.returning:
                 # Read back while the row is still locked.
-                c = self.counters.c
-                result = await connection.execute(sa.select(c.hits, c.resets_at).where(c.name == name))
+                result = await connection.execute(self._q.read_counter, values)
             hits, resets_at = result.one()
             try:
                 return Hits(count=int(hits), resets_at=float(resets_at))
@@ -341,7 +369,7 @@ class SqlStore(SessionStore):
         check_counter(name)
 
         async def work(connection: AsyncConnection) -> None:
-            await connection.execute(sa.delete(self.counters).where(self.counters.c.name == name))
+            await connection.execute(self._q.reset_counter, {"p_name": name})
 
         await self._run(work)
 
@@ -359,49 +387,41 @@ class SqlStore(SessionStore):
     # -- writing ---------------------------------------------------------------------------
 
     async def save(self, key: str, update: Update) -> bool:
-        c = self.sessions.c
         common = {
-            "meta": meta_to_json(update.meta).decode(),
-            "last_access_at": update.meta.last_access_at,
-            "expires_at": update.expires_at,
-            "kept_until": update.kept_until,
+            "p_key": key,
+            "p_meta": meta_to_json(update.meta).decode(),
+            "p_last_access_at": update.meta.last_access_at,
+            "p_expires_at": update.expires_at,
+            "p_kept_until": update.kept_until,
         }
-        live = sa.and_(c.key == key, c.tomb.is_(None))
         if not update.touches_data:
 
             async def touch(connection: AsyncConnection) -> bool:
-                result = await connection.execute(sa.update(self.sessions).where(live).values(**common))
-                return bool(result.rowcount)
+                return bool((await connection.execute(self._q.touch, common)).rowcount)
 
             return await self._run(touch)
 
         if update.base_data is not None:
             # The common case: nobody wrote since this request loaded, one statement.
-            payload = dumps(merged(update.base_data, update)).decode()
             seen = update.base_version
+            values = common | {"p_data": dumps(merged(update.base_data, update)).decode()}
+            values |= {"p_seen": seen, "p_version": seen + 1}
 
             async def optimistic(connection: AsyncConnection) -> int:
-                result = await connection.execute(
-                    sa.update(self.sessions)
-                    .where(live, c.version == seen)
-                    .values(data=payload, version=seen + 1, **common)
-                )
-                return int(result.rowcount)
+                return int((await connection.execute(self._q.save_seen, values)).rowcount)
 
             if await self._run(optimistic):
                 return True
 
         async def locked(connection: AsyncConnection) -> bool:
             # Someone wrote in between: apply only this request's keys to what is there now.
-            query = self.sql.for_update(sa.select(c.data, c.version).where(live))
-            row = (await connection.execute(query)).first()
+            row = (await connection.execute(self._q.lock_data, {"p_key": key})).first()
             if row is None:
                 return False
             changed = merged(data_from_json(row.data), update)
+            version = stored_count(row.version, "version") + 1
             await connection.execute(
-                sa.update(self.sessions)
-                .where(live)
-                .values(data=dumps(changed).decode(), version=stored_count(row.version, "version") + 1, **common)
+                self._q.save_locked, common | {"p_data": dumps(changed).decode(), "p_version": version}
             )
             return True
 
@@ -425,8 +445,8 @@ class SqlStore(SessionStore):
                 # key (then this move finds it ended) or the new one (and ends it).
                 await self._lock_user(connection, user)
             if expect is not None and not await self._claim(connection, expect, record, retire):
-                query = sa.select(self.sessions).where(self.sessions.c.key == expect.key)
-                return Established(applied=False, found=decoded((await connection.execute(query)).first()))
+                found = (await connection.execute(self._q.load, {"p_key": expect.key})).first()
+                return Established(applied=False, found=decoded(found))
             # A refused login raises here, after the claim: the transaction rolls it back.
             if limit is not None and user is not None:
                 displaced = await self._enforce_limit(connection, record, retire, limit, user)
@@ -435,15 +455,7 @@ class SqlStore(SessionStore):
             if expect is None or expect.key != record.key:
                 # Overwriting bumps the stored version, so a writer that loaded the old row
                 # cannot pass the optimistic check against the new one.
-                await connection.execute(
-                    self._upsert(
-                        record_row(record),
-                        lambda new: {
-                            **{name: new[name] for name in ESTABLISHED_COLUMNS},
-                            "version": self.sessions.c.version + 1,
-                        },
-                    )
-                )
+                await connection.execute(self._q.establish, params(record_row(record)))
             return Established(displaced=displaced)
 
         return await self._run(work)
@@ -458,17 +470,13 @@ class SqlStore(SessionStore):
         lock it takes orders it with a racing logout or move: whichever commits second
         finds the row changed and matches nothing.
         """
-        c = self.sessions.c
         if expect.key == record.key:
-            row = record_row(record)
-            values: dict[str, Any] = {name: row[name] for name in ESTABLISHED_COLUMNS} | {"version": c.version + 1}
+            statement, row = self._q.claim_in_place, record_row(record)
         else:
             if retire is None or retire.key != expect.key:
                 raise ValueError("expect.key must be the retired key or the record's own key")
-            buried = tomb_row(retire.key, retire)
-            values = {name: buried[name] for name in BURIED_COLUMNS}
-        held = sa.and_(c.key == expect.key, c.tomb.is_(None), c.version == expect.version)
-        result = await connection.execute(sa.update(self.sessions).where(held).values(**values))
+            statement, row = self._q.claim_retire, tomb_row(retire.key, retire)
+        result = await connection.execute(statement, params(row) | {"p_seen": expect.version})
         return bool(result.rowcount)
 
     async def _enforce_limit(
@@ -479,16 +487,10 @@ class SqlStore(SessionStore):
         limit: SessionLimit,
         user: str,
     ) -> list[SessionRecord]:
-        c = self.sessions.c
         excluded = [record.key] + ([retire.key] if retire else [])
-        rows = list(
-            await connection.execute(
-                sa.select(self.sessions)
-                .where(c.user_id == user, c.tomb.is_(None), c.expires_at > limit.now, c.key.not_in(excluded))
-                .order_by(c.created_at, c.key)
-            )
-        )
-        victims = list(limit.displace(user, rows))  # rows come oldest first (ORDER BY above)
+        values = {"p_user_id": user, "p_now": limit.now, "p_excluded": excluded}
+        rows = list(await connection.execute(self._q.others_of_user, values))
+        victims = list(limit.displace(user, rows))  # rows come oldest first (ORDER BY)
         if not victims:
             return []
         await self._bury(connection, [row.key for row in victims], limit.tombstone("", user))
@@ -497,19 +499,14 @@ class SqlStore(SessionStore):
     async def _bury(self, connection: AsyncConnection, keys: list[str], tomb: Tombstone) -> None:
         """Turn the rows under ``keys`` into tombstones, inserting one where none exists."""
         for key in keys:
-            await connection.execute(
-                self._upsert(tomb_row(key, tomb), lambda new: {name: new[name] for name in BURIED_COLUMNS})
-            )
+            await connection.execute(self._q.bury, params(tomb_row(key, tomb)))
 
     async def end(self, tombstone: Tombstone) -> SessionRecord | None:
         async def work(connection: AsyncConnection) -> SessionRecord | None:
-            c = self.sessions.c
-            row = (
-                await connection.execute(self.sql.for_update(sa.select(self.sessions).where(c.key == tombstone.key)))
-            ).first()
+            row = (await connection.execute(self._q.lock_row, {"p_key": tombstone.key})).first()
             if row is None:
                 # Another ender may insert concurrently; the first tombstone stays.
-                await connection.execute(self.sql.insert_ignore(self.sessions, tomb_row(tombstone.key, tombstone)))
+                await connection.execute(self._q.insert_tomb, params(tomb_row(tombstone.key, tombstone)))
                 return None
             if row.tomb is not None and is_tombstone(row):
                 return None
@@ -522,8 +519,8 @@ class SqlStore(SessionStore):
     async def discard(self, tombstone: Tombstone) -> None:
         # Without reading the row first: what is there may not even decode as text.
         async def work(connection: AsyncConnection) -> None:
-            await connection.execute(sa.delete(self.sessions).where(self.sessions.c.key == tombstone.key))
-            await connection.execute(self.sql.insert_ignore(self.sessions, tomb_row(tombstone.key, tombstone)))
+            await connection.execute(self._q.delete, {"p_key": tombstone.key})
+            await connection.execute(self._q.insert_tomb, params(tomb_row(tombstone.key, tombstone)))
 
         await self._run(work)
 
