@@ -30,7 +30,7 @@ import orjson
 
 from sessionward._sync.exchange import Exchange
 from sessionward._sync.manager import SessionManager
-from sessionward.core.clientinfo import request_origin
+from sessionward.core.clientinfo import client_info, request_origin
 from sessionward.core.config import CsrfPolicy
 from sessionward.core.cookies import split_joined_cookie_header
 from sessionward.core.csrf import (
@@ -90,6 +90,23 @@ _REASONS = {
 _UNAVAILABLE = {"error": "session_store_unavailable", "message": STORE_UNAVAILABLE_MESSAGE}
 
 
+_CACHE_LIMIT = 512
+"""Entries kept by each translation cache below: what clients send cannot grow them past it."""
+_HEADER_NAMES: dict[str, bytes] = {}
+"""``HTTP_USER_AGENT`` → ``b"user-agent"``, as met (the same few names arrive on every request)."""
+
+
+def _header_name(key: str) -> bytes:
+    name = key[5:].replace("_", "-").lower().encode("latin-1")
+    if len(_HEADER_NAMES) < _CACHE_LIMIT:
+        _HEADER_NAMES[key] = name
+    return name
+
+
+def _latin1(value: object) -> bytes:
+    return (value if type(value) is str else str(value)).encode("latin-1")
+
+
 def request_scope(environ: WSGIEnvironment) -> dict[str, Any]:
     """Return the ASGI-style view of a WSGI request that the shared pure code reads.
 
@@ -106,8 +123,9 @@ def request_scope(environ: WSGIEnvironment) -> dict[str, Any]:
             raw_path = b"/" + raw_path.split(b"/", 3)[-1] if raw_path.count(b"/") >= 3 else b"/"
     else:
         raw_path = quote(decoded, safe="/;=,:@!$&'()*+~").encode("ascii")
+    names = _HEADER_NAMES
     headers = [
-        (key[5:].replace("_", "-").lower().encode("latin-1"), str(value).encode("latin-1"))
+        (names.get(key) or _header_name(key), _latin1(value))
         for key, value in environ.items()
         if key.startswith("HTTP_")
     ]
@@ -156,9 +174,12 @@ class SessionMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         manager = self.manager
         scope = request_scope(environ)
-        origin = request_origin(scope, manager.policy.trusted_proxies)
-        client = origin.client
         path: str = scope["path"]
+        csrf = self.csrf
+        checked = csrf is not None and must_check(csrf, scope["method"], path)
+        # Only the CSRF check needs where the request was sent to; the rest, who sent it.
+        origin = request_origin(scope, manager.policy.trusted_proxies) if checked else None
+        client = origin.client if origin is not None else client_info(scope, manager.policy.trusted_proxies)
         rejection = check_request(manager.policy.firewall, scope["method"], scope["raw_path"])
         if rejection is not None:
             manager.emit(
@@ -181,8 +202,9 @@ class SessionMiddleware:
             return self._interrupt(start_response, exchange, interruption)
         environ["sessionward"] = exchange
         environ["sessionward.session"] = exchange.session
-        csrf = self.csrf
-        if csrf is not None and must_check(csrf, scope["method"], path):
+        if checked:
+            assert csrf is not None
+            assert origin is not None
             reason = self._csrf_refusal(environ, scope, exchange, csrf, origin.origin)
             if reason is not None:
                 return self._refuse_csrf(start_response, exchange, reason)
@@ -235,7 +257,8 @@ class SessionMiddleware:
         if policy is not None:
             carries = policy.no_store_session_responses and carries_session(headers, exchange)
             headers = secure_headers(policy, headers, carries_session=carries)
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+        known = _DECODED
+        return [known.get(pair) or _decoded(pair) for pair in headers]
 
     # -- answers of the middleware's own -------------------------------------------------------
 
@@ -386,8 +409,34 @@ def _own_answer(body: Mapping[str, object] | None, extra: HeaderPairs) -> tuple[
     return headers, payload
 
 
+_ENCODED: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+"""The application's response headers as bytes, as met (most repeat from response to response)."""
+_DECODED: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+"""The other way, for the headers handed to the server (the security headers are always the same)."""
+_CACHED_VALUE_LIMIT = 128
+"""Longer values (cookies, long policies) are translated each time rather than kept."""
+
+
 def _encoded(headers: Headers) -> HeaderPairs:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    known = _ENCODED
+    return [known.get(pair) or _encoded_pair(pair) for pair in headers]
+
+
+def _encoded_pair(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    name, value = pair
+    encoded = (name.encode("latin-1"), value.encode("latin-1"))
+    if len(value) <= _CACHED_VALUE_LIMIT and len(_ENCODED) < _CACHE_LIMIT:
+        _ENCODED[pair] = encoded
+        _DECODED[encoded] = pair
+    return encoded
+
+
+def _decoded(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    name, value = pair
+    decoded = (name.decode("latin-1"), value.decode("latin-1"))
+    if len(value) <= _CACHED_VALUE_LIMIT and len(_DECODED) < _CACHE_LIMIT:
+        _DECODED[pair] = decoded
+    return decoded
 
 
 def _status(code: int) -> str:

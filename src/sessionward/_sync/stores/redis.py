@@ -10,8 +10,10 @@ deadline, plus a little slack); :meth:`RedisStore.load` still checks ``expires_a
 Round trips per request: a load is one ``HGETALL``; a save (data, metadata, idle clock,
 TTL) is one script that writes only into a live session, so a concurrent logout is never
 undone. These two hot-path commands are auto-pipelined: those of all requests in one
-event-loop tick travel together (:mod:`sessionward.stores._redis_pipeline`); nothing is
-cached, so every request still reads what Redis holds now.
+event-loop tick travel together (:mod:`sessionward.stores._redis_pipeline`); the generated
+blocking twin sends them on a pooled connection without redis-py's per-command wrapping
+(:mod:`sessionward.stores._redis_direct`). Nothing is cached, so every request still reads
+what Redis holds now.
 
 Atomicity: ``establish`` (login, rotation), ``end`` (logout) and ``end_user`` are each one
 script: one atomic step that also keeps the user index exact, whatever slots its keys
@@ -41,6 +43,7 @@ from sessionward.core.ids import is_handle, is_key
 from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps, meta_to_json
 from sessionward.stores import _redis_lua as lua
 from sessionward.stores._contract import Established, StoreStats, check_counter
+from sessionward.stores._redis_direct import direct_link
 from sessionward.stores._redis_errors import TRANSLATED, translate, translated
 from sessionward.stores._redis_layout import (
     DATA_PREFIX,
@@ -154,9 +157,10 @@ class RedisStore(SessionStore):
         self._login = register(lua.LOGIN)
         self._end_user = register(lua.END_USER)
         self._count_hit = register(lua.COUNT_HIT)
-        # The hot path's auto-pipeline, or None (a cluster client; the generated blocking
-        # twin of this store). Typed Any so that twin, which never uses it, still checks.
-        self._pipeline: Any = auto_pipeline(client)
+        # The hot path's auto-pipeline (an asyncio client), its direct blocking link (the
+        # generated blocking twin of this store), or None (a cluster client). Typed Any:
+        # each twin calls ``execute`` the way its own link answers.
+        self._pipeline: Any = auto_pipeline(client) or direct_link(client)
 
     @classmethod
     def from_url(cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 1.0) -> RedisStore:
