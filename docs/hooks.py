@@ -84,7 +84,6 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     return markdown
 
 
-_FEATURE_NUMBERS = re.compile(r" \((?:F\d+)(?:, F\d+)*\)")
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj|const):<code>(~?)([^<]+)</code>")
 
 
@@ -98,6 +97,4 @@ def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
         shown = target.rsplit(".", 1)[-1] if match.group(1) else target
         return f"<code>{shown}</code>"
 
-    # Docstrings still cite a design document by feature number ("(F6)"); readers of the
-    # site have no such document, so those parentheticals are left out of the page.
-    return _FEATURE_NUMBERS.sub("", _ROLE.sub(code, html))
+    return _ROLE.sub(code, html)

@@ -338,7 +338,7 @@ def render(errors: list[str]) -> str:
 def _table(cls: type, rows: list[Setting], errors: list[str]) -> str:
     summary = (inspect.getdoc(cls) or "").split("\n\n", 1)[0].replace("\n", " ")
     where = "" if cls.__module__ == "sessionward.core.config" else f" (`{cls.__module__}`)"
-    out = [f"### `{cls.__name__}`{where}\n", _rst_to_md(_SPEC_REFERENCE.sub("", summary)) + "\n"]
+    out = [f"### `{cls.__name__}`{where}\n", _rst_to_md(summary) + "\n"]
     out.append("| setting | type | default | environment variable | meaning and accepted values |")
     out.append("|---|---|---|---|---|")
     for setting in rows:
@@ -359,8 +359,6 @@ def _table(cls: type, rows: list[Setting], errors: list[str]) -> str:
     return "\n".join(out)
 
 
-_SPEC_REFERENCE = re.compile(r"\s*\((?:F\d+(?:, F\d+)*|SPEC §\d+)\)")
-"""``(F3)``-style references to a specification readers of the site never see."""
 
 
 def render_variables() -> str:
