@@ -92,7 +92,7 @@ with needs_extra("litestar", "sessionward.litestar"):
     from litestar.utils.scope import get_serializer_from_scope
 
 from sessionward.asgi.csrf import CsrfMiddleware
-from sessionward.asgi.headers import SecurityHeadersMiddleware, SecurityHeadersPolicy
+from sessionward.asgi.headers import SecurityHeadersMiddleware
 from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.core.clock import Clock
@@ -106,6 +106,7 @@ from sessionward.core.errors import (
     StoreUnavailableError,
 )
 from sessionward.core.events import EventBus, EventName
+from sessionward.core.headers import SecurityHeadersPolicy
 from sessionward.core.records import JSONValue, SessionRecord, dumps
 from sessionward.io.exchange import Exchange, RequestSession
 from sessionward.io.manager import SessionManager

@@ -52,12 +52,11 @@ with needs_extra("quart", "sessionward.quart"):
     from quart.wrappers import BaseRequestWebsocket, Response
     from werkzeug.wrappers import Response as WerkzeugResponse
 
-from sessionward.asgi.csrf import csrf_token as _csrf_token
-from sessionward.asgi.headers import SecurityHeadersPolicy
 from sessionward.asgi.protect import protect
 from sessionward.asgi.types import ASGIApp
 from sessionward.core.clock import Clock
 from sessionward.core.config import SessionPolicy
+from sessionward.core.csrf import csrf_token as _csrf_token
 from sessionward.core.env import config_flag, config_items, settings_from_config
 from sessionward.core.errors import (
     STORE_UNAVAILABLE_MESSAGE,
@@ -67,6 +66,7 @@ from sessionward.core.errors import (
     StoreUnavailableError,
 )
 from sessionward.core.events import EventBus, EventName
+from sessionward.core.headers import SecurityHeadersPolicy
 from sessionward.core.outcomes import Interruption, SessionInfo
 from sessionward.core.records import EndReason, SessionRecord
 from sessionward.core.session_view import SessionView

@@ -19,8 +19,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from sessionward import ConfigError, EventBus, ManualClock
-from sessionward.asgi.csrf import CsrfMiddleware, csrf_token
+from sessionward.asgi.csrf import CsrfMiddleware
 from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.csrf import csrf_token
 from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore

@@ -13,7 +13,8 @@ import pytest
 from test_csrf_cross_site import SAME_ORIGIN, Bank, logged_in
 
 from sessionward import Creation, ManualClock, SessionNotAvailableError, SessionPolicy
-from sessionward.asgi.csrf import CsrfMiddleware, csrf_token
+from sessionward.asgi.csrf import CsrfMiddleware
+from sessionward.core.csrf import csrf_token
 from sessionward.core.engine import ClientInfo
 from sessionward.io.exchange import Exchange
 from sessionward.io.manager import SessionManager

@@ -13,8 +13,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from sessionward import ConfigError, ManualClock
-from sessionward.asgi.headers import DEFAULT_CSP, SecurityHeadersMiddleware, SecurityHeadersPolicy
+from sessionward.asgi.headers import SecurityHeadersMiddleware
 from sessionward.asgi.middleware import SessionMiddleware
+from sessionward.core.headers import DEFAULT_CSP, SecurityHeadersPolicy
 from sessionward.io.manager import SessionManager
 from sessionward.starlette import get_session
 from sessionward.stores.memory import MemoryStore

@@ -4,16 +4,14 @@
 :mod:`sessionward.asgi.types` holds the ASGI interface's type aliases.
 """
 
-from sessionward.asgi.csrf import CsrfMiddleware, CsrfPolicy
-from sessionward.asgi.headers import SecurityHeadersMiddleware, SecurityHeadersPolicy
+from sessionward.asgi.csrf import CsrfMiddleware
+from sessionward.asgi.headers import SecurityHeadersMiddleware
 from sessionward.asgi.middleware import SessionMiddleware
 from sessionward.asgi.protect import StoreLifespan, protect
 
 __all__ = [
     "CsrfMiddleware",
-    "CsrfPolicy",
     "SecurityHeadersMiddleware",
-    "SecurityHeadersPolicy",
     "SessionMiddleware",
     "StoreLifespan",
     "protect",

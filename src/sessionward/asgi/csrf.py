@@ -11,7 +11,7 @@ form posts without the session's token; what is refused, and why, is decided in
 form body is read, bounded, to find the token and then replayed to the application; a
 refusal is a ``csrf_refused`` event and a 403 JSON ``{"error": "csrf_refused",
 "reason": ...}`` (413 for a form too large to read), or a WebSocket close with 4403.
-Templates get the token from :func:`csrf_token`.
+Templates get the token from :func:`sessionward.core.csrf.csrf_token`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from sessionward.core.clientinfo import request_origin
 from sessionward.core.config import CSRF_MAX_BODY_BYTES, CsrfPolicy
 from sessionward.core.csrf import (
     HeaderMap,
-    csrf_token,
     declared_too_large,
     expected_token,
     header_map,
@@ -40,7 +39,7 @@ from sessionward.core.events import EventName
 from sessionward.io.exchange import Exchange
 from sessionward.io.manager import SessionManager
 
-__all__ = ["CsrfMiddleware", "CsrfPolicy", "csrf_token"]
+__all__ = ["CsrfMiddleware"]
 
 
 class CsrfMiddleware:

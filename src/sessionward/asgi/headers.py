@@ -9,22 +9,13 @@ from __future__ import annotations
 
 from sessionward.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from sessionward.core.headers import (
-    DEFAULT_CSP,
-    HSTS_PRELOAD_MIN_AGE_S,
-    REFERRER_POLICIES,
     SecurityHeadersPolicy,
     carries_session,
     secure_headers,
 )
 from sessionward.io.exchange import Exchange
 
-__all__ = [
-    "DEFAULT_CSP",
-    "HSTS_PRELOAD_MIN_AGE_S",
-    "REFERRER_POLICIES",
-    "SecurityHeadersMiddleware",
-    "SecurityHeadersPolicy",
-]
+__all__ = ["SecurityHeadersMiddleware"]
 
 
 class SecurityHeadersMiddleware:

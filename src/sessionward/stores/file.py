@@ -34,19 +34,7 @@ class FileStore(ThreadedStore[BlockingFileStore]):
     def from_url(
         cls, url: str, *, setting: str = "SESSIONWARD_STORE", timeout_s: float = 2.0, must_exist: bool = False
     ) -> FileStore:
-        """Build a store from ``file:///absolute/path/to/dir``; nothing is created (:meth:`setup` does).
-
-        Args:
-            url: The store's URL.
-            setting: What the URL came from, for error messages.
-            timeout_s: See the class.
-            must_exist: Refuse a directory that :meth:`setup` did not lay out.
-
-        Raises:
-            ConfigError: naming ``setting``, when the URL is not a local absolute
-                directory path, carries a query or fragment, or names a file.
-            StoreSchemaMissingError: ``must_exist`` and there is no store at the path.
-        """
+        """Build a store from a ``file://`` URL, as :meth:`BlockingFileStore.from_url` does (same errors)."""
         found = BlockingFileStore.from_url(url, setting=setting, timeout_s=timeout_s, must_exist=must_exist)
         return cls(found.root, timeout_s=found.timeout_s, durable=found.durable)
 
