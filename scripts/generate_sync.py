@@ -111,8 +111,8 @@ FILES = (
         replace=(
             # A blocking call cannot be cut at its deadline, so there is no cleanup to leave behind.
             (
-                "unwaited_cleanup(self._transaction(work, read_only=read_only, progress=progress))",
-                "self._transaction(work, read_only=read_only, progress=progress)",
+                "unwaited_cleanup(self._transaction(work, read_only, single, progress))",
+                "self._transaction(work, read_only, single, progress)",
             ),
             # A sync connection runs schema functions directly.
             ("lambda connection: connection.run_sync(self.metadata.create_all)", "self.metadata.create_all"),

@@ -1,4 +1,5 @@
-"""Round trips of the SQL store, counted: a read is one statement, no BEGIN, COMMIT or ping.
+"""Round trips of the SQL store, counted: a read is one statement, no BEGIN, COMMIT or ping;
+so is the write of a request's common case (a touch, a data write that finds its version).
 
 Counted twice: SQLAlchemy's ``before_cursor_execute`` (every statement the store sends,
 SQLite included) and, for PostgreSQL and MySQL, a TCP proxy between the store and the
@@ -195,20 +196,63 @@ async def test_a_read_is_one_round_trip_with_no_begin_commit_or_ping(networked: 
     assert len(counter.taken()) == 2
 
 
-async def test_a_data_write_sends_no_ping(networked: tuple[SqlStore, TurnCounter]) -> None:
+async def test_a_data_write_that_finds_its_version_is_one_round_trip_with_no_begin_or_commit(
+    networked: tuple[SqlStore, TurnCounter],
+) -> None:
+    store, counter = networked
+    statements = counted(store)
+    key = await warmed(store, counter)
+    for n in range(3):
+        record = await store.load(key, LATER)
+        assert isinstance(record, SessionRecord)
+        counter.taken()
+        statements.taken()
+
+        assert await store.save(key, make_update(record, set={"n": n + 10}, now=LATER)) is True
+
+        assert statements.taken() == ["UPDATE"]
+        turns = counter.taken()
+        assert len(turns) == 1, turns  # a read and a write: two round trips per request
+        assert not {"BEGIN", "COMMIT", "ROLLBACK", "PING", ";"} & set(turns), turns
+    after = await store.load(key, LATER)
+    assert isinstance(after, SessionRecord)
+    assert after.data == {"n": 12}  # committed, with nothing around the statement
+
+
+async def test_a_touch_of_the_idle_clock_is_one_round_trip(networked: tuple[SqlStore, TurnCounter]) -> None:
     store, counter = networked
     key = await warmed(store, counter)
     record = await store.load(key, LATER)
     assert isinstance(record, SessionRecord)
+    assert await store.save(key, make_update(record, now=LATER + 1)) is True  # the statement prepared
     counter.taken()
 
-    assert await store.save(key, make_update(record, set={"n": 1}, now=LATER)) is True
+    assert await store.save(key, make_update(record, now=LATER + 5)) is True
 
     turns = counter.taken()
-    assert "PING" not in turns
-    assert ";" not in turns  # asyncpg's pre-ping
-    # PostgreSQL (asyncpg): BEGIN, the UPDATE, COMMIT; MySQL: the UPDATE (it begins), COMMIT.
-    assert len(turns) <= 3, turns
+    assert len(turns) == 1, turns
+    reread = await store.load(key, LATER + 6)
+    assert isinstance(reread, SessionRecord)
+    assert reread.meta.last_access_at == LATER + 5
+
+
+async def test_a_write_that_lost_its_version_falls_back_to_one_locked_transaction(
+    networked: tuple[SqlStore, TurnCounter],
+) -> None:
+    store, counter = networked
+    key = await warmed(store, counter)
+    record = await store.load(key, LATER)
+    assert isinstance(record, SessionRecord)
+    assert await store.save(key, make_update(record, set={"other": 1}, now=LATER)) is True  # a racing writer
+    counter.taken()
+
+    assert await store.save(key, make_update(record, set={"n": 99}, now=LATER)) is True
+
+    turns = counter.taken()
+    assert any("COMMIT" in turn for turn in turns), turns  # the read FOR UPDATE and its write, in a transaction
+    after = await store.load(key, LATER)
+    assert isinstance(after, SessionRecord)
+    assert after.data == {"n": 99, "other": 1}  # both writers' keys kept
 
 
 async def test_sqlite_read_is_one_statement_without_begin(tmp_path: Path) -> None:
@@ -228,7 +272,7 @@ async def test_sqlite_read_is_one_statement_without_begin(tmp_path: Path) -> Non
 
 
 @pytest.mark.postgres
-async def test_sync_store_read_is_one_round_trip_on_postgres(postgres_url: str) -> None:
+async def test_sync_store_read_and_write_are_one_round_trip_each_on_postgres(postgres_url: str) -> None:
     async with TurnCounter(upstream_of(postgres_url), pg_message).running() as counter:
         store = SyncSqlStore.from_url(counter.proxied(postgres_url), table_prefix=f"sw_rt_{secrets.token_hex(4)}_")
         try:
@@ -241,6 +285,14 @@ async def test_sync_store_read_is_one_round_trip_on_postgres(postgres_url: str) 
             turns = counter.taken()
             assert len(turns) == 1, turns
             assert turns[0].endswith("SELECT"), turns  # psycopg: the query itself, no BEGIN
+            loaded = await asyncio.to_thread(store.load, record.key, LATER)
+            assert isinstance(loaded, SessionRecord)
+            counter.taken()
+            update = make_update(loaded, set={"n": 1}, now=LATER)
+            assert await asyncio.to_thread(store.save, record.key, update) is True
+            turns = counter.taken()
+            assert len(turns) == 1, turns
+            assert turns[0].endswith("UPDATE"), turns  # no BEGIN before it, no COMMIT after
         finally:
             await asyncio.to_thread(store.drop)
             await asyncio.to_thread(store.close)

@@ -80,7 +80,7 @@ class Dialect:
             (SQLite, whose writers ``BEGIN IMMEDIATE``): a writer takes no row lock and
             no user lock row, and a process's writers queue on a lock of their own.
         returning: An upsert can return the row it wrote (``RETURNING``).
-        reader_pool: Single-statement reads get a pool of their own whose connections
+        reader_pool: Single statements (reads, common-case writes) get a pool of their own whose connections
             are in autocommit from the start (MySQL, where switching a connection to
             autocommit and back costs round trips).
     """
@@ -109,10 +109,11 @@ class Dialect:
         return {"pool_timeout": timeout_s}
 
     def read_options(self) -> dict[str, Any]:
-        """Return the execution options of single-statement reads on the writers' pool.
+        """Return the execution options of single statements on the writers' pool.
 
         PostgreSQL's drivers switch to autocommit by setting a flag, without a round trip:
-        a read is then its ``SELECT`` alone, no ``BEGIN``/``COMMIT`` around it.
+        a read is then its ``SELECT`` alone, a write its ``UPDATE``, no ``BEGIN``/``COMMIT``
+        around them.
         """
         return {"isolation_level": "AUTOCOMMIT"}
 
@@ -224,9 +225,10 @@ class _Sqlite(Dialect):
         return {"pool_timeout": timeout_s}
 
     def read_options(self) -> dict[str, Any]:
-        # The connections are in autocommit already (isolation_level None); a read only
-        # skips the write lock that a writer's BEGIN IMMEDIATE takes (_configure_sqlite).
-        return {"sessionward_readonly": True}
+        # The connections are in autocommit already (isolation_level None); a single
+        # statement skips the BEGIN IMMEDIATE of a transaction (_configure_sqlite): a read
+        # takes no write lock, a write holds it for that statement only.
+        return {"sessionward_single_statement": True}
 
     def configure(self, engine: sa.Engine, *, timeout_s: float) -> None:
         _configure_sqlite(engine, busy_timeout_ms=int(timeout_s * 1000))
@@ -505,7 +507,7 @@ def _configure_sqlite(engine: sa.Engine, *, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        if not connection.get_execution_options().get("sessionward_readonly"):
+        if not connection.get_execution_options().get("sessionward_single_statement"):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

@@ -45,6 +45,13 @@ Round trips:
   to autocommit (a flag in the driver, no round trip), on MySQL reads have a pool of their
   own whose connections are in autocommit from the start, on SQLite they skip the write
   lock. Every read is a single statement, so it needs no transaction to be consistent.
+* The writes of a request's common case are one statement too, sent the same way, with
+  no ``BEGIN`` or ``COMMIT`` around them: a touch of the idle clock, and a data write that
+  finds the version it read. A single statement is atomic by itself, and both are safe to
+  send again (a touch writes the same values; a data write is guarded by the version it
+  read, and its fallback applies the same keys), so a request that reads and writes costs
+  two round trips. Everything else (the locked fallback, login, logout, revocation) is
+  one transaction.
 * Pooled connections are not pinged before use (that is a round trip each time). A
   statement that finds its connection dead (the server restarted, a firewall cut it) is
   run again once on a fresh connection: a read always, a write when it failed before its
@@ -140,9 +147,10 @@ class SqlStore(SessionStore):
         create_schema: When an operation finds a table missing, create the schema and
             carry on (development), rather than raise :class:`StoreSchemaMissingError`.
         reader: An engine on the same database whose connections are in autocommit, for
-            single-statement reads (:meth:`from_url` opens one on MySQL, where switching a
-            connection costs round trips). Without it, reads use ``engine``: in autocommit
-            on PostgreSQL, in a transaction on MySQL. The store closes it with its own.
+            single statements: reads, and the writes of a request's common case
+            (:meth:`from_url` opens one on MySQL, where switching a connection costs round
+            trips). Without it, these use ``engine``: in autocommit on PostgreSQL and
+            SQLite, in a transaction on MySQL. The store closes it with its own.
     """
 
     def __init__(
@@ -163,6 +171,9 @@ class SqlStore(SessionStore):
         self._own_reader = reader
         # Single-statement reads: no transaction around them (see the module docstring).
         self._reader = reader if reader is not None else engine.execution_options(**self.sql.read_options())
+        # A single-statement write may skip the transaction only where the reader commits
+        # each statement itself (a MySQL engine's own connections would roll it back).
+        self._single_writes = reader is not None or not self.sql.reader_pool
         # One writer at a time (SQLite): queue this process's writers here, in order,
         # rather than in SQLite's busy handler, which sleeps in growing steps.
         self._write_gate: asyncio.Lock | None = asyncio.Lock() if self.sql.one_writer else None
@@ -217,11 +228,15 @@ class SqlStore(SessionStore):
 
     # -- plumbing --------------------------------------------------------------------------
 
-    async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = False) -> T:
-        """Run ``work`` in one transaction (a read: on its own), under the timeout, retrying deadlocks.
+    async def _run(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool = False, single: bool = False
+    ) -> T:
+        """Run ``work`` in one transaction, under the timeout, retrying deadlocks.
 
-        A read that finds its pooled connection dead runs again once on a fresh one; so
-        does a write that failed before its ``COMMIT`` was sent (the server rolled it back).
+        ``read_only`` work and ``single`` work (one statement that is safe to send twice)
+        run on their own, in autocommit, without a transaction around them. Work that finds
+        its pooled connection dead runs again once on a fresh one when it is one of these,
+        or when it failed before its ``COMMIT`` was sent (the server rolled it back).
         """
         attempt = 0
         schema_created = False
@@ -230,7 +245,7 @@ class SqlStore(SessionStore):
             progress = _Attempt()
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    return await unwaited_cleanup(self._transaction(work, read_only=read_only, progress=progress))
+                    return await unwaited_cleanup(self._transaction(work, read_only, single, progress))
             except TimeoutError:
                 raise StoreUnavailableError(
                     f"SQL store ({self.dialect}) did not answer within {self.timeout_s} s"
@@ -265,11 +280,20 @@ class SqlStore(SessionStore):
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
 
     async def _transaction(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, read_only: bool, progress: _Attempt
+        self, work: Callable[[AsyncConnection], Awaitable[T]], read_only: bool, single: bool, progress: _Attempt, /
     ) -> T:
-        """Run ``work``: a read on the reader, a write in one transaction (on SQLite after the write gate)."""
+        """Run ``work``: a read or a single statement in autocommit, a write in one transaction.
+
+        SQLite's writers, single statements included, queue on the write gate first.
+        """
         if read_only:
             async with self._reader.connect() as connection:
+                return await work(connection)
+        if single and self._single_writes:
+            if self._write_gate is None:
+                async with self._reader.connect() as connection:
+                    return await work(connection)
+            async with self._write_gate, self._reader.connect() as connection:
                 return await work(connection)
         if self._write_gate is None:
             async with self.engine.begin() as connection:
@@ -399,7 +423,7 @@ class SqlStore(SessionStore):
             async def touch(connection: AsyncConnection) -> bool:
                 return bool((await connection.execute(self._q.touch, common)).rowcount)
 
-            return await self._run(touch)
+            return await self._run(touch, single=True)
 
         if update.base_data is not None:
             # The common case: nobody wrote since this request loaded, one statement.
@@ -410,7 +434,7 @@ class SqlStore(SessionStore):
             async def optimistic(connection: AsyncConnection) -> int:
                 return int((await connection.execute(self._q.save_seen, values)).rowcount)
 
-            if await self._run(optimistic):
+            if await self._run(optimistic, single=True):
                 return True
 
         async def locked(connection: AsyncConnection) -> bool:
