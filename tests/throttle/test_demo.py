@@ -7,13 +7,18 @@ user names. Real Argon2 checks, a ManualClock for the delays.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import statistics
 import time
 from collections import Counter
 
 import httpx
+import orjson
 
-from demo.support import PASSWORDS, DemoUnderTest, MakeDemo, form_token, login
+from demo.support import BASE_URL, PASSWORDS, DemoUnderTest, MakeDemo, form_token, login
+from sessionward import ManualClock
+from sessionward.demo import create_app
 
 
 async def test_demo_api_answers_429_with_retry_after_and_lets_the_right_password_in_after_the_wait(
@@ -41,6 +46,38 @@ async def test_demo_brute_force_from_50_forwarded_ips_is_throttled_per_account(m
         for j in range(4):
             statuses[(await login(client, "alice", f"guess-{i}-{j}")).status_code] += 1
     assert statuses == {401: 5, 429: 195}
+
+
+async def test_demo_audit_log_shows_failed_throttled_and_authn_login_successafterfail_sign_ins(
+    clock: ManualClock,
+) -> None:
+    audit = io.StringIO()
+    app = create_app("memory://", environ={"SESSIONWARD_APP_ID": "demo"}, clock=clock, audit_stream=audit)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.23", 51000))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers={"user-agent": "hydra/9.5"})
+        )
+        statuses = [(await login(client, "alice", f"guess-{i}")).status_code for i in range(8)]
+        refused = await login(client, "alice")
+        clock.advance(int(refused.headers["retry-after"]))
+        signed_in = await login(client, "alice")
+    assert [*statuses, refused.status_code, signed_in.status_code] == [401] * 5 + [429] * 4 + [200]
+    lines = [orjson.loads(line) for line in audit.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == [
+        *["authn_login_fail"] * 5,
+        *["authn_login_lock"] * 4,
+        "authn_login_successafterfail",
+        "session_created",
+        "authn_login_success",
+    ]
+    assert {(line["appid"], line["source_ip"], line["user_agent"]) for line in lines} == {
+        ("demo", "198.51.100.23", "hydra/9.5")
+    }
+    assert {line["user"] for line in lines if line["event"].startswith("authn_")} == {"alice"}
+    assert lines[9]["retries"] == 9
+    assert all("retries" not in line for line in lines[:9] + lines[10:])
 
 
 async def test_demo_login_form_shows_the_wait(demo: DemoUnderTest) -> None:

@@ -842,7 +842,7 @@ class Exchange:
 class RequestSession(Session):
     """The session a handler gets: the mapping, plus async verbs that reach the store."""
 
-    __slots__ = ("_exchange",)
+    __slots__ = ("_exchange", "_throttle")
 
     def __init__(self, record: SessionRecord | None, *, max_bytes: int, exchange: Exchange) -> None:
         super().__init__(record, max_bytes=max_bytes)
@@ -850,6 +850,7 @@ class RequestSession(Session):
         # cycle per request that only the cyclic GC can free; under load its full
         # collections are what the slowest requests wait for (p99).
         self._exchange = weakref.ref(exchange)
+        self._throttle: ClientThrottle | None = None
 
     @property
     def exchange(self) -> Exchange:
@@ -867,8 +868,15 @@ class RequestSession(Session):
         :class:`~sessionward.core.errors.LoginThrottledError` (answer 429 with ``Retry-After``)
         while the account or the client's network must wait.
         """
-        exchange = self.exchange
-        return exchange.manager.login_throttle.for_client(exchange.client, exchange.path, exchange.method)
+        # One per request: ``succeeded`` reports a success after failures from what
+        # ``check`` counted, however often the handler reads this property.
+        throttle = self._throttle
+        if throttle is None:
+            exchange = self.exchange
+            throttle = self._throttle = exchange.manager.login_throttle.for_client(
+                exchange.client, exchange.path, exchange.method
+            )
+        return throttle
 
     def login(self, user: str) -> None:
         """Log ``user`` in; the ID changes per the fixation strategy.

@@ -8,14 +8,17 @@ Use it around your password check, from any integration::
     if not verify(username, password):
         await throttle.failed(username)
         ...  # 401
-    await throttle.succeeded(username)  # resets the account's count
+    await throttle.succeeded(username)  # resets the account's count; reports earlier failures
     await session.login(username)
 
 ``check`` counts the attempt before the password is checked (so racing attempts from any
 number of servers cannot exceed the threshold) and refuses it, without the password
 being checked, while the account or the client's network must wait. Call ``check`` for
 unknown user names too, and check a dummy password for them: then neither the answers
-nor their timing tell which accounts exist. An application that does not catch
+nor their timing tell which accounts exist. A success after failed or held-back attempts
+is reported by ``succeeded`` as ``login_after_failures`` (``authn_login_successafterfail``
+in the audit log, with their number as ``retries``), from the count ``check`` already
+read: no further store call. An application that does not catch
 :class:`~sessionward.core.errors.LoginThrottledError` gets the answer of the ASGI middleware
 and the Flask extension: ``429 {"error": "throttled", "retry_after_s": n}`` with
 ``Retry-After``. The decisions live in
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING
 from sessionward.core import throttling
 from sessionward.core.engine import ClientInfo
 from sessionward.core.errors import LoginThrottledError
-from sessionward.core.events import EventName
+from sessionward.core.events import EventName, SessionEvent
 
 if TYPE_CHECKING:
     from sessionward._sync.manager import SessionManager
@@ -58,10 +61,15 @@ class LoginThrottle:
 
     def check(
         self, username: str, client: ClientInfo, *, path: str | None = None, method: str | None = None
-    ) -> None:
+    ) -> int | None:
         """Count a sign-in attempt as ``username`` from ``client``; refuse it if it must wait.
 
         Call it before checking the password, for every attempt (unknown names too).
+
+        Returns:
+            How many attempts on the account came before this one since its last
+            successful sign-in (failed or held back); ``None`` when accounts are not
+            counted (``max_failures`` 0). Pass it to :meth:`succeeded` as ``failures``.
 
         Raises:
             LoginThrottledError: the account or the client's network must wait
@@ -103,6 +111,7 @@ class LoginThrottle:
                     method=method,
                 )
                 raise LoginThrottledError(wait, subject.kind)
+        return throttling.earlier_attempts(counted)
 
     def failed(
         self, username: str, client: ClientInfo, *, path: str | None = None, method: str | None = None
@@ -113,10 +122,21 @@ class LoginThrottle:
         """
         self._manager.emit(EventName.LOGIN_FAILED, user=username, client=client, path=path, method=method)
 
-    def succeeded(self, username: str) -> None:
+    def succeeded(
+        self,
+        username: str,
+        client: ClientInfo | None = None,
+        *,
+        failures: int | None = None,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
         """Reset the account's count after a successful sign-in (the network's count stays).
 
-        The ``login`` event of the session's login reports the success.
+        The ``login`` event of the session's login reports the success. When ``failures``
+        (what :meth:`check` returned for this attempt) is above 0, the success also emits
+        ``login_after_failures`` with that number as ``retries``: the audit log's
+        ``authn_login_successafterfail``, beside ``authn_login_success``.
         """
         manager = self._manager
         policy = manager.policy.login_throttle
@@ -125,6 +145,20 @@ class LoginThrottle:
                 manager.store.reset_counter(subject.counter)
             with manager.store_call:
                 manager.store.reset_counter(subject.gate)
+        if failures and manager.events.has_subscribers:
+            # Built here, not by ``manager.emit``: only this event carries ``retries``.
+            manager.events.emit_sync(
+                SessionEvent(
+                    name=EventName.LOGIN_AFTER_FAILURES,
+                    at=manager.clock(),
+                    user=username,
+                    ip=client.ip if client else None,
+                    user_agent=client.user_agent if client else None,
+                    path=path,
+                    method=method,
+                    retries=failures,
+                )
+            )
 
     def for_client(self, client: ClientInfo, path: str | None = None, method: str | None = None) -> ClientThrottle:
         """Return the three verbs bound to ``client`` (what ``session.throttle`` gives a request)."""
@@ -132,9 +166,14 @@ class LoginThrottle:
 
 
 class ClientThrottle:
-    """Login throttling for one request's client: ``check``, ``failed``, ``succeeded`` by user name."""
+    """Login throttling for one request's client: ``check``, ``failed``, ``succeeded`` by user name.
 
-    __slots__ = ("_client", "_method", "_path", "_throttle")
+    It remembers what :meth:`check` counted for the account, so that :meth:`succeeded`
+    can report a success after failures without asking the store again; a request's
+    ``session.throttle`` is therefore one object for the whole request.
+    """
+
+    __slots__ = ("_checked", "_client", "_method", "_path", "_throttle")
 
     def __init__(
         self, throttle: LoginThrottle, client: ClientInfo, path: str | None = None, method: str | None = None
@@ -143,6 +182,8 @@ class ClientThrottle:
         self._client = client
         self._path = path
         self._method = method
+        self._checked: tuple[str, int | None] | None = None
+        """The account (its key) the last :meth:`check` let through, and its earlier attempts."""
 
     def check(self, username: str) -> None:
         """Count an attempt to sign in as ``username``; raise if it must wait (see :meth:`LoginThrottle.check`).
@@ -151,12 +192,21 @@ class ClientThrottle:
             LoginThrottledError: answer 429 with ``Retry-After: retry_after_s``; do not
                 check the password.
         """
-        self._throttle.check(username, self._client, path=self._path, method=self._method)
+        self._checked = None
+        earlier = self._throttle.check(username, self._client, path=self._path, method=self._method)
+        self._checked = (throttling.account_key(username), earlier)
 
     def failed(self, username: str) -> None:
         """Report that the password (or the user name) was wrong."""
+        self._checked = None
         self._throttle.failed(username, self._client, path=self._path, method=self._method)
 
     def succeeded(self, username: str) -> None:
-        """Reset the account's count: the password was right."""
-        self._throttle.succeeded(username)
+        """Reset the account's count: the password was right.
+
+        After failed or held-back attempts on the account (as counted by this request's
+        :meth:`check`), the success is also reported as ``login_after_failures``.
+        """
+        checked, self._checked = self._checked, None
+        failures = checked[1] if checked is not None and checked[0] == throttling.account_key(username) else None
+        self._throttle.succeeded(username, self._client, failures=failures, path=self._path, method=self._method)

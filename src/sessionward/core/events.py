@@ -82,6 +82,12 @@ class EventName(StrEnum):
     """A sign-in attempt failed (wrong password or unknown user); ``user`` is the name tried."""
     LOGIN_THROTTLED = "login_throttled"
     """A sign-in attempt was held back by login throttling; the reason says ``account`` or ``network``."""
+    LOGIN_AFTER_FAILURES = "login_after_failures"
+    """A password was right after earlier attempts on its account failed or were held back.
+
+    Emitted by login throttling's ``succeeded``, beside the ``login`` event of the
+    session's login; ``retries`` says how many attempts came before it.
+    """
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name, not a secret
     """The user's password changed: the application ended their other sessions with that reason."""
 
@@ -124,6 +130,9 @@ _VOCABULARY: dict[str, _Word] = {
     ),
     "LOGIN_FAILED": _Word("authn_login_fail", WARN, "A login failed"),
     "LOGIN_THROTTLED": _Word("authn_login_lock", WARN, "Logins are delayed after repeated failures"),
+    "LOGIN_AFTER_FAILURES": _Word(
+        "authn_login_successafterfail", INFO, "A user signed in after failed or held-back attempts"
+    ),
     "PASSWORD_CHANGED": _Word("authn_password_change", INFO, "The user changed their password"),
 }
 _USE_AFTER_EXPIRE = _Word("session_use_after_expire", WARN, "The ID of an ended session was presented")
@@ -187,6 +196,8 @@ class SessionEvent:
         user_agent: The client User-Agent, if known.
         path: The request path, when a request caused it.
         method: The request method, when a request caused it.
+        retries: For ``login_after_failures``, the sign-in attempts on the account since
+            its last successful one (failed or held back); ``None`` for other events.
     """
 
     name: EventName
@@ -198,6 +209,7 @@ class SessionEvent:
     user_agent: str | None = None
     path: str | None = None
     method: str | None = None
+    retries: int | None = None
 
     def to_json(self, *, app_id: str = DEFAULT_APP_ID, host: str | None = None) -> bytes:
         """Encode as one JSON object on one line, the audit log's line format.
@@ -207,30 +219,33 @@ class SessionEvent:
         then ``reason``, ``user``, ``session`` (the handle), ``source_ip``, ``user_agent``,
         ``request_method``, ``request_uri`` and ``host`` (this machine's name unless
         given); ``time`` and ``ip`` repeat ``datetime`` and ``source_ip`` under the names
-        of the audit line's first format, so readers written for it keep working. No
+        of the audit line's first format, so readers written for it keep working; an
+        event that has ``retries`` (``authn_login_successafterfail``) ends with it. No
         character that :meth:`str.splitlines` breaks on is left raw, whatever
         the fields hold (see ``_LINE_BREAKS``).
         """
         word = _word(self)
-        encoded = orjson.dumps(
-            {
-                "datetime": iso_time(self.at),
-                "appid": app_id,
-                "event": vocabulary_name(self),
-                "level": word.level,
-                "description": word.description,
-                "reason": self.reason,
-                "user": self.user,
-                "session": self.handle,
-                "source_ip": self.ip,
-                "user_agent": self.user_agent,
-                "request_method": self.method,
-                "request_uri": self.path,
-                "host": _host() if host is None else host,
-                "time": iso_time(self.at),
-                "ip": self.ip,
-            }
-        )
+        fields: dict[str, str | int | None] = {
+            "datetime": iso_time(self.at),
+            "appid": app_id,
+            "event": vocabulary_name(self),
+            "level": word.level,
+            "description": word.description,
+            "reason": self.reason,
+            "user": self.user,
+            "session": self.handle,
+            "source_ip": self.ip,
+            "user_agent": self.user_agent,
+            "request_method": self.method,
+            "request_uri": self.path,
+            "host": _host() if host is None else host,
+            "time": iso_time(self.at),
+            "ip": self.ip,
+        }
+        if self.retries is not None:
+            # Only where it means something: every other line keeps its fields as they were.
+            fields["retries"] = self.retries
+        encoded = orjson.dumps(fields)
         if _LINE_BREAKS.search(encoded) is None:
             return encoded
         return _LINE_BREAKS.sub(_escape_line_breaks, encoded)

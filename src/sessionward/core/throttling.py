@@ -22,12 +22,16 @@ store's atomic fixed-window counter (``count_hit``); every decision is made here
    a refused attempt does not lengthen the window it was refused in, so the attempt
    after the window ends is checked whatever an attacker did before. The counters
    themselves end with their window (``window_s``), and everything starts again.
+4. A sign-in after failures is reported as such without asking the store again: the
+   account's count that :func:`earlier_attempts` reads was returned by the hit that
+   counted the attempt, before the success resets it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -112,6 +116,22 @@ def subjects(policy: LoginThrottlePolicy, username: str, client: ClientInfo) -> 
             )
         )
     return found
+
+
+def earlier_attempts(counted: Sequence[tuple[Subject, Hits]]) -> int | None:
+    """Return how many attempts on the account came before the one just counted.
+
+    They are the attempts since the account's last successful sign-in within the window:
+    failed, held back, or (rarely) still in flight beside this one. ``None`` when the
+    account is not counted (``max_failures`` is 0): then nobody knows.
+
+    Args:
+        counted: Each subject of the attempt with its counter just after the hit.
+    """
+    for subject, hits in counted:
+        if subject.kind == "account":
+            return hits.count - 1
+    return None
 
 
 def delay_s(policy: LoginThrottlePolicy, threshold: int, count: int) -> float:
