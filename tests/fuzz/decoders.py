@@ -74,7 +74,7 @@ def nows(entry: Entry) -> st.SearchStrategy[float]:
     return times | near | st.tuples(near, st.sampled_from((-1.0, -1e-6, 1e-6, 1.0))).map(sum)
 
 
-# -- records.meta_from_json / tombstone_from_json --------------------------------------------
+# -- core/records.py::meta_from_json / tombstone_from_json ------------------------------------
 
 
 @dataclass(frozen=True)
@@ -287,7 +287,7 @@ def check_file_case(case: FileCase) -> None:
     check_engine(case.subject.raw_id, entry, case.now)
 
 
-# -- SQL: stores/sql.py over a real SQLite database ----------------------------------------------
+# -- SQL: stores/sql.py and stores/_sql_rows.py over a real SQLite database ----------------------
 
 
 class InvalidText(bytes):

@@ -26,7 +26,7 @@ from sessionward.core.cookies import MAX_COOKIE_HEADER_BYTES, session_cookie_val
 from sessionward.core.engine import CookieProblem, SessionEngine
 from sessionward.core.firewall import Rejection, check_request
 
-# -- cookies: cookies.py and SessionEngine.read_cookie / read_csrf_cookie ----------------------
+# -- cookies: core/cookies.py and core/engine.py::SessionEngine.read_cookie / read_csrf_cookie -
 
 ENGINES = {
     "secure": SessionEngine(SessionPolicy()),
@@ -235,7 +235,7 @@ def check_joined_case(case: JoinedCase) -> None:
             expect(after == session_cookie_values(built, name), "a joined header reads unlike the headers", repr(name))
 
 
-# -- the firewall: firewall.py ------------------------------------------------------------------
+# -- the firewall: core/firewall.py -------------------------------------------------------------
 
 PATH_PIECES = (
     b"/", b".", b"..", b"/./", b"/../", b"/.", b"%2e", b"%2E", b"%2f", b"%2F", b"%5c", b"%5C", b"\\", b";", b"%3b",
@@ -369,7 +369,7 @@ def check_firewall_case(case: FirewallCase) -> None:
             expect(check_request(looser, case.method, path) is None, "firewall: relaxing a rule refused a path", flag)
 
 
-# -- client headers: clientinfo.py ---------------------------------------------------------------
+# -- client headers: core/clientinfo.py ----------------------------------------------------------
 
 _ADDRESSES = (
     "203.0.113.9", "10.0.0.1", "127.0.0.1", "::1", "2001:db8::7", "::ffff:10.0.0.2", "fe80::1%eth0",
@@ -481,7 +481,7 @@ def check_client_case(case: ClientCase) -> None:
         expect(normalize_origin(normalized) == normalized, "normalize_origin is not idempotent", repr(case.origin))
 
 
-# -- IDs: ids.py -------------------------------------------------------------------------------
+# -- IDs: core/ids.py --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

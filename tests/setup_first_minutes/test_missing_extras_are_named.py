@@ -33,6 +33,10 @@ def one_line(stderr: str) -> str:
         ("mariadb://app@127.0.0.1/app", "mysql"),
         ("sqlite:///./never/created.db", "sqlite"),
         ("redis://127.0.0.1:6379/0", "redis"),
+        ("rediss://127.0.0.1:6380/0", "redis"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "redis"),
+        ("rediss+cluster://127.0.0.1:7000", "redis"),
+        ("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0", "redis"),
     ],
 )
 def test_base_install_store_url_names_its_extra_in_one_line(url: str, extra: str) -> None:
@@ -103,6 +107,33 @@ except ConfigError as error:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://127.0.0.1:6380/0",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+        "rediss+cluster://127.0.0.1:7000",
+        "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0",
+    ],
+)
+def test_sync_redis_store_on_a_base_install_names_the_redis_extra(url: str) -> None:
+    # The blocking stores (WSGI, Flask, Django) open Redis through their own open_store.
+    code = f"""
+from sessionward._sync.stores import open_store
+from sessionward.core.errors import ConfigError
+try:
+    open_store({url!r})
+except ConfigError as error:
+    print(error)
+"""
+    result = run_without(EXTRA_PACKAGES, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "SESSIONWARD_STORE: the Redis store is not available: redis is not installed; pip install 'sessionward[redis]'"
+    )
+
+
+@pytest.mark.parametrize(
     ("statement", "blocked", "extra"),
     [
         ("import sessionward.flask", "flask", "flask"),
@@ -111,6 +142,12 @@ except ConfigError as error:
         ("import sessionward.demo", "starlette", "demo"),
         ("import sessionward.litestar", "litestar", "litestar"),
         ("import sessionward.quart", "quart", "quart"),
+        # What settings.py names: Django imports the app, the middleware and SESSION_ENGINE's module.
+        ("import sessionward.django.apps", "django", "django"),
+        ("from sessionward.django.middleware import SessionwardMiddleware", "django", "django"),
+        ("from sessionward.django.backend import SessionStore", "django", "django"),
+        ("from sessionward.django import session_of", "django", "django"),
+        ("import sessionward.django.testing", "django", "django"),
     ],
 )
 def test_integration_without_its_package_raises_import_error_naming_the_extra(
