@@ -150,6 +150,14 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
         True,
         lambda b, s, k: _sql_json(b, s, k, "tomb", {"sealed_successor": 5}),
     ),
+    # The columns the store queries on must say what the JSON says: a row found by another
+    # handle, listed and ended under another user, or purged on another schedule is corrupt.
+    "sql_user_id_disagrees_with_meta": (SQL, False, lambda b, s, k: _sql_set(b, s, k, user_id="mallory")),
+    "sql_handle_not_of_key": (SQL, False, lambda b, s, k: _sql_set(b, s, k, handle="0123456789abcdef")),
+    "sql_tombstone_filed_under_a_user": (SQL, True, lambda b, s, k: _sql_set(b, s, k, user_id="alice")),
+    "sql_tombstone_handle_not_of_key": (SQL, True, lambda b, s, k: _sql_set(b, s, k, handle="0123456789abcdef")),
+    "sql_tombstone_expires_at_disagrees": (SQL, True, lambda b, s, k: _sql_set(b, s, k, expires_at=NOW + 60)),
+    "sql_tombstone_kept_until_disagrees": (SQL, True, lambda b, s, k: _sql_set(b, s, k, kept_until=NOW + 7200)),
     "redis_expiry_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, e=b"soon")),
     "redis_expiry_nan": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, e=b"nan")),
     "redis_version_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, v=b"abc")),
@@ -167,8 +175,15 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
     "redis_tombstone_sealed_successor_number": (
         REDIS,
         True,
+        lambda b, s, k: _redis_json(b, s, k, "t", {"sealed_successor": 5}),
+    ),
+    "redis_tombstone_reason_number": (
+        REDIS,
+        True,
         lambda b, s, k: _redis_json(b, s, k, "t", {"reason": 5}),
     ),
+    # The user tag that "end all of a user's sessions" and the login limit go by.
+    "redis_user_tag_of_another_user": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, u=b"mallory")),
     "redis_garbage_tombstone_beside_the_data": (
         REDIS,
         False,

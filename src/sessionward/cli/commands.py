@@ -24,7 +24,7 @@ import click
 
 from sessionward import __version__
 from sessionward.cli.audit import audit
-from sessionward.cli.common import redact_url, run_on_store, safe_text, store_option
+from sessionward.cli.common import UNAVAILABLE_HINT, redact_url, run_on_store, safe_text, store_option
 from sessionward.cli.sessions import sessions
 from sessionward.core.errors import ConfigError, SessionwardError, StoreUnavailableError
 from sessionward.core.extras import needs_extra
@@ -77,7 +77,7 @@ class SessionwardGroup(click.Group):
         except ConfigError as error:
             _fail(str(error), USAGE_EXIT)
         except StoreUnavailableError as error:
-            _fail(f"{error} (is the store running, and was `sessionward store init` run?)", FAILURE_EXIT)
+            _fail(f"{error} ({UNAVAILABLE_HINT})", FAILURE_EXIT)
         except SessionwardError as error:
             _fail(str(error), FAILURE_EXIT)
         sys.exit(result if isinstance(result, int) else 0)

@@ -17,12 +17,12 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import click
 from rich.text import Text
 
-from sessionward.core.errors import StoreSchemaMissingError
+from sessionward.core.errors import StoreSchemaMissingError, StoreUnavailableError
 from sessionward.stores.base import SessionStore
 
 T = TypeVar("T")
@@ -32,6 +32,12 @@ DEFAULT_STORE_URL = "sqlite:///./.sessionward/sessions.db"
 """The embedded default store, used when neither ``--store`` nor the variable is set."""
 
 STORE_ENV = "SESSIONWARD_STORE"
+
+UNAVAILABLE_HINT = "is the store running, and was `sessionward store init` run?"
+"""What to check when a command finds no store answering."""
+
+_MISSING_DATABASE = {"postgresql": "`createdb {name}`", "mysql": "`CREATE DATABASE {name}`"}
+"""How to create a database that the server says does not exist, per dialect."""
 
 
 def store_option(command: F) -> F:
@@ -70,8 +76,8 @@ def run_on_store(url: str, work: Callable[[SessionStore], Awaitable[T]], *, must
 
     Raises:
         ConfigError: the URL is malformed or names an unsupported store (exit 2).
-        click.ClickException: there is no store at ``url`` (exit 1).
-        StoreUnavailableError: the store cannot be reached (exit 1).
+        click.ClickException: there is no store at ``url``, or it cannot be reached (exit 1),
+            saying what to check.
     """
     from sessionward.stores import open_store
 
@@ -89,6 +95,42 @@ def run_on_store(url: str, work: Callable[[SessionStore], Awaitable[T]], *, must
         raise click.ClickException(
             f"no session store at {redact_url(url)} ({error.detail}); run `sessionward store init --store URL`"
         ) from None
+    except StoreUnavailableError as error:
+        raise click.ClickException(f"{error} ({unavailable_hint(error, url, initialising=not must_exist)})") from None
+
+
+def unavailable_hint(error: StoreUnavailableError, url: str, *, initialising: bool) -> str:
+    """Return what to check when the store at ``url`` cannot be reached.
+
+    A database server that answers but has no database of the URL's name needs that
+    database created first (``store init`` makes tables, not databases). Otherwise the
+    store may be down, or, for any command but ``store init`` itself, not set up.
+    """
+    dialect = missing_database(error)
+    if dialect is not None:
+        name = unquote(urlsplit(url).path.lstrip("/")) or "NAME"
+        then = "run `sessionward store init` again" if initialising else "run `sessionward store init`"
+        return f"create the database first: {_MISSING_DATABASE[dialect].format(name=name)}, then {then}"
+    return "is the store running?" if initialising else UNAVAILABLE_HINT
+
+
+def missing_database(error: BaseException) -> str | None:
+    """Return ``postgresql`` or ``mysql`` if the server said the URL's database does not exist.
+
+    PostgreSQL says so with SQLSTATE 3D000, MySQL and MariaDB with error 1049; the
+    driver's error is somewhere along the chain of causes.
+    """
+    seen: BaseException | None = error
+    for _ in range(8):  # the store's error, SQLAlchemy's, the adapter's, the driver's
+        if seen is None:
+            break
+        for candidate in (seen, getattr(seen, "orig", None)):
+            if getattr(candidate, "sqlstate", None) == "3D000":
+                return "postgresql"
+            if getattr(candidate, "args", ())[:1] == (1049,):
+                return "mysql"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def format_time(timestamp: float) -> str:

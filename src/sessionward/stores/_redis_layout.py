@@ -198,7 +198,7 @@ def decode_entry(
         if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
             mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
         pairs_in = cast(Mapping[bytes, bytes], mapping).items()
-    meta = expires = tomb = touched = sealed = None
+    meta = expires = tomb = touched = sealed = tag = None
     version, retain = b"0", b"0"
     data: dict[str, JSONValue] = {}
     try:
@@ -217,6 +217,8 @@ def decode_entry(
                 retain = value
             elif name == b"t":
                 tomb = value
+            elif name == b"u":
+                tag = value
             elif name == b"g":
                 sealed = value  # only in a script's reply: the seal's own key, joined
         if expires is None:
@@ -231,6 +233,10 @@ def decode_entry(
         if meta is None:
             raise StoreError("no metadata field")
         decoded_meta = meta_from_json(meta)
+        if tag != (None if decoded_meta.user is None else user_tag(decoded_meta.user).encode()):
+            # ``u`` is what the user-wide scripts go by: one that names someone else would
+            # have this session ended as theirs.
+            raise StoreError("its user tag is not its metadata's user")
         if touched is not None:
             # Written beside ``m`` by earlier versions' load-and-touch script, which left
             # ``m`` alone: the later of the two is the idle clock. Saves now drop it.
@@ -249,10 +255,10 @@ def decode_entry(
         raise StoreError(f"corrupt session record {key[:16]} in Redis: {error}") from None
 
 
-def is_live(fields: list[bytes | None], now: float) -> bool:
-    """Tell from ``HMGET key e t`` whether a session is live at ``now``."""
-    expires, tomb = fields
-    if expires is None or tomb is not None:
+def is_live(fields: list[bytes | None], now: float, tag: bytes | None = None) -> bool:
+    """Tell from ``HMGET key e t u`` whether a session is live at ``now`` (and, given ``tag``, that user's)."""
+    expires, tomb, user = fields
+    if expires is None or tomb is not None or (tag is not None and user != tag):
         return False
     try:
         return float(expires) > now

@@ -37,12 +37,22 @@ local function field(flat, name)
   return nil
 end
 
--- A session is live while its hash has an expiry, no tombstone, and the expiry is ahead.
-local function is_live(s, now)
-  local f = redis.pcall('HMGET', s, 'e', 't')
+-- A session of the user tagged tag is live while its hash has an expiry, no tombstone,
+-- the expiry ahead and that user's tag ('u'): another user's session, or nobody's, in
+-- this user's index (a hand edit, a buggy migration) is not this user's to count.
+local function is_live(s, now, tag)
+  local f = redis.pcall('HMGET', s, 'e', 't', 'u')
   if f.err then return false end
   local e = tonumber(f[1])
-  return e ~= nil and f[2] == false and e > now
+  return e ~= nil and f[2] == false and e > now and f[3] == tag
+end
+
+-- Whether s holds a session that is not the user's (tagged tag): one whose 'u' names
+-- another user, or nobody. A user's index may list it all the same (a hand edit, a buggy
+-- migration): a user-wide operation must then not end it.
+local function elsewhere(s, tag)
+  if redis.call('TYPE', s)['ok'] ~= 'hash' or redis.call('HEXISTS', s, 't') == 1 then return false end
+  return redis.call('HGET', s, 'u') ~= tag
 end
 
 -- Turn the session under s into a tombstone; return its previous fields when it was live.
@@ -169,7 +179,9 @@ END = (
     LIBRARY
     + """
 -- KEYS: session, handle. ARGV: P, key, tombstone, its expiry, ttl, index inline (0/1), only existing (0/1),
--- sealed successor or '', its ttl, discard a corrupt entry (0/1).
+-- sealed successor or '', its ttl, discard a corrupt entry (0/1), the user tag it must have or ''
+-- (a user-wide end: another user's session is left alone).
+if ARGV[11] ~= '' and elsewhere(KEYS[1], ARGV[11]) then return false end
 local prev = end_session(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7] == '1', ARGV[10] == '1')
 seal(ARGV[2], ARGV[8], ARGV[9])
 if prev and ARGV[6] == '1' then unindex(field(prev, 'u'), ARGV[2]) end
@@ -252,7 +264,9 @@ if tag ~= '' then
   local maxn = tonumber(ARGV[6])
   if maxn > 0 then
     for _, m in ipairs(redis.call('ZRANGE', u, 0, -1)) do
-      if m ~= key and not skip[m] and not is_live(skey(m), tonumber(now)) then dead[m] = true end
+      -- Another user's session, indexed here by mistake, is neither counted nor displaced:
+      -- it leaves this index like the dead.
+      if m ~= key and not skip[m] and not is_live(skey(m), tonumber(now), tag) then dead[m] = true end
     end
   end
   victims = admit(u, ux, now, maxn, ARGV[7] == '1', key, ARGV[8], ARGV[9], skip, dead)
@@ -305,11 +319,15 @@ END_USER = (
     LIBRARY
     + """
 -- Standalone only. KEYS: user index by creation, by deadline. ARGV: P, keep key, tombstone,
--- its expiry, its ttl. Returns {key1, fields1, ...} of the sessions ended.
+-- its expiry, its ttl, user tag. Returns {key1, fields1, ...} of the sessions ended.
+-- Another user's session, indexed here by mistake, only leaves the index.
 local out = {}
 for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if m ~= ARGV[2] then
-    local prev = end_session(skey(m), hkey(m), m, ARGV[3], ARGV[4], ARGV[5], true)
+    local prev = nil
+    if not elsewhere(skey(m), ARGV[6]) then
+      prev = end_session(skey(m), hkey(m), m, ARGV[3], ARGV[4], ARGV[5], true)
+    end
     redis.call('ZREM', KEYS[1], m)
     redis.call('ZREM', KEYS[2], m)
     if prev then

@@ -47,8 +47,8 @@ ESTABLISHED_COLUMNS = (
     "data",
     "tomb",
 )
-# Columns that turn a row into a tombstone.
-BURIED_COLUMNS = ("tomb", "data", "meta", "user_id", "expires_at", "kept_until")
+# Columns that turn a row into a tombstone (the handle too: a corrupt one is set right).
+BURIED_COLUMNS = ("tomb", "data", "meta", "user_id", "handle", "expires_at", "kept_until")
 # What a save writes besides the data: the metadata and its clocks.
 SAVED_COLUMNS = ("meta", "last_access_at", "expires_at", "kept_until")
 
@@ -76,9 +76,16 @@ def tomb_row(key: str, tomb: Tombstone) -> dict[str, Any]:
         "meta": None,
         "user_id": None,
         "expires_at": tomb.expires_at,
-        # The purge looks at the row when the seal's grace ends (to drop it), else when it goes.
-        "kept_until": tomb.sealed_until if tomb.sealed_until is not None else tomb.expires_at,
+        "kept_until": tomb_kept_until(tomb),
     }
+
+
+def tomb_kept_until(tomb: Tombstone) -> float:
+    """Return a tombstone row's ``kept_until``: when the purge must next look at it.
+
+    That is when the seal's grace ends (to drop the seal), else when the tombstone goes.
+    """
+    return tomb.sealed_until if tomb.sealed_until is not None else tomb.expires_at
 
 
 def row_entry(row: sa.Row[Any]) -> Entry:
@@ -88,17 +95,25 @@ def row_entry(row: sa.Row[Any]) -> Entry:
     PostgreSQL keeps NaN, and anyone with write access can put anything in the JSON.
     """
     try:
+        # The columns are what the store queries on (by handle, by user, by expiry): a row
+        # whose columns say something its JSON does not would be found, listed or ended
+        # under the wrong name, so it is as corrupt as a field of the wrong type.
+        if row.handle != handle_of(row.key):
+            raise StoreError("its handle column is not its key's handle")
         if row.tomb is not None:
             tomb = tombstone_from_json(row.tomb)
             if tomb.key != row.key:
                 raise StoreError("a tombstone filed under another key")
-            # The row's columns are what the store queries on; they must agree with the JSON.
-            stored_time(row.expires_at, "tombstone expiry")
-            stored_time(row.kept_until, "tombstone retention")
+            if row.user_id is not None:
+                raise StoreError("a tombstone filed under a user")
+            _agrees(stored_time(row.expires_at, "tombstone expiry"), tomb.expires_at, "tombstone expiry")
+            _agrees(stored_time(row.kept_until, "tombstone retention"), tomb_kept_until(tomb), "tombstone retention")
             return tomb
         if row.meta is None or row.data is None:
             raise StoreError("no metadata or data")
         meta = meta_from_json(row.meta)
+        if row.user_id != meta.user:
+            raise StoreError("filed under another user than its metadata's")
         meta.last_access_at = stored_time(row.last_access_at, "access time")
         return SessionRecord(
             key=row.key,
@@ -110,6 +125,16 @@ def row_entry(row: sa.Row[Any]) -> Entry:
         )
     except StoreError as error:
         raise StoreError(f"corrupt session row {row.key[:16]}: {error}") from None
+
+
+def _agrees(column: float, value: float, what: str) -> None:
+    """Raise :class:`StoreError` unless a time column says what the JSON says.
+
+    To the millisecond: a driver that sends a double as fewer digits of text than it
+    takes to round-trip must not turn every tombstone corrupt.
+    """
+    if abs(column - value) > 0.001:
+        raise StoreError(f"its {what} column disagrees with its JSON")
 
 
 def expired(value: object, now: float) -> bool:
@@ -168,15 +193,43 @@ def decoded(row: sa.Row[Any] | None) -> Entry | None:
         return None
 
 
-def readable(rows: Iterable[sa.Row[Any]]) -> list[SessionRecord]:
-    """Decode rows for listings, leaving out corrupt ones: their next load ends them."""
+def readable(rows: Iterable[sa.Row[Any]], user: str | None = None) -> list[SessionRecord]:
+    """Decode rows for listings, leaving out corrupt ones: their next load ends them.
+
+    With ``user``, also leave out records of anyone else: the database may match
+    ``user_id`` more loosely than Python compares strings (MySQL ignores case and
+    trailing spaces by default), and a user's list must hold only that user's sessions.
+    """
     records = []
     for row in rows:
         try:
             entry = row_entry(row)
             if not isinstance(entry, SessionRecord):
                 raise StoreError(f"corrupt session row {row.key[:16]}: a tombstone where a record was expected")
-            records.append(entry)
         except StoreError as error:
             logger.warning("skipping corrupt session %s: %s", row.key[:16], error)
+            continue
+        if user is None or entry.meta.user == user:
+            records.append(entry)
     return records
+
+
+def of_user(rows: Iterable[sa.Row[Any]], user: str) -> list[sa.Row[Any]]:
+    """Return the rows a user-wide operation (log out everywhere, the login limit) may end.
+
+    Those whose metadata names another user are left out, however their ``user_id``
+    column reads (a hand edit, a buggy migration, a case-insensitive match): ending
+    them would end someone else's session. A row whose metadata does not decode at all
+    stays in: it is corrupt, and ending it removes it.
+    """
+    return [row for row in rows if not _names_another(row, user)]
+
+
+def _names_another(row: sa.Row[Any], user: str) -> bool:
+    """Tell whether a row's metadata decodes and names someone other than ``user``."""
+    if row.meta is None:
+        return False
+    try:
+        return meta_from_json(row.meta).user != user
+    except StoreError:
+        return False

@@ -41,7 +41,7 @@ from msgspec.structs import replace
 from redis.asyncio import RedisCluster
 
 from sessionward.core.engine import SessionLimit
-from sessionward.core.errors import LoginRefusedError
+from sessionward.core.errors import LoginRefusedError, StoreError
 from sessionward.core.records import EndReason, Expected, SessionRecord, Tombstone
 from sessionward.stores import _redis_lua as lua
 from sessionward.stores._contract import Established
@@ -117,10 +117,12 @@ class RedisClusterStore(RedisStore):
             disconnect()
 
     async def _end_session(
-        self, key: str, tomb: Tombstone, *, only_existing: bool = False, discard: bool = False
+        self, key: str, tomb: Tombstone, *, only_existing: bool = False, discard: bool = False, owner: str = ""
     ) -> dict[bytes, bytes] | None:
         """Tombstone ``key``, then take it out of its user's index: two steps, two slots."""
-        previous = await self._run_end(key, tomb, only_existing=only_existing, discard=discard, unindex=False)
+        previous = await self._run_end(
+            key, tomb, only_existing=only_existing, discard=discard, unindex=False, owner=owner
+        )
         if not previous:
             return None
         fields = pairs(previous)
@@ -201,11 +203,21 @@ class RedisClusterStore(RedisStore):
         displaced_tomb = displacement(user, limit)
         for victim in victims:
             assert displaced_tomb is not None
-            fields = await self._end_session(victim, displaced_tomb, only_existing=True)
+            assert tag is not None
+            # Checked again in the victim's slot: a session that is not this user's stays.
+            fields = await self._end_session(victim, displaced_tomb, only_existing=True, owner=tag)
             victim_record = live_record(victim, fields) if fields is not None else None
             if victim_record is not None:
                 displaced.append(victim_record)
         return Established(displaced=displaced)
+
+    async def _successor(self, key: str, now: float) -> str | None:
+        """Return where the session under ``key`` moved, if it is a tombstone naming a successor."""
+        try:
+            entry = await self.load(key, now)
+        except StoreError:
+            return None  # corrupt: nothing to follow (its own next load removes it)
+        return entry.successor_key if isinstance(entry, Tombstone) else None
 
     async def _claim(self, expect: Expected, tail: list[Arg]) -> Any:
         """Run CLAIM on the expected key's slot."""
@@ -223,14 +235,20 @@ class RedisClusterStore(RedisStore):
             await self.client.delete(*self._session_keys(key))
 
     async def _find_dead(self, tag: str, key: str, skip: list[str], now: float) -> tuple[list[str], bool]:
-        """Return the user's indexed sessions that are no longer live, and whether ``key`` is live."""
+        """Return the user's indexed sessions that are no longer live, and whether ``key`` is live.
+
+        A live session of another user (indexed here by mistake: a hand edit, a buggy
+        migration) counts as dead: it is neither counted against the limit nor displaced,
+        and the admission drops it from this index.
+        """
+        owner = tag.encode()
         with translate():
             indexed = members(await self.client.zrange(self._user_keys(tag)[0], 0, -1))
             candidates = [m for m in indexed if m != key and m not in skip]
             replies = await self._pipelined(
-                [("hmget", session_key(self.prefix, m), ["e", "t"]) for m in [*candidates, key]]
+                [("hmget", session_key(self.prefix, m), ["e", "t", "u"]) for m in [*candidates, key]]
             )
-        dead = [m for m, reply in zip(candidates, replies, strict=False) if not is_live(reply, now)]
+        dead = [m for m, reply in zip(candidates, replies, strict=False) if not is_live(reply, now, owner)]
         return dead, is_live(replies[-1], now)
 
     async def _write_record(self, record: SessionRecord) -> bytes | None:
@@ -253,19 +271,25 @@ class RedisClusterStore(RedisStore):
         """End the user's sessions one by one, each in its slot, then leave the index."""
         await self._connect()
         tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
-        index = self._user_keys(user_tag(user))
+        tag = user_tag(user)
+        index = self._user_keys(tag)
         with translate():
             indexed = [m for m in members(await self.client.zrange(index[0], 0, -1)) if m != keep_key]
         ended: list[SessionRecord | None] = []
         followed: list[SessionRecord] = []
         for member in indexed:
-            fields = await self._end_session(member, tomb, only_existing=True)
+            # Only if it is this user's, checked in its slot: another user's session,
+            # indexed here by mistake, stays (and only leaves this index below).
+            fields = await self._end_session(member, tomb, only_existing=True, owner=tag)
             if fields is not None:
                 ended.append(live_record(member, fields))
                 continue
             # Not atomic with a move of this session on another slot: a renewal may
             # have retired the member just now, naming a successor not yet indexed.
-            moved = await self.end_following(replace(tomb, key=member), now)
+            successor = await self._successor(member, now)
+            if successor is None:
+                continue
+            moved = await self.end_following(replace(tomb, key=successor), now)
             if moved is not None and moved.key != keep_key:
                 followed.append(moved)
         if indexed:

@@ -294,7 +294,13 @@ class RedisStore(SessionStore):
             except StoreError:
                 logger.warning("corrupt session record %s skipped in the user list", member[:16])
                 continue
-            if isinstance(entry, SessionRecord):
+            if isinstance(entry, SessionRecord) and entry.meta.user != user:
+                # Indexed here by mistake (a hand edit, a buggy migration): not this user's
+                # to list, and pruned. A key changes user only by a login that keeps its ID,
+                # and that login takes it out of this index itself.
+                logger.warning("session %s of another user skipped in the user list", member[:16])
+                gone.append(member)
+            elif isinstance(entry, SessionRecord):
                 if entry.expires_at > now:
                     records.append(entry)
             else:
@@ -420,18 +426,25 @@ class RedisStore(SessionStore):
         self._end_session(tombstone.key, tombstone, discard=True)
 
     def _end_session(
-        self, key: str, tomb: Tombstone, *, only_existing: bool = False, discard: bool = False
+        self, key: str, tomb: Tombstone, *, only_existing: bool = False, discard: bool = False, owner: str = ""
     ) -> dict[bytes, bytes] | None:
         """Tombstone ``key`` and take it out of its user's index, in one script.
 
         Returns:
             The fields it held when it was live, else ``None``.
         """
-        previous = self._run_end(key, tomb, only_existing=only_existing, discard=discard, unindex=True)
+        previous = self._run_end(
+            key, tomb, only_existing=only_existing, discard=discard, unindex=True, owner=owner
+        )
         return pairs(previous) if previous else None
 
-    def _run_end(self, key: str, tomb: Tombstone, *, only_existing: bool, discard: bool, unindex: bool) -> Any:
-        """Run the END script on ``key``'s slot (``unindex``: leave the user index in it too)."""
+    def _run_end(
+        self, key: str, tomb: Tombstone, *, only_existing: bool, discard: bool, unindex: bool, owner: str = ""
+    ) -> Any:
+        """Run the END script on ``key``'s slot (``unindex``: leave the user index in it too).
+
+        ``owner``, a user tag: end the session only if it is that user's (a user-wide end).
+        """
         args: list[Arg] = [
             self.prefix,
             key,
@@ -442,6 +455,7 @@ class RedisStore(SessionStore):
             "1" if only_existing else "0",
             *seal_args(tomb),
             "1" if discard else "0",
+            owner,
         ]
         with translate():
             return self._end(keys=self._session_keys(key), args=args)
@@ -496,9 +510,10 @@ class RedisStore(SessionStore):
     ) -> list[SessionRecord]:
         self._connect()
         tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
-        args: list[Arg] = [self.prefix, keep_key or "", *tomb_args(tomb)]
+        tag = user_tag(user)
+        args: list[Arg] = [self.prefix, keep_key or "", *tomb_args(tomb), tag]
         with translate():
-            result = self._end_user(keys=self._user_keys(user_tag(user)), args=args)
+            result = self._end_user(keys=self._user_keys(tag), args=args)
         records = [live_record(text(result[i]), pairs(result[i + 1])) for i in range(0, len(result), 2)]
         return [r for r in records if r is not None and r.expires_at > now]
 

@@ -113,6 +113,7 @@ from sessionward.stores._sql_rows import (
     is_tombstone,
     loaded,
     merged,
+    of_user,
     params,
     readable,
     record_row,
@@ -353,7 +354,7 @@ class SqlStore(SessionStore):
 
     def list_user(self, user: str, now: float) -> list[SessionRecord]:
         def work(connection: Connection) -> list[SessionRecord]:
-            return readable(connection.execute(self._q.list_user, {"p_user_id": user, "p_now": now}))
+            return readable(connection.execute(self._q.list_user, {"p_user_id": user, "p_now": now}), user)
 
         return self._run(work, read_only=True)
 
@@ -513,12 +514,13 @@ class SqlStore(SessionStore):
     ) -> list[SessionRecord]:
         excluded = [record.key] + ([retire.key] if retire else [])
         values = {"p_user_id": user, "p_now": limit.now, "p_excluded": excluded}
-        rows = list(connection.execute(self._q.others_of_user, values))
+        # Another user's session is neither counted nor displaced, whatever its user_id says.
+        rows = of_user(connection.execute(self._q.others_of_user, values), user)
         victims = list(limit.displace(user, rows))  # rows come oldest first (ORDER BY)
         if not victims:
             return []
         self._bury(connection, [row.key for row in victims], limit.tombstone("", user))
-        return readable(victims)
+        return readable(victims, user)
 
     def _bury(self, connection: Connection, keys: list[str], tomb: Tombstone) -> None:
         """Turn the rows under ``keys`` into tombstones, inserting one where none exists."""
@@ -565,10 +567,11 @@ class SqlStore(SessionStore):
             query = sa.select(self.sessions).where(c.user_id == user, c.tomb.is_(None))
             if keep_key is not None:
                 query = query.where(c.key != keep_key)
-            rows = list(connection.execute(query.order_by(c.created_at, c.key)))
+            # Another user's session is left alone, whatever its user_id says.
+            rows = of_user(connection.execute(query.order_by(c.created_at, c.key)), user)
             tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
             self._bury(connection, [row.key for row in rows], tomb)
-            return [record for record in readable(rows) if record.expires_at > now]
+            return [record for record in readable(rows, user) if record.expires_at > now]
 
         return self._run(work)
 
