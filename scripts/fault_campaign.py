@@ -13,9 +13,11 @@ checked is explained in ``tests/faults/campaign.py`` and ``tests/faults/load.py`
     .venv/bin/python scripts/fault_campaign.py --stores redis --faults pause,kill --rounds 3
     .venv/bin/python scripts/fault_campaign.py --setting SESSIONWARD_RENEWAL_INTERVAL=2
 
-It starts private redis-servers and a private PostgreSQL database (dropped at the end) on
-the servers ``tests/support/services.py`` names; PostgreSQL itself is never restarted (it is
-shared): the proxy's ``refuse`` is a restart as the app sees it.
+It starts private redis-servers, a private PostgreSQL database (dropped at the end) on
+the server ``tests/support/services.py`` names for the network faults, and a private
+PostgreSQL server (``initdb`` in a temporary directory, ``tests/support/postgres_servers.py``)
+that the ``kill`` and ``restart`` faults crash and restart; the shared server is never
+restarted.
 """
 
 from __future__ import annotations
@@ -36,17 +38,24 @@ from faults.campaign import FaultResult, Plan, Target, call_bound_s, format_tabl
 from faults.faults import Fault  # noqa: E402
 from faults.targets import (  # noqa: E402
     NETWORK_FAULTS,
+    POSTGRES_PROCESS_FAULTS,
     network_fault,
+    postgres_direct_target,
     private_database,
     proxied_target,
     redis_direct_target,
     sqlite_target,
 )
+from support.postgres_servers import private_server  # noqa: E402
 from support.redis_servers import RedisServer  # noqa: E402
 from support.services import PG_HOST, PG_PASSWORD, PG_PORT, PG_USER, _credentials  # noqa: E402
 
 STORES = ("sqlite", "postgres", "redis")
-FAULTS = {"sqlite": ("locked",), "postgres": NETWORK_FAULTS, "redis": (*NETWORK_FAULTS, "pause", "kill")}
+FAULTS = {
+    "sqlite": ("locked",),
+    "postgres": (*NETWORK_FAULTS, *POSTGRES_PROCESS_FAULTS),
+    "redis": (*NETWORK_FAULTS, "pause", "kill"),
+}
 PROBLEMS_SHOWN = 15
 MAX_BROWSERS = 200
 
@@ -130,12 +139,25 @@ def sqlite_runs(stack: contextlib.ExitStack, directory: Path, args: argparse.Nam
 def postgres_runs(stack: contextlib.ExitStack, directory: Path, args: argparse.Namespace) -> Runs:
     import asyncpg
 
-    try:
-        url = stack.enter_context(private_database(POSTGRES_SERVER))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise RuntimeError(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}: {error}") from None
-    target, proxy = stack.enter_context(proxied_target("postgres", url, directory, args.browsers, args.settings))
-    return [(target, [network_fault(fault, proxy) for fault in NETWORK_FAULTS if fault in args.faults])]
+    runs: Runs = []
+    network = [fault for fault in NETWORK_FAULTS if fault in args.faults]
+    if network:
+        try:
+            url = stack.enter_context(private_database(POSTGRES_SERVER))
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise RuntimeError(f"PostgreSQL not reachable at {PG_HOST}:{PG_PORT}: {error}") from None
+        target, proxy = stack.enter_context(
+            proxied_target("postgres", url, directory / "network", args.browsers, args.settings)
+        )
+        runs.append((target, [network_fault(fault, proxy) for fault in network]))
+    if set(POSTGRES_PROCESS_FAULTS) & args.faults:
+        # A server of our own: the shared one must not be crashed.
+        server = stack.enter_context(private_server())
+        target, kill, restart = stack.enter_context(
+            postgres_direct_target(server, directory / "process", args.browsers, args.settings)
+        )
+        runs.append((target, [fault for fault in (kill, restart) if fault.name in args.faults]))
+    return runs
 
 
 def redis_runs(stack: contextlib.ExitStack, directory: Path, args: argparse.Namespace) -> Runs:

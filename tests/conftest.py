@@ -1,7 +1,8 @@
 """Shared test fixtures.
 
 Service fixtures live in ``support/services.py`` (PostgreSQL, MariaDB: a private database per
-run) and ``support/redis_servers.py`` (private redis-server processes, a local cluster). A test
+run), ``support/redis_servers.py`` (private redis-server processes, a local cluster) and
+``support/postgres_servers.py`` (private PostgreSQL servers that may be killed). A test
 that needs a missing service skips with the reason, or fails when
 ``SESSIONWARD_REQUIRE_SERVICES=1`` (as in CI): see :func:`service_missing`.
 """
@@ -13,7 +14,7 @@ import pytest
 from sessionward import ManualClock
 from support.helpers import service_missing
 
-pytest_plugins = ["support.services", "support.redis_servers", "support.store_factories"]
+pytest_plugins = ["support.services", "support.redis_servers", "support.postgres_servers", "support.store_factories"]
 
 __all__ = ["service_missing"]
 

@@ -58,7 +58,7 @@ from sessionward.core.errors import (
     SessionNotAvailableError,
     StoreUnavailableError,
 )
-from sessionward.core.events import EventBus, JsonAuditLogger
+from sessionward.core.events import EventBus, EventName, JsonAuditLogger
 from sessionward.core.headers import SecurityHeadersPolicy
 from sessionward.core.outcomes import SessionInfo
 from sessionward.core.records import EndReason
@@ -354,8 +354,18 @@ def csrf_token() -> str:
 
 def _store_unavailable(error: StoreUnavailableError) -> tuple[Response, int, dict[str, str]]:
     # A verb met the outage in the view: Flask hands it here, and the middleware, which
-    # logs the others, never sees it. The user gets a retryable answer.
+    # logs and reports the others, never sees it. The user gets a retryable answer.
     logging.getLogger("sessionward").warning("session store unavailable: %s", error)
+    opened = request.environ.get("sessionward.session")
+    if isinstance(opened, RequestSession):
+        exchange = opened.exchange
+        exchange.manager.emit(
+            EventName.STORE_UNAVAILABLE,
+            reason="store_unavailable",
+            client=exchange.client,
+            path=exchange.path,
+            method=exchange.method,
+        )
     body = jsonify(error="session_store_unavailable", message=STORE_UNAVAILABLE_MESSAGE)
     return body, 503, {"Retry-After": "1", "Cache-Control": "no-store"}
 

@@ -7,9 +7,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from faults.campaign import Target
-from faults.faults import Fault, Kill, Pause
-from faults.targets import private_database, proxied_target, redis_direct_target, sqlite_target
+from faults.faults import Fault, Kill, Pause, PostgresKill, PostgresRestart
+from faults.targets import (
+    postgres_direct_target,
+    private_database,
+    proxied_target,
+    redis_direct_target,
+    sqlite_target,
+)
 from faults.tcp_proxy import TcpProxy
+from support.postgres_servers import PostgresServer
 from support.redis_servers import RedisServer
 
 BROWSERS = 6
@@ -30,6 +37,16 @@ def postgres_demo(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
         private_database(postgres_url) as url,
         proxied_target("postgres", url, tmp_path_factory.mktemp("faults-pg"), BROWSERS) as demo,
     ):
+        yield demo
+
+
+@pytest.fixture(scope="module")
+def postgres_direct_demo(
+    postgres_server_factory: Callable[[], PostgresServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Target, PostgresKill, PostgresRestart]]:
+    """The demo straight on a private PostgreSQL server that the faults kill and restart."""
+    server = postgres_server_factory()
+    with postgres_direct_target(server, tmp_path_factory.mktemp("faults-pg-process"), BROWSERS) as demo:
         yield demo
 
 

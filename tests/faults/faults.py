@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from faults.tcp_proxy import TcpProxy
+from support.postgres_servers import PostgresServer
 from support.redis_servers import RedisServer
 
 
@@ -66,8 +67,9 @@ class Reset:
 class Refuse:
     """The store goes down: open connections reset, new ones refused, until it is back.
 
-    This is how the campaign restarts PostgreSQL: the shared server itself is not
-    restarted (other work runs on it); to the app, a restart is exactly this.
+    To the app this is a server that went down and came back, on the shared server
+    that must not be restarted itself; :class:`PostgresKill` and :class:`PostgresRestart`
+    do it for real, on a private server.
     """
 
     proxy: TcpProxy
@@ -113,6 +115,44 @@ class Kill:
 
     def begin(self) -> None:
         self.server.stop(kill=True)
+
+    def end(self) -> None:
+        self.server.start()
+
+
+@dataclass
+class PostgresKill:
+    """``kill -9`` the postmaster, then start it again on the same data directory and port (a crash).
+
+    The backends exit when they see their postmaster gone, dropping every connection;
+    the new server replays its WAL before it accepts connections: a committed session
+    survives, as it would on a production server.
+    """
+
+    server: PostgresServer
+    name: str = "kill"
+
+    def begin(self) -> None:
+        self.server.kill()
+
+    def end(self) -> None:
+        self.server.start()
+
+
+@dataclass
+class PostgresRestart:
+    """A fast shutdown (``SIGINT``, as ``pg_ctl restart -m fast``), then start again (a maintenance restart).
+
+    Every client connection is ended by the server (``terminating connection due to
+    administrator command``), in the middle of a transaction or not; new ones are refused
+    until the server is back on the same port.
+    """
+
+    server: PostgresServer
+    name: str = "restart"
+
+    def begin(self) -> None:
+        self.server.stop()
 
     def end(self) -> None:
         self.server.start()

@@ -5,6 +5,7 @@ Shared by the tests (as fixtures) and ``scripts/fault_campaign.py``:
 * SQLite: the demo on a database file; the fault is another process holding the write lock;
 * PostgreSQL: the demo through a :class:`TcpProxy` to the database (network faults,
   and a restart as the app sees it: reset and refuse);
+* PostgreSQL direct: the demo on a private server, itself killed (``-9``) and restarted;
 * Redis through a proxy: network faults;
 * Redis direct: the private redis-server itself paused (``SIGSTOP``) and killed (``-9``).
 """
@@ -21,11 +22,13 @@ from urllib.parse import unquote, urlsplit
 
 from faults.campaign import Target, demo_settings, make_browsers
 from faults.demo_process import DemoProcess
-from faults.faults import Blackhole, Fault, Kill, Pause, Refuse, Reset, WriteLock
+from faults.faults import Blackhole, Fault, Kill, Pause, PostgresKill, PostgresRestart, Refuse, Reset, WriteLock
 from faults.tcp_proxy import TcpProxy
+from support.postgres_servers import PostgresServer
 from support.redis_servers import RedisServer
 
 NETWORK_FAULTS = ("blackhole", "reset", "refuse")
+POSTGRES_PROCESS_FAULTS = ("kill", "restart")
 
 
 def network_fault(name: str, proxy: TcpProxy) -> Fault:
@@ -136,3 +139,15 @@ def redis_direct_target(
     """The demo straight on a private redis-server, and the faults on that process."""
     with demo_on("redis", server.url, directory, browsers, settings) as target:
         yield target, Pause(server), Kill(server)
+
+
+@contextlib.contextmanager
+def postgres_direct_target(
+    server: PostgresServer, directory: Path, browsers: int, settings: Mapping[str, str] | None = None
+) -> Iterator[tuple[Target, PostgresKill, PostgresRestart]]:
+    """The demo straight on a private PostgreSQL server, and the faults on that server.
+
+    The server is the demo's alone, so the demo uses its ``postgres`` database.
+    """
+    with demo_on("postgres", server.url, directory, browsers, settings) as target:
+        yield target, PostgresKill(server), PostgresRestart(server)
