@@ -6,10 +6,13 @@
   framework-default cookie name without HttpOnly/Secure/SameSite, no ID change at login,
   logout that only clears the cookie, IDs accepted from and put in URLs. The audit must
   fail it, item by item.
+* :func:`js_login_site` and :func:`weak_js_login_site`: the same two, signed in to only
+  by the login page's script (``sessionward audit --browser``).
 """
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -20,7 +23,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from sessionward import LoginRefusedError, SessionPolicy
@@ -176,6 +179,171 @@ def weak_site() -> ASGIApp:
         Route("/", home),
         Route("/api/login", login, methods=["POST"]),
         Route("/api/logout", logout, methods=["POST"]),
+        Route("/api/session/status", status),
+    ]
+    app: ASGIApp = Starlette(routes=routes)
+    return app
+
+
+# -- sites whose login needs JavaScript (sessionward audit --browser) ---------------------------
+
+_LOGIN_SCRIPT = """
+document.getElementById('login').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const answer = await fetch('/session', {
+    method: 'POST',
+    headers: {'content-type': 'application/json',
+              'x-csrf-token': document.querySelector('meta[name=csrf-token]').content},
+    body: JSON.stringify({user: form.elements.username.value, secret: form.elements.password.value}),
+  });
+  if (!answer.ok) {
+    document.getElementById('error').textContent = 'Wrong user name or password';
+    return;
+  }
+  const body = await answer.json();
+  if (body.token) localStorage.setItem('access_token', body.token);
+  sessionStorage.setItem('theme', 'dark');
+  location.assign('/home');
+});
+"""
+
+
+def _login_page(token: str) -> HTMLResponse:
+    """A login form with no action nor method: only its script (``/login.js``) can sign in."""
+    return HTMLResponse(
+        "<!doctype html><title>Sign in</title>"
+        f'<meta name="csrf-token" content="{token}">'
+        '<form id="login"><label>User <input name="username" autocomplete="username"></label>'
+        '<label>Password <input type="password" name="password"></label>'
+        "<button>Sign in</button></form>"
+        '<p id="error"></p><script src="/login.js"></script>'
+    )
+
+
+async def _login_script(request: Request) -> Response:
+    return Response(_LOGIN_SCRIPT, media_type="text/javascript")
+
+
+def js_login_site() -> ASGIApp:
+    """sessionward on Starlette, signed in to only by the login page's script.
+
+    The form has no action: submitted without JavaScript it GETs the login page again.
+    The script posts ``{"user", "secret"}`` as JSON to ``/session`` with the page's CSRF
+    token in an ``X-CSRF-Token`` header, then moves to ``/home``, whose logout form posts
+    to ``/logout``.
+    """
+
+    def csrf(request: Request) -> str:
+        session = get_session(request)
+        token = session.get("csrf")
+        if not isinstance(token, str):
+            token = session["csrf"] = secrets.token_urlsafe(16)
+        return token
+
+    async def home(request: Request) -> Response:
+        return HTMLResponse('<a href="/login">sign in</a>')
+
+    async def login_page(request: Request) -> Response:
+        return _login_page(csrf(request))
+
+    async def sign_in(request: Request) -> Response:
+        if request.headers.get("x-csrf-token") != get_session(request).get("csrf"):
+            return JSONResponse({"error": "csrf"}, status_code=403)
+        body = await request.json()
+        if body.get("user") != USERNAME or body.get("secret") != PASSWORD:
+            return JSONResponse({"error": "bad_credentials"}, status_code=401)
+        await get_session(request).login(USERNAME)
+        return JSONResponse({"ok": True})
+
+    async def signed_in_home(request: Request) -> Response:
+        if not get_session(request).status().authenticated:
+            return RedirectResponse("/login", status_code=303)
+        return HTMLResponse(
+            f'<h1>Hello {USERNAME}</h1><form method="post" action="/logout">'
+            f'<input type="hidden" name="csrf" value="{csrf(request)}"><button>Sign out</button></form>'
+        )
+
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        if form.get("csrf") != get_session(request).get("csrf"):
+            return PlainTextResponse("csrf", status_code=403)
+        await get_session(request).logout()
+        return RedirectResponse("/login", status_code=303)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(get_session(request).status().as_dict())
+
+    routes = [
+        Route("/", home),
+        Route("/login", login_page),
+        Route("/login.js", _login_script),
+        Route("/session", sign_in, methods=["POST"]),
+        Route("/home", signed_in_home),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/api/session/status", status),
+    ]
+    manager = SessionManager(MemoryStore(), SessionPolicy())
+    return with_headers(SessionMiddleware(Starlette(routes=routes), manager))
+
+
+def weak_js_login_site(*, cookie: str = "sid", attributes: str = "Path=/") -> ASGIApp:
+    """A hand-rolled session scheme behind the same script-only login, with the usual mistakes.
+
+    The ID a visitor brings (even one it made up) is kept at login (fixation), logging out
+    only deletes the cookie, the cookie has no HttpOnly, and the login hands the script a
+    token that it keeps in ``localStorage``. ``cookie`` and ``attributes`` make the
+    session cookie's ``Set-Cookie``.
+    """
+    tokens: dict[str, str] = {}
+    signed_in: set[str] = set()
+
+    def issue(response: Response, value: str) -> None:
+        response.headers.append("set-cookie", f"{cookie}={value}; {attributes}")
+
+    async def home(request: Request) -> Response:
+        return HTMLResponse('<a href="/login">sign in</a>')
+
+    async def login_page(request: Request) -> Response:
+        value = request.cookies.get(cookie)
+        fresh = value is None  # an anonymous session starts here; a cookie brought along is taken as it is
+        if value is None:
+            value = secrets.token_hex(16)
+        response = _login_page(tokens.setdefault(value, secrets.token_hex(8)))
+        if fresh:
+            issue(response, value)
+        return response
+
+    async def sign_in(request: Request) -> Response:
+        value = request.cookies.get(cookie)
+        if value is None or request.headers.get("x-csrf-token") != tokens.get(value):
+            return JSONResponse({"error": "csrf"}, status_code=403)
+        body = await request.json()
+        if body.get("user") != USERNAME or body.get("secret") != PASSWORD:
+            return JSONResponse({"error": "bad_credentials"}, status_code=401)
+        signed_in.add(value)  # the same ID, now signed in
+        return JSONResponse({"ok": True, "token": f"eyJhbGciOiJIUzI1NiJ9.{secrets.token_urlsafe(24)}.{value}"})
+
+    async def signed_in_home(request: Request) -> Response:
+        if request.cookies.get(cookie) not in signed_in:
+            return RedirectResponse("/login", status_code=303)
+        return HTMLResponse(f'<h1>Hello {USERNAME}</h1><a href="/logout">Sign out</a>')
+
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.headers.append("set-cookie", f"{cookie}=; Max-Age=0; {attributes}")  # the session lives on
+        return response
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({"authenticated": request.cookies.get(cookie) in signed_in})
+
+    routes = [
+        Route("/", home),
+        Route("/login", login_page),
+        Route("/login.js", _login_script),
+        Route("/session", sign_in, methods=["POST"]),
+        Route("/home", signed_in_home),
+        Route("/logout", logout),
         Route("/api/session/status", status),
     ]
     app: ASGIApp = Starlette(routes=routes)

@@ -1,11 +1,13 @@
 """Flask sites for ``sessionward audit``, served by werkzeug's threaded server in a thread.
 
-Both sign in the way Flask-Login and Flask-WTF do (neither is installed here; the few
-lines they would run are written out): a login form with a hidden ``csrf_token`` (a
-random token kept in the session, sent signed by itsdangerous), ``username`` and
-``password`` fields and a "remember me" box; ``login_user`` puts ``_user_id`` in the
-session, without a new session ID; ``logout_user`` takes it out again; ``/logout`` is a
-plain link (a GET), as in Flask-Login's documentation.
+Both sign in with the real Flask-Login, the way its documentation shows: a
+``LoginManager`` with ``login_view``, ``login_user`` at login (no new session ID),
+``login_required`` on the profile page (which sends a visitor to
+``/login?next=<the page asked for>``), and ``/logout`` a plain link (a GET) calling
+``logout_user``. The login form is the one Flask-WTF renders (not installed here; the few
+lines it would run are written out): a hidden ``csrf_token`` (a random token kept in the
+session, sent signed by itsdangerous), ``username`` and ``password`` fields and a
+"remember me" box.
 
 * :func:`flask_session_site`: with Flask-Session (server-side sessions in a cachelib
   ``SimpleCache``, the ID signed with itsdangerous: ``session=<id>.<signature>``).
@@ -34,6 +36,14 @@ from typing import Any
 from cachelib import SimpleCache
 from cli_sites import PASSWORD, USERNAME, free_port
 from flask import Flask, redirect, request, session, url_for
+from flask_login import (  # type: ignore[import-untyped]
+    LoginManager,
+    UserMixin,
+    current_user,
+    login_required,
+    login_user,
+    logout_user,
+)
 from flask_session import Session  # type: ignore[import-untyped]
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -49,8 +59,14 @@ LOGIN_PAGE = """<!doctype html><title>Sign in</title>
 </form>"""
 
 
+class User(UserMixin):  # type: ignore[misc]
+    """The test account, as Flask-Login's user_loader gives it."""
+
+    id = USERNAME
+
+
 def flask_app(*, server_side: bool) -> Flask:
-    """A Flask site with a Flask-Login-style form login (see the module docstring)."""
+    """A Flask site with a Flask-Login form login (see the module docstring)."""
     app = Flask(__name__)
     app.secret_key = secrets.token_hex(32)
     if server_side:
@@ -59,6 +75,13 @@ def flask_app(*, server_side: bool) -> Flask:
             # Flask-Session 0.8 deprecates the signer, which sites still use; the audit must read both.
             warnings.simplefilter("ignore", DeprecationWarning)
             Session(app)
+    login_manager = LoginManager(app)
+    login_manager.login_view = "login"
+
+    @login_manager.user_loader  # type: ignore[untyped-decorator]
+    def load_user(user_id: str) -> User | None:
+        return User() if user_id == USERNAME else None
+
     tokens = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token")
 
     def generate_csrf() -> str:
@@ -80,23 +103,18 @@ def flask_app(*, server_side: bool) -> Flask:
     def login() -> str | Response:
         signed_in = request.form.get("username") == USERNAME and request.form.get("password") == PASSWORD
         if request.method == "POST" and csrf_valid() and signed_in:
-            # flask_login.login_user: no new session ID.
-            session["_user_id"] = USERNAME
-            session["_fresh"] = True
-            session["_id"] = hashlib.sha512(request.headers.get("user-agent", "").encode()).hexdigest()
+            login_user(User(), remember=request.form.get("remember") == "y")  # keeps the session ID
             return redirect(request.args.get("next") or url_for("profile"))
         return LOGIN_PAGE.format(action=url_for("login"), token=generate_csrf())
 
     @app.get("/profile")
-    def profile() -> str | Response:
-        if "_user_id" not in session:
-            return redirect(url_for("login", next="/profile"))
-        return f'<p>Signed in as {session["_user_id"]}</p><a href="{url_for("logout")}">Log out</a>'
+    @login_required  # type: ignore[untyped-decorator]
+    def profile() -> str:
+        return f'<p>Signed in as {current_user.id}</p><a href="{url_for("logout")}">Log out</a>'
 
     @app.get("/logout")
     def logout() -> Response:
-        for key in ("_user_id", "_fresh", "_id", "_remember"):  # flask_login.logout_user
-            session.pop(key, None)
+        logout_user()
         return redirect(url_for("index"))
 
     return app

@@ -18,6 +18,7 @@ from sessionward.audit.checks import (
     check_cookie_attributes,
     check_cookie_name,
     check_ids_in_urls,
+    check_logout_clearing,
     check_security_headers,
     check_transport,
     pick_session_cookie,
@@ -236,3 +237,27 @@ def test_an_id_carrying_the_user_name_fails() -> None:
     ids = [f"alice_{secrets.token_hex(20)}" for _ in range(30)]
     results = check_ids(ids, "alice").results
     assert statuses(results)["ID carries no user data"] is Status.FAIL
+
+
+# -- logout ------------------------------------------------------------------------------------
+
+
+def logout_answer(set_cookie: str | None) -> Observed:
+    cookies = [c for c in [SetCookie.parse(set_cookie)] if c is not None] if set_cookie else []
+    return Observed("POST", "/logout", "/logout", 302, httpx.Headers(), cookies, "")
+
+
+def test_a_logout_that_sets_a_new_anonymous_id_in_place_of_the_signed_in_one_clears_it() -> None:
+    # express-session's documented logout: regenerate() sends a new connect.sid.
+    result = check_logout_clearing([logout_answer("sid=fresh-anonymous-id; Path=/; HttpOnly")], "sid", "signed-in-id")
+    assert result.status is Status.PASS
+    assert "replaces the signed-in ID" in result.detail
+
+
+def test_a_logout_that_sets_the_signed_in_id_again_or_nothing_leaves_it_in_the_browser() -> None:
+    again = check_logout_clearing([logout_answer("sid=signed-in-id; Path=/")], "sid", "signed-in-id")
+    nothing = check_logout_clearing([logout_answer(None)], "sid", "signed-in-id")
+    assert again.status is Status.WARN
+    assert nothing.status is Status.WARN
+    deleted = check_logout_clearing([logout_answer("sid=; Max-Age=0; Path=/")], "sid", "signed-in-id")
+    assert deleted.status is Status.PASS

@@ -78,12 +78,13 @@ def test_a_weak_site_fails_the_audit_item_by_item() -> None:
         "unknown session ID refused (strict mode)",  # a made-up cookie is taken as it is
         "unknown session ID refused at login",
         "ID length and entropy",  # sequential numbers
-        "ID independence",
         "no session ID in redirects or links",
         "Content-Security-Policy",
         "X-Content-Type-Options",
         "frame protection",
     }
+    # IDs of one to three digits have no bits to compare: their length fails, independence is not judged.
+    assert checks["ID independence"] == "skip"
 
 
 def test_the_table_report_ends_with_counts_and_exit_1_on_failure() -> None:

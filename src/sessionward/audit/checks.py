@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import ip_address
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -188,20 +188,54 @@ def check_cookie_attributes(cookie: SetCookie, site_host: str) -> list[CheckResu
 
 
 def check_ids_in_urls(responses: Iterable[Observed], ids: Iterable[str], cookie_name: str | None) -> CheckResult:
-    """No session ID may appear in a redirect or a link (URL rewriting leaks it via Referer, logs)."""
+    """No session ID may appear in a redirect or a link (URL rewriting leaks it via Referer, logs).
+
+    An answer that only hands back what its own request carried in the URL is not
+    leaking: a login redirect puts the page asked for in ``next=``
+    (``/login?next=/profile%3Fsid%3D<id>`` in answer to ``/profile?sid=<id>``, the
+    auditor's own probe), and a slash-appending redirect keeps the query. So in each
+    answer, the IDs its request URL carried, and the query or path parameters holding
+    them, are left out; any other known ID, a request URL's ID the answer moves
+    elsewhere (into a path), and any session-named parameter still count.
+    """
     item = "no session ID in redirects or links"
     known = [i for i in set(ids) if len(i) >= 8]
     names = re.compile(rf"[;?&]{re.escape(cookie_name)}=") if cookie_name else None
     for response in responses:
+        sent = response.url or response.target
+        placed = [i for i in known if _holds(sent, i)]
+        others = [i for i in known if i not in placed]
         urls = [response.headers.get("location", ""), *_URL_ATTRIBUTE.findall(response.body)]
         for url in filter(None, urls):
-            if any(i in url or quote(i, safe="") in url for i in known):
+            bare = _without_echoes(url, placed) if placed else url
+            if any(_holds(url, i) for i in others) or any(_holds(bare, i) for i in placed):
                 return CheckResult(
                     item, Status.FAIL, f"{response.method} {response.path} put a session ID in {url[:80]!r}"
                 )
-            if _SESSION_PARAMETER.search(url) or (names is not None and names.search(url)):
+            if _SESSION_PARAMETER.search(bare) or (names is not None and names.search(bare)):
                 return CheckResult(item, Status.FAIL, f"{response.method} {response.path} links to {url[:80]!r}")
     return CheckResult(item, Status.PASS, "none in Location headers or page links")
+
+
+def _holds(text: str, session_id: str) -> bool:
+    return session_id in text or quote(session_id, safe="") in text
+
+
+def _without_echoes(url: str, echoed: Sequence[str]) -> str:
+    """``url`` without the query pairs, ``;`` path parameters and fragment that hold one of ``echoed``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL a browser would follow (a broken IPv6 host): judged as it is
+        return url
+
+    def clean(pieces: list[str]) -> list[str]:
+        return [p for p in pieces if not any(_holds(p, i) for i in echoed)]
+
+    path, *parameters = parts.path.split(";")
+    path = ";".join([path, *clean(parameters)])
+    query = "&".join(clean(parts.query.split("&")))
+    fragment = "" if any(_holds(parts.fragment, i) for i in echoed) else parts.fragment
+    return urlunsplit((parts.scheme, parts.netloc, path, query, fragment))
 
 
 def check_security_headers(home: Observed, https: bool) -> list[CheckResult]:
@@ -355,13 +389,21 @@ def _positive(value: str | None) -> bool:
         return False
 
 
-def check_logout_clearing(responses: Sequence[Observed], cookie_name: str) -> CheckResult:
-    """Logging out should also delete the cookie (or send ``Clear-Site-Data``), not only end the session."""
+def check_logout_clearing(responses: Sequence[Observed], cookie_name: str, signed_in_value: str) -> CheckResult:
+    """Logging out should also take the ID out of the browser, not only end the session.
+
+    Deleting the cookie, ``Clear-Site-Data``, or setting the cookie to a new (anonymous)
+    value in place of ``signed_in_value`` all do: the signed-in ID is no longer there.
+    """
     item = "logout clears the cookie"
     for response in responses:
         cleared = response.cookie(cookie_name)
         if cleared is not None and cleared.clears:
             return CheckResult(item, Status.PASS, f"{response.method} {response.path} deletes it")
+        if cleared is not None and unquote(cleared.value) != unquote(signed_in_value):
+            return CheckResult(
+                item, Status.PASS, f"{response.method} {response.path} replaces the signed-in ID with a new one"
+            )
         clear_site = response.headers.get("clear-site-data", "").lower()
         if '"cookies"' in clear_site or '"*"' in clear_site:
             return CheckResult(item, Status.PASS, f"{response.method} {response.path} sends Clear-Site-Data")

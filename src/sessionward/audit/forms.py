@@ -22,6 +22,8 @@ from sessionward.audit.http import AuditError
 
 USER_FIELD_HINT = re.compile(r"user|login|e-?mail|name|account|ident|uid", re.IGNORECASE)
 NOT_USER_FIELD = re.compile(r"csrf|token|captcha|search|query|otp|code", re.IGNORECASE)
+CSRF_FIELD_HINT = re.compile(r"csrf|xsrf|authenticity|verificationtoken|^_?token$", re.IGNORECASE)
+"""Names of hidden anti-CSRF fields: Django, Spring, Rails, Flask-WTF, ASP.NET, Laravel, PHP's usual ``token``."""
 LOGOUT_HINT = re.compile(r"log[\s_-]*out|log[\s_-]*off|sign[\s_-]*out|sign[\s_-]*off|abmelden|d[ée]connexion", re.I)
 _TEXT_TYPES = frozenset(("text", "email", "tel", ""))
 _NEVER_SENT = frozenset(("submit", "button", "reset", "image", "file"))
@@ -347,6 +349,31 @@ def find_logout_form(forms: Sequence[Form]) -> Form | None:
         if LOGOUT_HINT.search(said) and not form.has_password:
             return form
     return None
+
+
+def form_to(forms: Sequence[Form], url: str) -> Form | None:
+    """The first form without a password field that is submitted to ``url``'s path."""
+    path = urlsplit(url).path
+    return next((f for f in forms if urlsplit(f.action).path == path and not f.has_password), None)
+
+
+def csrf_fields(forms: Sequence[Form]) -> list[tuple[str, str]]:
+    """The hidden anti-CSRF token fields of ``forms`` (the first of each name).
+
+    Sent along with a POST that no form of the page offers (an explicit logout URL): a
+    site's token is usually valid for the whole session, whatever form carried it.
+    """
+    found: dict[str, str] = {}
+    for form in forms:
+        for control in form.controls:
+            if control.type == "hidden" and control.name and CSRF_FIELD_HINT.search(control.name):
+                found.setdefault(control.name, control.value)
+    return list(found.items())
+
+
+def has_csrf_field(form: Form) -> bool:
+    """Whether ``form`` carries a hidden anti-CSRF token field."""
+    return bool(csrf_fields([form]))
 
 
 def find_logout_link(html: str, page_url: str) -> str | None:

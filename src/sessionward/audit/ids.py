@@ -95,7 +95,8 @@ def check_ids(
             )
         )
     finding = independence(bits, rate)
-    results.append(CheckResult(ID_ITEMS[3], Status.PASS if finding.passed else Status.FAIL, finding.detail))
+    verdict = Status.SKIP if finding.skipped else Status.PASS if finding.passed else Status.FAIL
+    results.append(CheckResult(ID_ITEMS[3], verdict, finding.detail))
     return IdFindings(sample, bits, results)
 
 
@@ -183,11 +184,13 @@ def name_in_ids(ids: Sequence[str], username: str, bits: IdBits, rate: float = F
     """
     hits = sum(1 for i in ids if holds_name(i, username, bits.encoding))
     where = f"{len(ids)} ID{'s' if len(ids) != 1 else ''} issued at login"
+    false_alarm = f"false-alarm rate ≤ {rate_text(rate)} per run"
     if hits == 0:
-        return CheckResult(USER_DATA_ITEM, Status.PASS, f"the user name {username!r} is in none of the {where}")
+        return CheckResult(
+            USER_DATA_ITEM, Status.PASS, f"the user name {username!r} is in none of the {where} ({false_alarm})"
+        )
     chance = name_chance(username, max(len(i) for i in ids), bits)
     threshold = binomial_upper_threshold(len(ids), chance, rate)
-    false_alarm = f"false-alarm rate ≤ {rate_text(rate)} per run"
     if threshold is None:
         return CheckResult(
             USER_DATA_ITEM,

@@ -14,7 +14,11 @@ what the site did: a new or changed cookie, or a redirect away from the login pa
 without the login form coming back.
 
 Out again: a logout form or link on the page the login landed on (with its CSRF token),
-or a POST (then a GET) to ``--logout-path``.
+or ``--logout-path``: the landing page's form that posts there, else a POST there with
+the page's CSRF token fields, else the logout page's own (confirmation) form or a GET.
+Every logout carries the page's ``Referer`` and ``Origin``. A logout the site refuses (a
+4xx or 5xx answer) is no logout: :class:`LogoutError` says so, and the logout checks
+are skipped rather than judged on a session that was never ended.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from urllib.parse import urlencode, urlsplit
 
 from sessionward.audit.checks import Observed
 from sessionward.audit.forms import (
+    Form,
     FormError,
+    csrf_fields,
     find_logout_form,
     find_logout_link,
+    form_to,
+    has_csrf_field,
     has_password_form,
     login_fields,
     parse_forms,
@@ -41,7 +49,7 @@ DEFAULT_LOGOUT_PATH = "/api/logout"
 
 
 class LogoutError(AuditError):
-    """No way to log out was found."""
+    """No way to log out was found, or the site refused the logout."""
 
 
 class LoginVia(StrEnum):
@@ -203,30 +211,85 @@ class SignIn:
         return False, f"{where} changed no cookie and led nowhere: give --check-url to tell whether it worked"
 
     async def logout(self, login: LoginResult) -> list[Observed]:
-        """Log out the session ``login`` made, as its user would; return the answers."""
+        """Log out the session ``login`` made, as its user would; return the answers.
+
+        Every logout request carries the page's ``Referer`` and ``Origin``, and a form is
+        submitted with its hidden fields (its CSRF token), as a browser sends them.
+
+        Raises:
+            LogoutError: No way to log out was found, or the site refused the logout (a
+                4xx or 5xx answer): the session was left as it was, and there is no
+                logout to judge.
+        """
         jar = login.jar.copy()
         path = self.credentials.logout_path
-        if self.via is LoginVia.JSON or path is not None:
-            target = path or DEFAULT_LOGOUT_PATH
-            answers = await self.fetcher.browse("POST", target, jar)
-            if answers[0].status in (404, 405) and self.via is not LoginVia.JSON:
-                answers = await self.fetcher.browse("GET", target, jar)
-            return answers
         landing = login.landing
-        if landing is not None:
-            form = find_logout_form(parse_forms(landing.body, landing.url))
-            if form is not None:
-                if form.method == "GET":
-                    target = f"{form.action.split('?', 1)[0]}?{urlencode(form.fields())}"
-                    return await self.fetcher.browse("GET", target, jar, referer=landing.url)
-                return await self.fetcher.browse("POST", form.action, jar, form=form.fields(), referer=landing.url)
-            link = find_logout_link(landing.body, landing.url)
-            if link is not None:
-                return await self.fetcher.browse("GET", link, jar, referer=landing.url)
-        answers = await self.fetcher.browse("POST", DEFAULT_LOGOUT_PATH, jar)
+        page = landing.url if landing is not None and landing.url else self.fetcher.url("")
+        forms = parse_forms(landing.body, page) if landing is not None else []
+        if self.via is LoginVia.JSON:
+            return _accepted(await self.fetcher.browse("POST", path or DEFAULT_LOGOUT_PATH, jar, referer=page))
+        if path is not None:
+            return await self._logout_at(path, jar, forms, page)
+        form = find_logout_form(forms)
+        if form is not None:
+            return _accepted(await self._submit(form, jar, page))
+        link = find_logout_link(landing.body, page) if landing is not None else None
+        if link is not None:
+            return _accepted(await self.fetcher.browse("GET", link, jar, referer=page))
+        answers = await self.fetcher.browse("POST", DEFAULT_LOGOUT_PATH, jar, referer=page)
         if answers[0].status in (404, 405):
             raise LogoutError(
                 "no logout form or link on the page the login led to, and nothing at "
                 f"{DEFAULT_LOGOUT_PATH}: set --logout-path"
             )
+        return _accepted(answers)
+
+    async def _logout_at(self, path: str, jar: Jar, forms: list[Form], page: str) -> list[Observed]:
+        """Log out at ``--logout-path``, the way the site's own pages do.
+
+        A form of the page the login led to that posts there is submitted; else a POST
+        goes there with the page's CSRF token fields; if that is refused, the logout page
+        is fetched and the form it shows (a confirmation) submitted, and where POST is not
+        allowed at all (404, 405), fetching the page is the logout.
+        """
+        form = form_to(forms, self.fetcher.url(path))
+        if form is not None:
+            return _accepted(await self._submit(form, jar, page))
+        posted = await self.fetcher.browse("POST", path, jar, form=csrf_fields(forms) or None, referer=page)
+        if posted[0].status < 400:
+            return posted
+        fetched = await self.fetcher.browse("GET", path, jar, referer=page)
+        shown = fetched[0]
+        if shown.ok:
+            offered = parse_forms(shown.body, shown.url)
+            confirm = (
+                form_to(offered, shown.url)
+                or find_logout_form(offered)
+                or next((f for f in offered if f.method == "POST" and has_csrf_field(f) and not f.has_password), None)
+            )
+            if confirm is not None:
+                return [*fetched, *_accepted(await self._submit(confirm, jar, shown.url))]
+        # A GET is the logout only where POST is not allowed at all; a refused POST stays refused.
+        return _accepted(fetched if posted[0].status in (404, 405) else posted)
+
+    async def _submit(self, form: Form, jar: Jar, page: str) -> list[Observed]:
+        """Submit ``form`` (found on ``page``) with its own fields, as a browser does."""
+        if form.method == "GET":
+            target = f"{form.action.split('?', 1)[0]}?{urlencode(form.fields())}"
+            return await self.fetcher.browse("GET", target, jar, referer=page)
+        return await self.fetcher.browse("POST", form.action, jar, form=form.fields(), referer=page)
+
+
+def _accepted(answers: list[Observed]) -> list[Observed]:
+    """``answers`` to a logout request, unless the site refused it (then :class:`LogoutError`)."""
+    answer = answers[0]
+    if answer.status < 400:
         return answers
+    where = f"{answer.method} {answer.path}"
+    if answer.status in (404, 405):
+        raise LogoutError(f"no logout at {where} (it answered {answer.status}): set --logout-path")
+    outcome = "refused" if answer.status < 500 else "failed"
+    raise LogoutError(
+        f"the logout was {outcome} ({answer.status}): {where} answered {answer.status}, so whether logging out "
+        "ends the session could not be tested; check --logout-path"
+    )

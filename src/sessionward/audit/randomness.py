@@ -94,10 +94,18 @@ class IdBits:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """The verdict of one statistical test."""
+    """The verdict of one statistical test.
+
+    Attributes:
+        passed: Whether the sample passed.
+        detail: What was measured, for the report.
+        skipped: The sample cannot support the test (too few IDs or bits for any outcome
+            to stand out from chance): there is no verdict, and ``passed`` is false.
+    """
 
     passed: bool
     detail: str
+    skipped: bool = False
 
 
 _HEX_ALPHABET = "0123456789abcdefABCDEF"
@@ -281,9 +289,17 @@ def independence_of(values: Sequence[int], width: int, rate: float = FALSE_ALARM
     probability ``2**(1-n)``. The rate is shared by the union bound: 40 % to the closest
     pair, 40 % to the average, 20 % to the fixed positions (which are only looked for
     when there are enough IDs to tell one from chance).
+
+    When no outcome could fail at that rate (no bits to compare: IDs of a few digits,
+    whose top bits are dropped as biased; or too few IDs of too few bits), the finding
+    is *skipped*: such IDs are judged by their length, not called dependent.
     """
-    if len(values) < 2 or width < 1:
-        return Finding(False, "too few bits in the IDs to compare them (they are too short)")
+    if len(values) < 2:
+        return Finding(False, "fewer than two IDs to compare", skipped=True)
+    if width < 1:
+        return Finding(
+            False, "the IDs are too short to test: no bits of them can be compared (see their length)", skipped=True
+        )
     pairs = len(values) - 1
     differences = [(a ^ b).bit_count() for a, b in pairwise(values)]
     closest = min(differences)
@@ -292,6 +308,14 @@ def independence_of(values: Sequence[int], width: int, rate: float = FALSE_ALARM
     low_total, high_total = fair_coin_bounds(pairs * width, 0.4 * rate)
     chance = f"false-alarm rate ≤ {rate_text(rate)} per run"
     total = sum(differences)
+    fixed_rate = width * 2.0 ** (1 - len(values))
+    if least <= 0 and low_total <= 0 and high_total >= pairs * width and fixed_rate > 0.2 * rate:
+        return Finding(
+            False,
+            f"{len(values)} IDs of {width} bits are too few to tell related IDs from chance "
+            f"({chance}; see their length)",
+            skipped=True,
+        )
     beyond_chance = not low_total <= total <= high_total
     if closest < least or (beyond_chance and abs(mean - 0.5) > PRACTICAL_BIAS):
         return Finding(
@@ -299,7 +323,6 @@ def independence_of(values: Sequence[int], width: int, rate: float = FALSE_ALARM
             f"consecutive IDs differ in {mean:.0%} of their bits on average (closest pair: {closest} of {width}); "
             f"random IDs differ in about 50% ({chance})",
         )
-    fixed_rate = width * 2.0 ** (1 - len(values))
     if fixed_rate <= 0.2 * rate:
         all_ones = all_zeros = (1 << width) - 1
         for value in values:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sessionward.audit.checks import CheckResult, Status
 from sessionward.audit.login import DEFAULT_LOGIN_PATH, Credentials, LoginVia
+
+if TYPE_CHECKING:
+    from sessionward.audit.browser import BrowserStorage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +37,9 @@ class AuditOptions:
         login_form: A CSS-like selector for the login form (``#login``, ``[action$=login]``).
         user_field: The login form's user name field, when guessing it is not wanted.
         password_field: Its password field.
+        browser: Sign in and out through the login page in headless Chromium
+            (:mod:`sessionward.audit.browser`, the ``browser`` extra) instead of over HTTP.
+        browser_path: The Chromium executable (``None``: ``/usr/bin/chromium``).
     """
 
     url: str
@@ -51,6 +58,8 @@ class AuditOptions:
     login_form: str | None = None
     user_field: str | None = None
     password_field: str | None = None
+    browser: bool = False
+    browser_path: str | None = None
 
     @property
     def has_credentials(self) -> bool:
@@ -82,10 +91,14 @@ class AuditReport:
     cookie_name: str | None = None
     sample_size: int = 0
     sample_source: str | None = None
+    sample_stop: str | None = None
+    """Why sampling ended before the tests had their bits (the site stopped issuing cookies), if it did."""
     encoding: str | None = None
     cookie_format: str | None = None
     login: str | None = None
     checks: list[CheckResult] = field(default_factory=list)
+    browser: BrowserStorage | None = None
+    """What the browser stored, when it signed in (``--browser``)."""
 
     @property
     def failed(self) -> bool:
@@ -103,9 +116,11 @@ class AuditReport:
             "cookie_name": self.cookie_name,
             "sample_size": self.sample_size,
             "sample_source": self.sample_source,
+            "sample_stop": self.sample_stop,
             "encoding": self.encoding,
             "cookie_format": self.cookie_format,
             "login": self.login,
             "failed": self.failed,
             "checks": [{"item": c.item, "status": c.status.value, "detail": c.detail} for c in self.checks],
+            "browser": self.browser.as_dict() if self.browser is not None else None,
         }

@@ -31,12 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import orjson
 
 from sessionward.audit.checks import (
+    CheckResult,
     Observed,
     SetCookie,
     Status,
@@ -53,11 +56,14 @@ from sessionward.audit.checks import (
 )
 from sessionward.audit.forms import has_password_form
 from sessionward.audit.http import MAX_BODY_BYTES, AuditDeadlineError, AuditError, Fetcher, Jar
-from sessionward.audit.ids import check_ids
+from sessionward.audit.ids import ID_ITEMS, check_ids
 from sessionward.audit.login import LoginResult, LoginVia, LogoutError, SignIn
 from sessionward.audit.randomness import FIPS_BITS, id_bits
 from sessionward.audit.report import AuditOptions, AuditReport
 from sessionward.audit.values import ValueKind, forge_value, read_cookie_value, read_sample
+
+if TYPE_CHECKING:
+    from sessionward.audit.browser import BrowserSignIn
 
 __all__ = ["MAX_BODY_BYTES", "AuditError", "AuditOptions", "AuditReport", "SiteAuditor", "run_audit"]
 
@@ -113,6 +119,14 @@ class SiteAuditor:
         credentials = options.credentials()
         judge = self._signed_in_by_check_url if options.auth_path else None
         self.signin = SignIn(self.fetcher, credentials, judge=judge) if credentials else None
+        self.browser: BrowserSignIn | None = None
+        if credentials is not None and options.browser:
+            from sessionward.audit.browser import BrowserSignIn, default_chromium  # Playwright only when asked for
+
+            chromium = options.browser_path or default_chromium() or "/usr/bin/chromium"
+            self.signin = self.browser = BrowserSignIn(
+                self.fetcher, credentials, judge=judge, chromium=chromium, verify_tls=options.verify_tls
+            )
         self.cookie_name = options.cookie_name
         self.login_values: list[str] = []
         self.session_answers: list[Observed] = []
@@ -125,8 +139,12 @@ class SiteAuditor:
         return self.fetcher.seen
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self.client.aclose()
+        """Close the HTTP client (and the browser, with ``--browser``)."""
+        try:
+            if self.browser is not None:
+                await self.browser.aclose()
+        finally:
+            await self.client.aclose()
 
     # -- probes ------------------------------------------------------------------------------
 
@@ -193,6 +211,12 @@ class SiteAuditor:
             session = self._session_cookie(first.answers)
         else:
             session = self._session_cookie(pre_login)
+        if self.browser is not None:
+            report.browser = self.browser.stored
+            report.checks.extend(self.browser.checks(session))
+            if session is not None and first is not None and session.name not in first.jar.cookies:
+                report.checks.extend(check_security_headers(home, self.https))
+                return  # the browser refused the session cookie: a browser has no session to test
         if session is None:
             where = "at login" if first is not None else "by the home page (pass --username/--password to log in)"
             report.add(
@@ -229,7 +253,9 @@ class SiteAuditor:
         findings = check_ids(values, self.options.username, login_values=login_values or None)
         report.encoding = findings.bits.encoding if findings.bits else None
         report.cookie_format = findings.sample.format.described if findings.sample else None
-        report.checks.extend(findings.results)
+        id_sample = findings.sample is None or findings.sample.kind is ValueKind.ID
+        stop = report.sample_stop if id_sample else None
+        report.checks.extend(_noting(r, stop) for r in findings.results)
         known = [*values, *(c.value for r in self.seen for c in r.cookies if c.name == name and c.value)]
         known += [i for i in (read_cookie_value(v).session_id for v in known) if i]
         report.checks.append(check_ids_in_urls(self.seen, known, name))
@@ -302,7 +328,7 @@ class SiteAuditor:
             report.add(
                 _LOGIN_ITEMS[3], Status.PASS, "the old cookie, replayed from another client after logout, is dead"
             )
-        report.checks.append(check_logout_clearing(answers, name))
+        report.checks.append(check_logout_clearing(answers, name, login_value))
 
     async def _find_probe(self, name: str, value: str, login: LoginResult) -> str | None:
         """A page that answers the live session as signed in and a visitor without it as not."""
@@ -392,8 +418,9 @@ class SiteAuditor:
         values: list[str] = []
         try:
             while len(values) < self.options.max_samples:
-                value = await self._fresh_value(name, source)
+                value, missing = await self._fresh_value(name, source, len(values) + 1)
                 if not value:
+                    report.sample_stop = f"{missing}; sampled {len(values)} IDs"
                     break
                 values.append(value)
                 if len(values) >= 2 and _enough(values):
@@ -403,17 +430,32 @@ class SiteAuditor:
         report.sample_size = len(values)
         return values
 
-    async def _fresh_value(self, name: str, source: Observed | None) -> str | None:
+    async def _fresh_value(self, name: str, source: Observed | None, number: int) -> tuple[str | None, str]:
+        """The ``number``-th fresh session cookie value, or ``None`` and why the site gave none."""
         if source is not None:
-            cookie = (await self.fetcher.fetch("GET", source.target)).cookie(name)
-            return cookie.value if cookie is not None and not cookie.clears else None
+            answer = await self.fetcher.fetch("GET", source.target)
+            cookie = answer.cookie(name)
+            if cookie is not None and not cookie.clears and cookie.value:
+                return cookie.value, ""
+            return None, (
+                f"the site issued no new cookie at request {number} (GET {answer.path} answered {answer.status})"
+            )
         if self.signin is None:
-            return None
+            return None, "no page issues sessions and there is no account to log in with"
         result = await self.signin.login()
-        if not result.ok:
-            return None  # e.g. a login rate limit: judge what was collected
+        if not result.ok:  # e.g. a login rate limit: judge what was collected
+            status = f" (it answered {result.landing.status})" if result.landing is not None else ""
+            return None, f"login {number} failed{status}"
         await self._logout_quietly(result)
-        return result.jar.cookies.get(name)
+        value = result.jar.cookies.get(name)
+        return value, "" if value else f"login {number} issued no session cookie"
+
+
+def _noting(result: CheckResult, stop: str | None) -> CheckResult:
+    """``result``, with why the sample ended early added when it is an ID check skipped for want of IDs."""
+    if stop is None or result.status is not Status.SKIP or result.item not in ID_ITEMS:
+        return result
+    return replace(result, detail=f"{result.detail} ({stop})")
 
 
 def _enough(values: list[str]) -> bool:

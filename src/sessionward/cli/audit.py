@@ -13,13 +13,20 @@ non-printable character as ``\\uXXXX``.
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from sessionward.cli.common import json_for_terminal, terminal_text
+from sessionward.core.errors import ConfigError
 from sessionward.core.extras import needs_extra
+
+if TYPE_CHECKING:
+    from sessionward.audit.browser import BrowserStorage
 
 _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -65,6 +72,18 @@ _STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 )
 @click.option(
     "--password-field", default=None, metavar="NAME", help="The login form's password field (guessed if omitted)."
+)
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Sign in and out through the login page in headless Chromium, for logins that need JavaScript; the "
+    "probes stay plain HTTP, and the report adds what the browser stored. Needs -u/-p and the browser extra.",
+)
+@click.option(
+    "--browser-path",
+    default=None,
+    metavar="PATH",
+    help="The Chromium executable for --browser (implies it) [default: /usr/bin/chromium, else chromium on PATH].",
 )
 @click.option(
     "--logout-path",
@@ -118,6 +137,8 @@ def audit(
     login_form: str | None,
     user_field: str | None,
     password_field: str | None,
+    browser: bool,
+    browser_path: str | None,
     logout_path: str | None,
     auth_path: str | None,
     cookie_name: str | None,
@@ -131,7 +152,8 @@ def audit(
 
     Without an account it checks the cookie, its ID and strict mode on pages that start
     anonymous sessions; with one (-u/-p) it signs in, by JSON or the site's login form,
-    and checks fixation, logout and IDs in URLs too.
+    and checks fixation, logout and IDs in URLs too. With --browser the login form is
+    filled and submitted in headless Chromium, for sites whose login needs JavaScript.
     """
     # httpx is imported here: only this verb needs an HTTP client.
     with needs_extra("audit", "sessionward audit"):
@@ -140,6 +162,9 @@ def audit(
         from sessionward.audit.site import AuditOptions, SiteAuditor, run_audit
     if (username is None) != (password is None):
         raise click.UsageError("give both --username and --password, or neither")
+    browser = browser or browser_path is not None
+    if browser:
+        browser_path = _chromium(browser_path, signs_in=username is not None, login_via=login_via)
     paths = {
         "--login-path": login_path,
         "--login-page": login_page,
@@ -171,6 +196,8 @@ def audit(
         login_form=login_form,
         user_field=user_field,
         password_field=password_field,
+        browser=browser,
+        browser_path=browser_path,
     )
     try:
         auditor = SiteAuditor(options)
@@ -203,5 +230,44 @@ def audit(
                 f"Checks: {counts['pass']} pass, {counts['fail']} fail, {counts['warn']} warn, {counts['skip']} skip."
             )
         )
+        if report.browser is not None:
+            _print_browser(console, report.browser)
     if report.failed:
         ctx.exit(1)
+
+
+def _chromium(path: str | None, *, signs_in: bool, login_via: str) -> str:
+    """The Chromium for ``--browser``, once Playwright and the executable are known to be there."""
+    if not signs_in:
+        raise click.UsageError("--browser signs in through the login page: give --username and --password")
+    if login_via == "json":
+        raise click.UsageError("--browser signs in through the login page's form, not with --login-via json")
+    with needs_extra("browser", "sessionward audit --browser", setting="--browser"):
+        from sessionward.audit.browser import DEFAULT_CHROMIUM, default_chromium
+    found = path or default_chromium()
+    if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+        raise ConfigError(
+            "--browser-path",
+            f"no Chromium at {found or DEFAULT_CHROMIUM}: install Debian's chromium (apt-get install chromium) "
+            "or give the executable with --browser-path PATH",
+        )
+    return found
+
+
+def _print_browser(console: Console, stored: BrowserStorage) -> None:
+    """What the browser kept for the site: its cookies as stored, the refused ones, its Web Storage keys."""
+    table = Table(title="what Chromium stored for the site after signing in")
+    table.add_column("cookie")
+    table.add_column("as the browser kept it", overflow="fold")
+    for cookie in stored.cookies:
+        table.add_row(terminal_text(cookie.name), terminal_text(cookie.attributes()))
+    for refused in stored.refused:
+        table.add_row(terminal_text(refused), Text("REFUSED", style=_STYLES["fail"]))
+    console.print(table)
+    for area in ("localStorage", "sessionStorage"):
+        keys = [k for k in stored.keys if k.area == area]
+        listed = [f"{k.key} ({k.length} chars{', looks like a token' if k.token else ''})" for k in keys]
+        console.print(terminal_text(f"{area}: {', '.join(listed) or 'empty'}"))
+    if stored.after_logout is not None:
+        kept = ", ".join(stored.after_logout) or "none"
+        console.print(terminal_text(f"cookies the browser still held with their signed-in values after logout: {kept}"))
