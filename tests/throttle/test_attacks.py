@@ -105,6 +105,24 @@ async def test_password_spraying_from_one_ip_is_throttled_per_network(
         assert (await attempt(neighbour, "alice", RIGHT)).status_code == 200
 
 
+async def test_counter_flooding_with_a_new_user_name_per_attempt_is_bounded_by_the_network_allowance(
+    throttle_store: SessionStore, clock: ManualClock
+) -> None:
+    # Each attempt under a new name would be a new account counter in the shared store:
+    # once the client's network must wait, its attempts are refused before that.
+    policy = LoginThrottlePolicy(max_attempts_per_ip=20)
+    app, book, _ = throttled_app(throttle_store, clock, policy)
+    before = (await throttle_store.stats(clock())).counters
+    async with browser(app, "203.0.113.50") as attacker:
+        statuses = Counter([(await attempt(attacker, f"name{i}", "x")).status_code for i in range(200)])
+    added = (await throttle_store.stats(clock())).counters - before
+    print(f"200 new user names from one IP: {dict(statuses)}, counters added: {added}")
+    assert statuses == {401: 20, 429: 180}
+    assert book.checked == 20
+    # 20 account counters, the network's counter and its gate: not one per attempt.
+    assert added <= 20 + 2, added
+
+
 async def test_an_attacker_cannot_lock_a_user_out_longer_than_the_maximum_delay(
     throttle_store: SessionStore, clock: ManualClock
 ) -> None:

@@ -80,11 +80,13 @@ class LoginThrottle:
         policy = manager.policy.login_throttle
         now = manager.clock()
         counted = []
+        # One subject at a time, the network first: an attempt its network must wait for
+        # is refused before the account is counted, so a client trying a new user name each
+        # time leaves at most its network's allowance of account counters in the store.
         for subject in throttling.subjects(policy, username, client):
             with manager.store_call:
                 hits = manager.store.count_hit(subject.counter, policy.window_s, now)
             counted.append((subject, hits))
-        for subject, hits in counted:
             if subject.is_free(hits):
                 continue
             if subject.kind == "network" and hits.count == subject.threshold:

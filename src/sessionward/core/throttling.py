@@ -98,13 +98,11 @@ def subjects(policy: LoginThrottlePolicy, username: str, client: ClientInfo) -> 
     in front whose forwarded addresses are not trusted (``SESSIONWARD_TRUSTED_PROXIES``):
     counting it would throttle every user behind that proxy together, so only the
     accounts are counted for it.
+
+    The network comes first: an attempt is checked against it before the account is
+    counted, so that attempts refused for their network leave no account counter behind.
     """
     found: list[Subject] = []
-    if policy.max_failures:
-        key = account_key(username)
-        found.append(
-            Subject("account", counter_name(ACCOUNT_COUNTER, key), counter_name(ACCOUNT_GATE, key), policy.max_failures)
-        )
     if policy.max_attempts_per_ip and client.ip and not _is_loopback(client.ip):
         network = network_of(client.ip, IPV4_PREFIX, IPV6_PREFIX)
         found.append(
@@ -114,6 +112,11 @@ def subjects(policy: LoginThrottlePolicy, username: str, client: ClientInfo) -> 
                 counter_name(NETWORK_GATE, network),
                 policy.max_attempts_per_ip,
             )
+        )
+    if policy.max_failures:
+        key = account_key(username)
+        found.append(
+            Subject("account", counter_name(ACCOUNT_COUNTER, key), counter_name(ACCOUNT_GATE, key), policy.max_failures)
         )
     return found
 
