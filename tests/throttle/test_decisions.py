@@ -39,9 +39,10 @@ def test_a_gate_lets_the_first_hit_of_its_window_through_and_tells_the_others_ho
 def test_user_names_differing_in_case_share_a_counter_and_no_name_or_ip_is_in_clear() -> None:
     policy = LoginThrottlePolicy()
     alice = subjects(policy, "Alice", ClientInfo(ip="198.51.100.7"))
-    assert [s.kind for s in alice] == ["account", "network"]
-    assert alice[0].counter == subjects(policy, "ALICE", ClientInfo())[0].counter
-    assert alice[0].counter != subjects(policy, "bob", ClientInfo())[0].counter
+    # The network first: an attempt it must wait for is refused before the account is counted.
+    assert [s.kind for s in alice] == ["network", "account"]
+    assert alice[1].counter == subjects(policy, "ALICE", ClientInfo())[0].counter
+    assert alice[1].counter != subjects(policy, "bob", ClientInfo())[0].counter
     for subject in alice:
         assert len(subject.counter) == len(subject.gate) == 64
         assert set(subject.counter + subject.gate) <= set("0123456789abcdef")  # digests only
@@ -49,9 +50,10 @@ def test_user_names_differing_in_case_share_a_counter_and_no_name_or_ip_is_in_cl
 
 def test_an_ipv6_client_is_counted_by_its_64_and_an_unknown_ip_not_per_network() -> None:
     policy = LoginThrottlePolicy()
-    one = subjects(policy, "alice", ClientInfo(ip="2001:db8:1:2::1"))[1]
-    same = subjects(policy, "alice", ClientInfo(ip="2001:db8:1:2:ffff::9"))[1]
-    other = subjects(policy, "alice", ClientInfo(ip="2001:db8:1:3::1"))[1]
+    one = subjects(policy, "alice", ClientInfo(ip="2001:db8:1:2::1"))[0]
+    same = subjects(policy, "alice", ClientInfo(ip="2001:db8:1:2:ffff::9"))[0]
+    other = subjects(policy, "alice", ClientInfo(ip="2001:db8:1:3::1"))[0]
+    assert one.kind == "network"
     assert one.counter == same.counter != other.counter
     assert [s.kind for s in subjects(policy, "alice", ClientInfo(ip=None))] == ["account"]
     assert subjects(LoginThrottlePolicy(max_failures=0, max_attempts_per_ip=0), "alice", ClientInfo(ip="::1")) == []
@@ -113,6 +115,6 @@ def test_a_loopback_client_is_counted_per_account_only(ip: str) -> None:
 
     assert [subject.kind for subject in counted] == ["account"]
     assert [subject.kind for subject in subjects(LoginThrottlePolicy(), "alice", ClientInfo(ip="203.0.113.7"))] == [
-        "account",
         "network",
+        "account",
     ]
