@@ -80,7 +80,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SESSIONWARD_RENEWAL_INTERVAL", _SECONDS, ("timeouts.renewal_interval_s",)),
     Variable("SESSIONWARD_ROTATION_GRACE", _SECONDS, ("timeouts.rotation_grace_s",)),
     Variable("SESSIONWARD_TOUCH_INTERVAL", _SECONDS, ("timeouts.touch_interval_s",)),
-    Variable("SESSIONWARD_ANONYMOUS_IDLE_TIMEOUT", _SECONDS, ("timeouts.anonymous_idle_timeout_s",)),
+    Variable(
+        "SESSIONWARD_ANONYMOUS_IDLE_TIMEOUT",
+        "a positive number of seconds, at most the idle timeout",
+        ("timeouts.anonymous_idle_timeout_s",),
+    ),
     Variable("SESSIONWARD_MAX_SESSIONS", "a whole number, 0 for unlimited", ("login.max_sessions",)),
     Variable("SESSIONWARD_PREVENT_LOGIN", "true (first wins) or false (last wins)", ("login.prevent_login",)),
     Variable("SESSIONWARD_FIXATION", "change_id, migrate, new_session or none", ("login.fixation",)),
