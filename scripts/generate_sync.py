@@ -114,6 +114,45 @@ FILES = (
                 "unwaited_cleanup(self._transaction(work, read_only, single, progress))",
                 "self._transaction(work, read_only, single, progress)",
             ),
+            # The driver-level statements are asyncpg's; the blocking driver sends them the ordinary way.
+            (
+                """* On PostgreSQL with asyncpg (the default driver), a request's own statements (the read
+  of its session, a touch, a data write that finds its version) are sent on the driver's
+  own connection, taken from the same pool: SQLAlchemy's execution layer costs several
+  times the statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the
+  statement again the ordinary way.
+""",
+                "",
+            ),
+            (
+                """        # On asyncpg, a request's own statements skip SQLAlchemy's execution layer (see _sql_fast).
+        self._fast = FastPath.on(self._reader, self._q.load, self._q.touch, self._q.save_seen)
+""",
+                "",
+            ),
+            (
+                """        if self._fast is not None:
+            with contextlib.suppress(FastPathFailed):
+                row = self._fast.row(key, self.timeout_s)
+                return None if row is None else loaded(row, now)
+
+""",
+                "",
+            ),
+            (
+                """            if self._fast is not None:
+                with contextlib.suppress(FastPathFailed):
+                    return bool(self._fast.update(self._fast.touch, common, self.timeout_s))
+""",
+                "",
+            ),
+            (
+                """        if self._fast is not None:
+            with contextlib.suppress(FastPathFailed):
+                return bool(self._fast.update(self._fast.save_seen, values, self.timeout_s))
+""",
+                "",
+            ),
             # A sync connection runs schema functions directly.
             ("lambda connection: connection.run_sync(self.metadata.create_all)", "self.metadata.create_all"),
             ("lambda connection: connection.run_sync(self.metadata.drop_all)", "self.metadata.drop_all"),

@@ -9,7 +9,7 @@ against its type: the database's column types are no guarantee.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,18 +35,22 @@ from sessionward.core.records import (
 
 logger = logging.getLogger("sessionward")
 
-# Columns an establish overwrites on an existing row (all but the key and the version).
-ESTABLISHED_COLUMNS = (
+COLUMNS = (
+    "key",
     "handle",
     "user_id",
     "created_at",
     "last_access_at",
     "expires_at",
     "kept_until",
+    "version",
     "meta",
     "data",
     "tomb",
 )
+"""Every column of the sessions table (:func:`sessionward.stores._sql_dialects.tables`)."""
+# Columns an establish overwrites on an existing row (all but the key and the version).
+ESTABLISHED_COLUMNS = tuple(name for name in COLUMNS if name not in ("key", "version"))
 # Columns that turn a row into a tombstone (the handle too: a corrupt one is set right).
 BURIED_COLUMNS = ("tomb", "data", "meta", "user_id", "handle", "expires_at", "kept_until")
 # What a save writes besides the data: the metadata and its clocks.
@@ -88,7 +92,37 @@ def tomb_kept_until(tomb: Tombstone) -> float:
     return tomb.sealed_until if tomb.sealed_until is not None else tomb.expires_at
 
 
-def row_entry(row: sa.Row[Any]) -> Entry:
+class ColumnValues:
+    """A session row's columns by name, from a record of the driver itself.
+
+    What :class:`sqlalchemy.Row` gives by attribute, for a row read without SQLAlchemy
+    (:mod:`sessionward.stores._sql_fast`), so that both are checked by one decoder.
+    """
+
+    __slots__ = COLUMNS
+
+    key: str
+    handle: Any
+    user_id: Any
+    created_at: Any
+    last_access_at: Any
+    expires_at: Any
+    kept_until: Any
+    version: Any
+    meta: Any
+    data: Any
+    tomb: Any
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        for name in COLUMNS:
+            setattr(self, name, record[name])
+
+
+Row = sa.Row[Any] | ColumnValues
+"""A session row, read through SQLAlchemy or by the driver itself."""
+
+
+def row_entry(row: Row) -> Entry:
     """Decode a row, every column checked against its type; raise :class:`StoreError` if corrupt.
 
     The database's column types are no guarantee: SQLite keeps text in a REAL column,
@@ -170,7 +204,7 @@ def record_row(record: SessionRecord) -> dict[str, Any]:
     }
 
 
-def loaded(row: sa.Row[Any], now: float) -> Entry | None:
+def loaded(row: Row, now: float) -> Entry | None:
     """Return what a load at ``now`` finds in ``row``; raise :class:`StoreError` if corrupt."""
     entry = row_entry(row)
     if isinstance(entry, Tombstone):

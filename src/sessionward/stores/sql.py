@@ -59,6 +59,11 @@ Round trips:
   cut may or may not have happened and is not repeated: it is
   :class:`StoreUnavailableError`, never a write lost or made twice.
 * Statements are built once per store, with bound parameters.
+* On PostgreSQL with asyncpg (the default driver), a request's own statements (the read
+  of its session, a touch, a data write that finds its version) are sent on the driver's
+  own connection, taken from the same pool: SQLAlchemy's execution layer costs several
+  times the statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the
+  statement again the ordinary way.
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
@@ -71,6 +76,7 @@ for development) creates it then, once, and carries on. Dialect differences live
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -107,6 +113,7 @@ from sessionward.stores._sql_dialects import (
     open_engine,
     tables,
 )
+from sessionward.stores._sql_fast import FastPath, FastPathFailed
 from sessionward.stores._sql_rows import (
     decoded,
     expired,
@@ -182,6 +189,8 @@ class SqlStore(SessionStore):
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
         self._q = Statements(self.sql, self.sessions, self.locks, self.counters)
+        # On asyncpg, a request's own statements skip SQLAlchemy's execution layer (see _sql_fast).
+        self._fast = FastPath.on(self._reader, self._q.load, self._q.touch, self._q.save_seen)
 
     @classmethod
     def from_url(
@@ -329,6 +338,11 @@ class SqlStore(SessionStore):
     # Each read is one statement: it needs no transaction to see one consistent state.
 
     async def load(self, key: str, now: float) -> Entry | None:
+        if self._fast is not None:
+            with contextlib.suppress(FastPathFailed):
+                row = await self._fast.row(key, self.timeout_s)
+                return None if row is None else loaded(row, now)
+
         async def work(connection: AsyncConnection) -> Entry | None:
             row = (await connection.execute(self._q.load, {"p_key": key})).first()
             return None if row is None else loaded(row, now)
@@ -420,23 +434,17 @@ class SqlStore(SessionStore):
             "p_kept_until": update.kept_until,
         }
         if not update.touches_data:
+            if self._fast is not None:
+                with contextlib.suppress(FastPathFailed):
+                    return bool(await self._fast.update(self._fast.touch, common, self.timeout_s))
 
             async def touch(connection: AsyncConnection) -> bool:
                 return bool((await connection.execute(self._q.touch, common)).rowcount)
 
             return await self._run(touch, single=True)
 
-        if update.base_data is not None:
-            # The common case: nobody wrote since this request loaded, one statement.
-            seen = update.base_version
-            values = common | {"p_data": dumps(merged(update.base_data, update)).decode()}
-            values |= {"p_seen": seen, "p_version": seen + 1}
-
-            async def optimistic(connection: AsyncConnection) -> int:
-                return int((await connection.execute(self._q.save_seen, values)).rowcount)
-
-            if await self._run(optimistic, single=True):
-                return True
+        if update.base_data is not None and await self._save_seen(update.base_data, update, common):
+            return True  # the common case: nobody wrote since this request loaded, one statement
 
         async def locked(connection: AsyncConnection) -> bool:
             # Someone wrote in between: apply only this request's keys to what is there now.
@@ -451,6 +459,20 @@ class SqlStore(SessionStore):
             return True
 
         return await self._run(locked)
+
+    async def _save_seen(self, base_data: dict[str, Any], update: Update, common: dict[str, Any]) -> bool:
+        """Write the data if the row still has the version the request loaded; tell whether it did."""
+        seen = update.base_version
+        values = common | {"p_data": dumps(merged(base_data, update)).decode()}
+        values |= {"p_seen": seen, "p_version": seen + 1}
+        if self._fast is not None:
+            with contextlib.suppress(FastPathFailed):
+                return bool(await self._fast.update(self._fast.save_seen, values, self.timeout_s))
+
+        async def optimistic(connection: AsyncConnection) -> int:
+            return int((await connection.execute(self._q.save_seen, values)).rowcount)
+
+        return bool(await self._run(optimistic, single=True))
 
     async def establish(
         self,

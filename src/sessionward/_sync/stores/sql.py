@@ -426,17 +426,8 @@ class SqlStore(SessionStore):
 
             return self._run(touch, single=True)
 
-        if update.base_data is not None:
-            # The common case: nobody wrote since this request loaded, one statement.
-            seen = update.base_version
-            values = common | {"p_data": dumps(merged(update.base_data, update)).decode()}
-            values |= {"p_seen": seen, "p_version": seen + 1}
-
-            def optimistic(connection: Connection) -> int:
-                return int((connection.execute(self._q.save_seen, values)).rowcount)
-
-            if self._run(optimistic, single=True):
-                return True
+        if update.base_data is not None and self._save_seen(update.base_data, update, common):
+            return True  # the common case: nobody wrote since this request loaded, one statement
 
         def locked(connection: Connection) -> bool:
             # Someone wrote in between: apply only this request's keys to what is there now.
@@ -451,6 +442,17 @@ class SqlStore(SessionStore):
             return True
 
         return self._run(locked)
+
+    def _save_seen(self, base_data: dict[str, Any], update: Update, common: dict[str, Any]) -> bool:
+        """Write the data if the row still has the version the request loaded; tell whether it did."""
+        seen = update.base_version
+        values = common | {"p_data": dumps(merged(base_data, update)).decode()}
+        values |= {"p_seen": seen, "p_version": seen + 1}
+
+        def optimistic(connection: Connection) -> int:
+            return int((connection.execute(self._q.save_seen, values)).rowcount)
+
+        return bool(self._run(optimistic, single=True))
 
     def establish(
         self,

@@ -1,0 +1,257 @@
+"""The PostgreSQL store's request statements on asyncpg itself (``sessionward.stores._sql_fast``).
+
+The read, the touch and the version-guarded data write must do exactly what the ordinary
+path does, and whatever goes wrong on them must end as the ordinary path would end: a
+retry on a fresh connection, a missing schema named, an outage within the timeout, and
+never a connection left half-read in the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from msgspec.structs import replace
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from faults.targets import through, upstream_of
+from faults.tcp_proxy import TcpProxy
+from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
+from sessionward.core.records import Entry, SessionRecord, Tombstone, Update
+from sessionward.stores._sql_dialects import tables
+from sessionward.stores._sql_rows import COLUMNS
+from sessionward.stores.sql import SqlStore
+
+from .builders import NOW, make_record, make_tombstone, make_update
+
+pytestmark = pytest.mark.postgres
+
+
+@contextlib.contextmanager
+def ordinary(store: SqlStore) -> Iterator[None]:
+    """Send through SQLAlchemy for the duration (the path every other driver takes)."""
+    fast, store._fast = store._fast, None
+    try:
+        yield
+    finally:
+        store._fast = fast
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[SqlStore]:
+    opened = SqlStore.from_url(postgres_url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_")
+    await opened.setup()
+    try:
+        yield opened
+    finally:
+        await opened.drop()
+        await opened.close()
+
+
+async def both_ways(store: SqlStore, key: str, now: float) -> tuple[Entry | None, Entry | None]:
+    fast = await store.load(key, now)
+    with ordinary(store):
+        return fast, await store.load(key, now)
+
+
+async def test_only_asyncpg_takes_the_driver_path(postgres_url: str, tmp_path: Path) -> None:
+    assert SqlStore.from_url(postgres_url)._fast is not None
+    psycopg = create_async_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        assert SqlStore(psycopg)._fast is None
+    finally:
+        await psycopg.dispose()
+    assert SqlStore.from_url(f"sqlite:///{tmp_path / 'x.db'}")._fast is None
+
+
+def same(found: Entry | None, stored: SessionRecord) -> bool:
+    """Tell whether a load found ``stored`` (its retention reads back as its kept_until)."""
+    return isinstance(found, SessionRecord) and found == replace(stored, retain_until=stored.kept_until)
+
+
+async def test_the_driver_read_finds_what_the_ordinary_read_finds(store: SqlStore) -> None:
+    signed_in = make_record(user="alice", data={"cart": [1, 2.5, "é"], "n": None, "deep": {"a": {"b": True}}})
+    anonymous = make_record(data={})
+    ended = make_record(user="bob")
+    for record in (signed_in, anonymous, ended):
+        await store.establish(record)
+    await store.end(make_tombstone(ended.key, user="bob"))
+
+    fast, slow = await both_ways(store, signed_in.key, NOW + 1)
+    assert isinstance(fast, SessionRecord)
+    assert fast == slow
+    assert fast.data == signed_in.data
+    assert fast.meta == signed_in.meta
+
+    fast, slow = await both_ways(store, anonymous.key, NOW + 1)
+    assert same(fast, anonymous)
+    assert fast == slow
+
+    fast, slow = await both_ways(store, ended.key, NOW + 1)
+    assert isinstance(fast, Tombstone)
+    assert fast == slow
+
+    assert await both_ways(store, "0" * 64, NOW) == (None, None)
+    # Past its retention a record is not returned, either way.
+    assert await both_ways(store, anonymous.key, anonymous.kept_until + 1) == (None, None)
+
+
+async def test_the_driver_writes_do_what_the_ordinary_writes_do(store: SqlStore) -> None:
+    fast_one, slow_one = make_record(user="alice", data={"n": 1}), make_record(user="alice", data={"n": 1})
+    for record in (fast_one, slow_one):
+        await store.establish(record)
+
+    async def write_both(make: Callable[[SessionRecord], Update]) -> tuple[Entry | None, Entry | None]:
+        fast_loaded, slow_loaded = await store.load(fast_one.key, NOW + 1), await store.load(slow_one.key, NOW + 1)
+        assert isinstance(fast_loaded, SessionRecord)
+        assert isinstance(slow_loaded, SessionRecord)
+        assert await store.save(fast_one.key, make(fast_loaded)) is True
+        with ordinary(store):
+            assert await store.save(slow_one.key, make(slow_loaded)) is True
+        return await store.load(fast_one.key, NOW + 9), await store.load(slow_one.key, NOW + 9)
+
+    def unkeyed(entry: Entry | None) -> Entry | None:
+        return replace(entry, key="") if isinstance(entry, SessionRecord) else entry
+
+    # A touch of the idle clock: metadata and expiry only.
+    fast, slow = await write_both(lambda loaded: make_update(loaded, now=NOW + 5))
+    assert isinstance(fast, SessionRecord)
+    assert fast.meta.last_access_at == NOW + 5
+    assert unkeyed(fast) == unkeyed(slow)
+
+    # A data write that finds its version: one statement, the version moves by one.
+    fast, slow = await write_both(lambda loaded: make_update(loaded, set={"n": 2, "cart": [1]}, now=NOW + 6))
+    assert isinstance(fast, SessionRecord)
+    assert fast.data == {"n": 2, "cart": [1]}
+    assert fast.version == 1
+    assert unkeyed(fast) == unkeyed(slow)
+
+
+async def test_a_driver_write_that_lost_its_version_keeps_both_writers_keys(store: SqlStore) -> None:
+    record = make_record(data={"a": 0, "b": 0})
+    await store.establish(record)
+    first = await store.load(record.key, NOW + 1)
+    second = await store.load(record.key, NOW + 1)
+    assert isinstance(first, SessionRecord)
+    assert isinstance(second, SessionRecord)
+
+    assert await store.save(record.key, make_update(first, set={"a": 1}, now=NOW + 2)) is True
+    assert await store.save(record.key, make_update(second, set={"b": 2}, now=NOW + 3)) is True  # lost its version
+
+    after = await store.load(record.key, NOW + 4)
+    assert isinstance(after, SessionRecord)
+    assert after.data == {"a": 1, "b": 2}
+    assert after.version == 2
+
+
+async def test_a_driver_write_to_an_ended_session_brings_nothing_back(store: SqlStore) -> None:
+    record = make_record(user="alice", data={"n": 1})
+    await store.establish(record)
+    loaded_before = await store.load(record.key, NOW + 1)
+    assert isinstance(loaded_before, SessionRecord)
+    await store.end(make_tombstone(record.key, user="alice", now=NOW + 2))  # a logout in between
+
+    assert await store.save(record.key, make_update(loaded_before, now=NOW + 3)) is False
+    assert await store.save(record.key, make_update(loaded_before, set={"n": 2}, now=NOW + 3)) is False
+    assert isinstance(await store.load(record.key, NOW + 4), Tombstone)
+
+
+async def test_a_corrupt_row_read_on_the_driver_is_corrupt_as_on_the_ordinary_path(store: SqlStore) -> None:
+    record = make_record(user="alice")
+    await store.establish(record)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            sa.update(store.sessions).where(store.sessions.c.key == record.key).values(user_id="mallory")
+        )
+
+    with pytest.raises(StoreError, match="another user"):
+        await store.load(record.key, NOW + 1)
+    with ordinary(store), pytest.raises(StoreError, match="another user"):
+        await store.load(record.key, NOW + 1)
+
+
+async def test_a_missing_schema_on_the_driver_path_is_named_and_created_on_request(postgres_url: str) -> None:
+    prefix = f"sw_fast_{secrets.token_hex(4)}_"
+    bare = SqlStore.from_url(postgres_url, table_prefix=prefix)
+    try:
+        with pytest.raises(StoreSchemaMissingError):
+            await bare.load("0" * 64, NOW)
+    finally:
+        await bare.close()
+
+    creating = SqlStore.from_url(postgres_url, table_prefix=prefix, create_schema=True)
+    try:
+        assert await creating.load("0" * 64, NOW) is None
+        record = make_record()
+        await creating.establish(record)
+        assert same(await creating.load(record.key, NOW + 1), record)
+    finally:
+        await creating.drop()
+        await creating.close()
+
+
+@pytest.fixture
+async def proxied(postgres_url: str) -> AsyncIterator[tuple[SqlStore, TcpProxy]]:
+    with TcpProxy(*upstream_of(postgres_url)) as proxy:
+        opened = SqlStore.from_url(
+            through(postgres_url, proxy), table_prefix=f"sw_fast_{secrets.token_hex(4)}_", timeout_s=0.5
+        )
+        await opened.setup()
+        try:
+            yield opened, proxy
+        finally:
+            proxy.pass_traffic()
+            await opened.drop()
+            await opened.close()
+
+
+async def test_a_read_cut_at_its_deadline_leaves_no_half_read_connection_in_the_pool(
+    proxied: tuple[SqlStore, TcpProxy],
+) -> None:
+    store, proxy = proxied
+    alice, bob = make_record(user="alice", data={"who": "alice"}), make_record(user="bob", data={"who": "bob"})
+    await store.establish(alice)
+    await store.establish(bob)
+    assert same(await store.load(alice.key, NOW + 1), alice)  # a pooled connection, its statement prepared
+
+    proxy.blackhole()  # alice's next read goes out and its answer is held
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=r"did not answer within 0\.5 s"):
+        await store.load(alice.key, NOW + 1)
+    assert time.monotonic() - started < 1.5
+    proxy.pass_traffic()  # the held answer to alice's read now arrives, late
+
+    # Whatever connection each read now gets, it never carries that late answer.
+    for _ in range(5):
+        assert same(await store.load(bob.key, NOW + 1), bob)
+        assert same(await store.load(alice.key, NOW + 1), alice)
+    assert store.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_read_while_the_server_is_down_is_unavailable_and_service_resumes(
+    proxied: tuple[SqlStore, TcpProxy],
+) -> None:
+    store, proxy = proxied
+    record = make_record(data={"n": 1})
+    await store.establish(record)
+    assert same(await store.load(record.key, NOW + 1), record)
+
+    proxy.reset()
+    proxy.refuse()
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError):
+        await store.load(record.key, NOW + 1)
+    assert time.monotonic() - started < 1.5
+
+    proxy.pass_traffic()
+    assert same(await store.load(record.key, NOW + 1), record)
+
+
+def test_a_driver_row_has_every_column_of_the_table() -> None:
+    _, sessions, _ = tables("sw_")
+    assert tuple(column.name for column in sessions.columns) == COLUMNS
