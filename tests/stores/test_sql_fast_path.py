@@ -9,6 +9,7 @@ never a connection left half-read in the pool.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -99,6 +100,23 @@ async def test_the_driver_read_finds_what_the_ordinary_read_finds(store: SqlStor
     assert await both_ways(store, "0" * 64, NOW) == (None, None)
     # Past its retention a record is not returned, either way.
     assert await both_ways(store, anonymous.key, anonymous.kept_until + 1) == (None, None)
+
+
+async def test_connections_go_back_to_the_pool_without_a_reset_error(
+    store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The pool resets a returned connection with the adapter's rollback, which would need
+    # SQLAlchemy's greenlet if the adapter had a transaction open (aiosqlite's always
+    # awaits one: that driver keeps the ordinary path). asyncpg's has none to roll back.
+    record = make_record(data={"n": 1})
+    await store.establish(record)
+    with caplog.at_level(logging.DEBUG, logger="sqlalchemy.pool"):
+        for n in range(3):
+            loaded_now = await store.load(record.key, NOW + 1)
+            assert isinstance(loaded_now, SessionRecord)
+            assert await store.save(record.key, make_update(loaded_now, set={"n": n}, now=NOW + 2)) is True
+            assert await store.save(record.key, make_update(loaded_now, now=NOW + 3)) is True  # a touch
+    assert not [entry for entry in caplog.records if entry.levelno >= logging.WARNING], caplog.text
 
 
 async def test_the_driver_writes_do_what_the_ordinary_writes_do(store: SqlStore) -> None:
