@@ -114,19 +114,34 @@ FILES = (
                 "unwaited_cleanup(self._transaction(work, read_only, single, progress))",
                 "self._transaction(work, read_only, single, progress)",
             ),
-            # The driver-level statements are asyncpg's; the blocking driver sends them the ordinary way.
+            # The driver-level statements are asyncpg's and aiosqlite's; a blocking driver sends
+            # them the ordinary way.
             (
-                """* On PostgreSQL with asyncpg (the default driver), a request's own statements (the read
-  of its session, a touch, a data write that finds its version) are sent on the driver's
-  own connection, taken from the same pool: SQLAlchemy's execution layer costs several
-  times the statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the
-  statement again the ordinary way.
+                """* On PostgreSQL with asyncpg and on a SQLite file with aiosqlite (the default drivers), a
+  request's own statements (the read of its session, a touch, a data write that finds its
+  version) are sent on the driver's own connection (from the same pool on PostgreSQL, a
+  few of its own on SQLite): SQLAlchemy's execution layer costs several times the
+  statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the statement
+  again the ordinary way.
 """,
                 "",
             ),
             (
-                """        # On asyncpg, a request's own statements skip SQLAlchemy's execution layer (see _sql_fast).
-        self._fast = FastPath.on(self._reader, self._q.load, self._q.touch, self._q.save_seen)
+                """        # On asyncpg and aiosqlite, a request's own statements skip SQLAlchemy's execution layer.
+        self._fast = FastPath.on(
+            self._reader,
+            self._q.load,
+            self._q.touch,
+            self._q.save_seen,
+            write_gate=self._write_gate,
+            timeout_s=timeout_s,
+        )
+""",
+                "",
+            ),
+            (
+                """        if self._fast is not None:
+            self._fast.close()
 """,
                 "",
             ),

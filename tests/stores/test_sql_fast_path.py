@@ -1,16 +1,19 @@
-"""The PostgreSQL store's request statements on asyncpg itself (``sessionward.stores._sql_fast``).
+"""A SQL store's request statements on the driver itself (``sessionward.stores._sql_fast``).
 
-The read, the touch and the version-guarded data write must do exactly what the ordinary
-path does, and whatever goes wrong on them must end as the ordinary path would end: a
-retry on a fresh connection, a missing schema named, an outage within the timeout, and
-never a connection left half-read in the pool.
+On PostgreSQL with asyncpg and on a SQLite file with aiosqlite, the read, the touch and
+the version-guarded data write must do exactly what the ordinary path does, and whatever
+goes wrong on them must end as the ordinary path would end: a retry on a fresh
+connection, a missing schema named, an outage within the timeout, and never a connection
+left half-read in the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -25,12 +28,13 @@ from faults.tcp_proxy import TcpProxy
 from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.core.records import Entry, SessionRecord, Tombstone, Update
 from sessionward.stores._sql_dialects import tables
+from sessionward.stores._sql_fast import SQLITE_CONNECTIONS, AsyncpgPath, FastPathFailed, SqlitePath
 from sessionward.stores._sql_rows import COLUMNS
 from sessionward.stores.sql import SqlStore
 
 from .builders import NOW, make_record, make_tombstone, make_update
 
-pytestmark = pytest.mark.postgres
+DRIVERS = [pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"]
 
 
 @contextlib.contextmanager
@@ -43,9 +47,13 @@ def ordinary(store: SqlStore) -> Iterator[None]:
         store._fast = fast
 
 
-@pytest.fixture
-async def store(postgres_url: str) -> AsyncIterator[SqlStore]:
-    opened = SqlStore.from_url(postgres_url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_")
+@pytest.fixture(params=DRIVERS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        opened = SqlStore.from_url(url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_")
+    else:
+        opened = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}")
     await opened.setup()
     try:
         yield opened
@@ -60,14 +68,18 @@ async def both_ways(store: SqlStore, key: str, now: float) -> tuple[Entry | None
         return fast, await store.load(key, now)
 
 
-async def test_only_asyncpg_takes_the_driver_path(postgres_url: str, tmp_path: Path) -> None:
-    assert SqlStore.from_url(postgres_url)._fast is not None
+@pytest.mark.postgres
+async def test_asyncpg_and_a_sqlite_file_take_the_driver_path(postgres_url: str, tmp_path: Path) -> None:
+    assert isinstance(SqlStore.from_url(postgres_url)._fast, AsyncpgPath)
     psycopg = create_async_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         assert SqlStore(psycopg)._fast is None
     finally:
         await psycopg.dispose()
-    assert SqlStore.from_url(f"sqlite:///{tmp_path / 'x.db'}")._fast is None
+    assert isinstance(SqlStore.from_url(f"sqlite:///{tmp_path / 'x.db'}")._fast, SqlitePath)
+    # An in-memory database lives in its one pooled connection: nothing to share it with.
+    assert SqlStore.from_url("sqlite://")._fast is None
+    assert SqlStore.from_url("sqlite:///:memory:")._fast is None
 
 
 def same(found: Entry | None, stored: SessionRecord) -> bool:
@@ -102,12 +114,14 @@ async def test_the_driver_read_finds_what_the_ordinary_read_finds(store: SqlStor
     assert await both_ways(store, anonymous.key, anonymous.kept_until + 1) == (None, None)
 
 
+@pytest.mark.postgres
 async def test_connections_go_back_to_the_pool_without_a_reset_error(
-    store: SqlStore, caplog: pytest.LogCaptureFixture
+    postgres_store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    store = postgres_store
     # The pool resets a returned connection with the adapter's rollback, which would need
     # SQLAlchemy's greenlet if the adapter had a transaction open (aiosqlite's always
-    # awaits one: that driver keeps the ordinary path). asyncpg's has none to roll back.
+    # awaits one: that driver's path keeps connections of its own). asyncpg's has none.
     record = make_record(data={"n": 1})
     await store.establish(record)
     with caplog.at_level(logging.DEBUG, logger="sqlalchemy.pool"):
@@ -193,16 +207,24 @@ async def test_a_corrupt_row_read_on_the_driver_is_corrupt_as_on_the_ordinary_pa
         await store.load(record.key, NOW + 1)
 
 
-async def test_a_missing_schema_on_the_driver_path_is_named_and_created_on_request(postgres_url: str) -> None:
+@pytest.mark.parametrize("driver", DRIVERS)
+async def test_a_missing_schema_on_the_driver_path_is_named_and_created_on_request(
+    driver: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     prefix = f"sw_fast_{secrets.token_hex(4)}_"
-    bare = SqlStore.from_url(postgres_url, table_prefix=prefix)
+    if driver == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'sessions.db'}"
+        sqlite3.connect(tmp_path / "sessions.db").close()  # the file, without the schema
+    bare = SqlStore.from_url(url, table_prefix=prefix)
     try:
         with pytest.raises(StoreSchemaMissingError):
             await bare.load("0" * 64, NOW)
     finally:
         await bare.close()
 
-    creating = SqlStore.from_url(postgres_url, table_prefix=prefix, create_schema=True)
+    creating = SqlStore.from_url(url, table_prefix=prefix, create_schema=True)
     try:
         assert await creating.load("0" * 64, NOW) is None
         record = make_record()
@@ -211,6 +233,17 @@ async def test_a_missing_schema_on_the_driver_path_is_named_and_created_on_reque
     finally:
         await creating.drop()
         await creating.close()
+
+
+@pytest.fixture
+async def postgres_store(postgres_url: str) -> AsyncIterator[SqlStore]:
+    opened = SqlStore.from_url(postgres_url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_")
+    await opened.setup()
+    try:
+        yield opened
+    finally:
+        await opened.drop()
+        await opened.close()
 
 
 @pytest.fixture
@@ -228,6 +261,7 @@ async def proxied(postgres_url: str) -> AsyncIterator[tuple[SqlStore, TcpProxy]]
             await opened.close()
 
 
+@pytest.mark.postgres
 async def test_a_read_cut_at_its_deadline_leaves_no_half_read_connection_in_the_pool(
     proxied: tuple[SqlStore, TcpProxy],
 ) -> None:
@@ -251,6 +285,7 @@ async def test_a_read_cut_at_its_deadline_leaves_no_half_read_connection_in_the_
     assert store.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
+@pytest.mark.postgres
 async def test_a_read_while_the_server_is_down_is_unavailable_and_service_resumes(
     proxied: tuple[SqlStore, TcpProxy],
 ) -> None:
@@ -273,3 +308,110 @@ async def test_a_read_while_the_server_is_down_is_unavailable_and_service_resume
 def test_a_driver_row_has_every_column_of_the_table() -> None:
     _, sessions, _ = tables("sw_")
     assert tuple(column.name for column in sessions.columns) == COLUMNS
+
+
+# -- SQLite: connections of the path's own -------------------------------------------------
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    opened = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=0.5)
+    await opened.setup()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def sqlite_path(store: SqlStore) -> SqlitePath:
+    assert isinstance(store._fast, SqlitePath)
+    return store._fast
+
+
+async def test_the_sqlite_driver_path_never_creates_the_database_file(tmp_path: Path) -> None:
+    missing = tmp_path / "never-set-up.db"
+    store = SqlStore.from_url(f"sqlite:///{missing}")
+    try:
+        with pytest.raises(FastPathFailed) as failed:
+            await sqlite_path(store).row("0" * 64, 1.0)
+        assert isinstance(failed.value.__cause__, sqlite3.OperationalError)
+        assert not missing.exists()
+    finally:
+        await store.close()
+
+
+async def test_sqlite_driver_writes_queue_on_the_stores_write_gate(sqlite_store: SqlStore) -> None:
+    store = sqlite_store
+    record = make_record(data={"n": 1})
+    await store.establish(record)
+    loaded_now = await store.load(record.key, NOW + 1)
+    assert isinstance(loaded_now, SessionRecord)
+
+    gate = store._write_gate
+    assert gate is not None
+    async with gate:  # a transaction of this process holds the gate
+        write = asyncio.create_task(store.save(record.key, make_update(loaded_now, set={"n": 2}, now=NOW + 2)))
+        for _ in range(100):  # until it is parked on the gate (a few loop turns)
+            if gate._waiters:
+                break
+            await asyncio.sleep(0)
+        assert gate._waiters is not None
+        assert len(gate._waiters) == 1
+        assert not write.done()
+        still = await store.load(record.key, NOW + 2)
+        assert isinstance(still, SessionRecord)
+        assert still.data == {"n": 1}
+    assert await write is True
+    after = await store.load(record.key, NOW + 3)
+    assert isinstance(after, SessionRecord)
+    assert after.data == {"n": 2}
+
+
+async def test_a_sqlite_write_lock_held_by_another_process_is_unavailable_in_time_and_service_resumes(
+    sqlite_store: SqlStore, tmp_path: Path
+) -> None:
+    store = sqlite_store
+    record = make_record(data={"n": 1})
+    await store.establish(record)
+    loaded_now = await store.load(record.key, NOW + 1)
+    assert isinstance(loaded_now, SessionRecord)
+
+    other = sqlite3.connect(tmp_path / "sessions.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock (a backup, a purge)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            await store.save(record.key, make_update(loaded_now, set={"n": 2}, now=NOW + 2))
+        assert time.monotonic() - started < 1.5
+        # Reads go on in WAL mode while the lock is held.
+        assert same(await store.load(record.key, NOW + 2), record)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await store.save(record.key, make_update(loaded_now, set={"n": 3}, now=NOW + 3)) is True
+    after = await store.load(record.key, NOW + 4)
+    assert isinstance(after, SessionRecord)
+    assert after.data == {"n": 3}
+
+
+async def test_sqlite_driver_connections_are_bounded_shared_and_closed_with_the_store(tmp_path: Path) -> None:
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}")
+    await store.setup()
+    records = [make_record(data={"i": i}) for i in range(8)]
+    for record in records:
+        await store.establish(record)
+    path = sqlite_path(store)
+    try:
+        found = await asyncio.gather(*(store.load(records[i % 8].key, NOW + 1) for i in range(200)))
+        for i, entry in enumerate(found):
+            assert isinstance(entry, SessionRecord)
+            assert entry.data == {"i": i % 8}
+        assert 1 <= path._opened <= SQLITE_CONNECTIONS
+        assert len(path._idle) == path._opened  # every one came back
+        threads = [connection._thread for connection in path._idle]
+    finally:
+        await store.close()
+    for thread in threads:
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+    assert path._opened == 0

@@ -31,6 +31,7 @@ from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.core.errors import ConfigError
 from sessionward.core.records import SessionRecord
 from sessionward.stores._sql_dialects import POOL_DEFAULTS, open_engine
+from sessionward.stores._sql_fast import SqlitePath
 from sessionward.stores.sql import SqlStore
 
 from .builders import NOW, make_record, make_update
@@ -265,17 +266,30 @@ async def test_a_write_that_lost_its_version_falls_back_to_one_locked_transactio
     assert after.data == {"n": 99, "other": 1}  # both writers' keys kept
 
 
-async def test_sqlite_read_is_one_statement_without_begin(tmp_path: Path) -> None:
+async def test_sqlite_read_and_touch_are_one_statement_each_without_begin(tmp_path: Path) -> None:
     store = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}")
     await store.setup()
     statements = counted(store)
     try:
         record = make_record()
         await store.establish(record)
+        assert await store.load(record.key, LATER) is not None  # opens the driver path's connection
+        fast = store._fast
+        assert isinstance(fast, SqlitePath)
+        (connection,) = fast._idle
+        sent: list[str] = []
+        await connection.set_trace_callback(lambda sql: sent.append(sql.split()[0]))
         statements.taken()
-        assert await store.load(record.key, LATER) is not None
-        assert statements.taken() == ["SELECT"]
-        await store.stats(LATER)
+
+        loaded = await store.load(record.key, LATER)
+        assert isinstance(loaded, SessionRecord)
+        assert sent == ["SELECT"]  # on the driver: no BEGIN, and nothing through SQLAlchemy
+        assert statements.taken() == []
+        assert await store.save(record.key, make_update(loaded, now=LATER + 1)) is True  # a touch
+        assert sent == ["SELECT", "UPDATE"]
+        assert statements.taken() == []
+
+        await store.stats(LATER)  # any other read: one statement through SQLAlchemy, no BEGIN
         assert statements.taken() == ["SELECT"]
     finally:
         await store.close()

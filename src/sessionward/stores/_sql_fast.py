@@ -1,32 +1,44 @@
-"""PostgreSQL on asyncpg: a request's own statements sent on the driver itself.
+"""A request's own statements sent on the driver itself (asyncpg, aiosqlite).
 
 A request makes at most two statements: the read of its session by key, and in the
 common case one ``UPDATE`` (a touch of the idle clock, or a data write that finds the
 version it read). Through SQLAlchemy's async engine each costs several times the
 statement itself: a greenlet switch into the sync core, an execution context, connection
 events, the isolation level set and reset, result processing. Measured in process with 32
-reads in flight, the read took 874 µs of CPU through ``AsyncConnection.execute`` and
-211 µs sent with asyncpg's ``fetchrow`` on a connection checked out of the same pool.
+reads in flight, a PostgreSQL read took 874 µs of CPU through ``AsyncConnection.execute``
+and 211 µs sent with asyncpg's ``fetchrow`` on a connection checked out of the same pool;
+a SQLite read 457 µs, and 73 µs sent with aiosqlite on a connection of its own.
 
-So :class:`FastPath` sends only these statements on the driver's own connection. It
-keeps everything else the store's: the connection comes from the store's SQLAlchemy pool
-(its sizes, recycling and timeouts), each statement is the store's own, compiled by
-SQLAlchemy for asyncpg, and a row is checked by the same decoder. Anything but an answer
-(a connection the server cut, a missing table, any error of the driver) is
-:class:`FastPathFailed`: the connection is dropped from the pool, and the store sends the
-same statement again its ordinary way, which retries, reports and maps errors as every
-other operation does. All three are safe to send twice: the read changes nothing, a
-touch writes the same values again, and a data write is guarded by the version it read
-(when it had gone through, the second finds the version moved and the store's fallback
-applies the same keys again). A statement that runs out of time is not sent again: it
-is :class:`~sessionward.core.errors.StoreUnavailableError` at once.
+So a :class:`FastPath` sends only these statements on the driver's own connection. Each
+statement is the store's own, compiled by SQLAlchemy for the driver, and a row is checked
+by the same decoder. Anything but an answer (a connection cut, a missing table, a
+database file that is not there, any error of the driver) is :class:`FastPathFailed`: the
+connection is dropped, and the store sends the same statement again its ordinary way,
+which retries, reports and maps errors as every other operation does. All three are safe
+to send twice: the read changes nothing, a touch writes the same values again, and a data
+write is guarded by the version it read (when it had gone through, the second finds the
+version moved and the store's fallback applies the same keys again). A statement that
+runs out of time is not sent again: it is
+:class:`~sessionward.core.errors.StoreUnavailableError` at once.
+
+* :class:`AsyncpgPath` borrows its connections from the store's SQLAlchemy pool (its sizes,
+  recycling and timeouts).
+* :class:`SqlitePath` keeps a few aiosqlite connections of its own: one borrowed from
+  SQLAlchemy's pool is rolled back on its return, which only SQLAlchemy's greenlet can
+  await. They are set up as the pool's (autocommit, WAL, the busy timeout), open the
+  database file read-write without ever creating it, and queue their writes on the
+  store's write gate, as its other writers do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sqlite3
+from collections import deque
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -40,13 +52,18 @@ logger = logging.getLogger("sessionward")
 
 T = TypeVar("T")
 
+SQLITE_CONNECTIONS = 16
+"""The most aiosqlite connections :class:`SqlitePath` keeps (each is a thread): more than
+the reads SQLite serves at once on two cores, fewer than a request burst; past it, a
+statement waits for one to come back."""
+
 
 class FastPathFailed(Exception):
     """The driver gave no answer; send the statement the ordinary way instead."""
 
 
 class Compiled:
-    """A statement as asyncpg takes it: its SQL text and its parameters' names in order."""
+    """A statement as the driver takes it: its SQL text and its parameters' names in order."""
 
     __slots__ = ("names", "sql")
 
@@ -61,10 +78,10 @@ class Compiled:
 
 
 class FastPath:
-    """The store's read and common-case writes sent on asyncpg, with its pool's connections.
+    """The store's read and common-case writes sent on the driver.
 
     Args:
-        engine: The store's async engine on ``postgresql+asyncpg``.
+        engine: The store's async engine.
         load: The read of a session by key (one bound parameter, ``p_key``).
         touch: The ``UPDATE`` of a touch.
         save_seen: The ``UPDATE`` of a data write guarded by the version read.
@@ -72,14 +89,36 @@ class FastPath:
 
     def __init__(self, engine: AsyncEngine, load: sa.Select[Any], touch: sa.Update, save_seen: sa.Update) -> None:
         self._engine = engine
+        self._name = engine.dialect.name
         self.load = Compiled(engine, load)
         self.touch = Compiled(engine, touch)
         self.save_seen = Compiled(engine, save_seen)
 
     @classmethod
-    def on(cls, engine: AsyncEngine, load: sa.Select[Any], touch: sa.Update, save_seen: sa.Update) -> FastPath | None:
-        """Return the fast path for ``engine``, or ``None`` unless its driver is asyncpg."""
-        return cls(engine, load, touch, save_seen) if engine.dialect.driver == "asyncpg" else None
+    def on(
+        cls,
+        engine: AsyncEngine,
+        load: sa.Select[Any],
+        touch: sa.Update,
+        save_seen: sa.Update,
+        *,
+        write_gate: asyncio.Lock | None,
+        timeout_s: float,
+    ) -> FastPath | None:
+        """Return the fast path for ``engine``'s driver, or ``None`` when it has none.
+
+        ``write_gate`` is the lock the store's writers queue on (SQLite); ``timeout_s``
+        the store's timeout, which SQLite's busy handler waits at most.
+        """
+        driver = engine.dialect.driver
+        if driver == "asyncpg":
+            return AsyncpgPath(engine, load, touch, save_seen)
+        database = engine.url.database or ""
+        if driver == "aiosqlite" and database not in ("", ":memory:") and write_gate is not None:
+            # An in-memory database lives in its one pooled connection: nothing to share.
+            busy_timeout_ms = int(timeout_s * 1000)
+            return SqlitePath(engine, load, touch, save_seen, write_gate=write_gate, busy_timeout_ms=busy_timeout_ms)
+        return None
 
     async def row(self, key: str, timeout_s: float) -> ColumnValues | None:
         """Return the row of ``key``, or ``None`` if there is none.
@@ -88,7 +127,7 @@ class FastPath:
             StoreUnavailableError: no answer within ``timeout_s``.
             FastPathFailed: anything else went wrong; read the ordinary way.
         """
-        record = await self._bounded(self._send(self.load.sql, [key], fetch=True), timeout_s)
+        record = await self._bounded(self._fetch(self.load.sql, [key]), timeout_s)
         return None if record is None else ColumnValues(record)
 
     async def update(self, statement: Compiled, values: Mapping[str, Any], timeout_s: float) -> int:
@@ -98,19 +137,40 @@ class FastPath:
             StoreUnavailableError: no answer within ``timeout_s``.
             FastPathFailed: anything else went wrong; write the ordinary way.
         """
-        status = await self._bounded(self._send(statement.sql, statement.arguments(values), fetch=False), timeout_s)
-        return int(status.rpartition(" ")[2])  # "UPDATE <rows>"
+        return await self._bounded(self._execute(statement.sql, statement.arguments(values)), timeout_s)
+
+    async def close(self) -> None:
+        """Close the connections of the fast path's own (none unless it keeps some)."""
+
+    async def _fetch(self, sql: str, arguments: list[Any]) -> Any:
+        """Return the row the read finds (by column name), or ``None``."""
+        raise NotImplementedError
+
+    async def _execute(self, sql: str, arguments: list[Any]) -> int:
+        """Run an ``UPDATE``; return how many rows it matched."""
+        raise NotImplementedError
 
     async def _bounded(self, work: Coroutine[Any, Any, T], timeout_s: float) -> T:
         try:
             async with asyncio.timeout(timeout_s):
                 return await unwaited_cleanup(work)
         except TimeoutError:
-            raise StoreUnavailableError(f"SQL store (postgresql) did not answer within {timeout_s} s") from None
+            raise StoreUnavailableError(f"SQL store ({self._name}) did not answer within {timeout_s} s") from None
         except Exception as error:
             kind = type(error).__name__
-            logger.debug("SQL store (postgresql): the driver's statement failed (%s); sending it again", kind)
+            logger.debug("SQL store (%s): the driver's statement failed (%s); sending it again", self._name, kind)
             raise FastPathFailed from error
+
+
+class AsyncpgPath(FastPath):
+    """PostgreSQL on asyncpg, with connections borrowed from the store's SQLAlchemy pool."""
+
+    async def _fetch(self, sql: str, arguments: list[Any]) -> Any:
+        return await self._send(sql, arguments, fetch=True)
+
+    async def _execute(self, sql: str, arguments: list[Any]) -> int:
+        status: str = await self._send(sql, arguments, fetch=False)
+        return int(status.rpartition(" ")[2])  # "UPDATE <rows>"
 
     async def _send(self, sql: str, arguments: list[Any], *, fetch: bool) -> Any:
         connection = await self._engine.raw_connection()
@@ -124,3 +184,116 @@ class FastPath:
             raise
         finally:
             connection.close()  # back to the pool (an invalidated one is discarded)
+
+
+class SqlitePath(FastPath):
+    """SQLite on aiosqlite, with a few connections of its own (see the module docstring).
+
+    Args:
+        write_gate: The lock the store's writers queue on; the writes here queue on it too.
+        busy_timeout_ms: How long a statement waits for another process's write lock.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        load: sa.Select[Any],
+        touch: sa.Update,
+        save_seen: sa.Update,
+        *,
+        write_gate: asyncio.Lock,
+        busy_timeout_ms: int,
+    ) -> None:
+        super().__init__(engine, load, touch, save_seen)
+        self._write_gate = write_gate
+        self._busy_timeout_ms = busy_timeout_ms
+        # mode=rw: the file is opened, never created (creating it is setup's work).
+        self._uri = Path(engine.url.database or "").expanduser().absolute().as_uri() + "?mode=rw"
+        self._idle: list[Any] = []
+        self._opened = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._pid = os.getpid()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        self._opened -= len(idle)
+        for connection in idle:
+            await connection.close()
+
+    async def _fetch(self, sql: str, arguments: list[Any]) -> Any:
+        connection = await self._borrow()
+        try:
+            rows = await connection.execute_fetchall(sql, arguments)
+        except BaseException:
+            self._discard(connection)
+            raise
+        self._return(connection)
+        return rows[0] if rows else None
+
+    async def _execute(self, sql: str, arguments: list[Any]) -> int:
+        async with self._write_gate:
+            connection = await self._borrow()
+            try:
+                cursor = await connection.execute(sql, arguments)
+            except BaseException:
+                self._discard(connection)
+                raise
+            self._return(connection)
+            return int(cursor.rowcount)
+
+    async def _borrow(self) -> Any:
+        if self._pid != os.getpid():
+            # A forked child: the parent's connection threads do not exist here.
+            self._idle, self._opened, self._pid = [], 0, os.getpid()
+        while not self._idle:
+            if self._opened < SQLITE_CONNECTIONS:
+                self._opened += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self._opened -= 1
+                    raise
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    self._waiting.remove(waiter)
+        return self._idle.pop()
+
+    def _return(self, connection: Any) -> None:
+        self._idle.append(connection)
+        self._wake()
+
+    def _discard(self, connection: Any) -> None:
+        # Cut, cancelled or refused: its state is unknown, so it is closed, not reused.
+        # Its thread closes it once the statement it runs is done.
+        self._opened -= 1
+        connection.stop()
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _connect(self) -> Any:
+        import aiosqlite  # the store's own driver: installed with the sqlite extra
+
+        uri, busy_timeout_ms = self._uri, self._busy_timeout_ms
+
+        def connect() -> sqlite3.Connection:
+            # As the store's pool sets up its connections: autocommit, WAL, the busy timeout.
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            return connection
+
+        connection = aiosqlite.Connection(connect, iter_chunk_size=64)
+        connection._thread.daemon = True  # as SQLAlchemy does: exiting never waits on it
+        return await connection

@@ -59,11 +59,12 @@ Round trips:
   cut may or may not have happened and is not repeated: it is
   :class:`StoreUnavailableError`, never a write lost or made twice.
 * Statements are built once per store, with bound parameters.
-* On PostgreSQL with asyncpg (the default driver), a request's own statements (the read
-  of its session, a touch, a data write that finds its version) are sent on the driver's
-  own connection, taken from the same pool: SQLAlchemy's execution layer costs several
-  times the statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the
-  statement again the ordinary way.
+* On PostgreSQL with asyncpg and on a SQLite file with aiosqlite (the default drivers), a
+  request's own statements (the read of its session, a touch, a data write that finds its
+  version) are sent on the driver's own connection (from the same pool on PostgreSQL, a
+  few of its own on SQLite): SQLAlchemy's execution layer costs several times the
+  statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the statement
+  again the ordinary way.
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
@@ -189,8 +190,15 @@ class SqlStore(SessionStore):
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
         self._q = Statements(self.sql, self.sessions, self.locks, self.counters)
-        # On asyncpg, a request's own statements skip SQLAlchemy's execution layer (see _sql_fast).
-        self._fast = FastPath.on(self._reader, self._q.load, self._q.touch, self._q.save_seen)
+        # On asyncpg and aiosqlite, a request's own statements skip SQLAlchemy's execution layer.
+        self._fast = FastPath.on(
+            self._reader,
+            self._q.load,
+            self._q.touch,
+            self._q.save_seen,
+            write_gate=self._write_gate,
+            timeout_s=timeout_s,
+        )
 
     @classmethod
     def from_url(
@@ -330,6 +338,8 @@ class SqlStore(SessionStore):
         await self._run(lambda connection: connection.run_sync(self.metadata.drop_all))
 
     async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
         await self.engine.dispose()
         if self._own_reader is not None:
             await self._own_reader.dispose()
