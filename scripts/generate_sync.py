@@ -114,8 +114,7 @@ FILES = (
                 "unwaited_cleanup(self._transaction(work, read_only, single, progress))",
                 "self._transaction(work, read_only, single, progress)",
             ),
-            # The driver-level statements are asyncpg's and aiosqlite's; a blocking driver sends
-            # them the ordinary way.
+            # The blocking store's driver path is BlockingFastPath, on sqlite3 and psycopg.
             (
                 """* On PostgreSQL with asyncpg and on a SQLite file with aiosqlite (the default drivers), a
   request's own statements (the read of its session, a touch, a data write that finds its
@@ -124,55 +123,18 @@ FILES = (
   statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the statement
   again the ordinary way.
 """,
-                "",
-            ),
-            (
-                """        # On asyncpg and aiosqlite, a request's own statements skip SQLAlchemy's execution layer.
-        self._fast = FastPath.on(
-            self._reader,
-            self._q.load,
-            self._q.touch,
-            self._q.save_seen,
-            write_gate=self._write_gate,
-            timeout_s=timeout_s,
-        )
+                """* On SQLite (sqlite3) and PostgreSQL with psycopg, a request's own statements (the read
+  of its session, a touch, a data write that finds its version) are sent on the driver's
+  own connection, from the same pool: SQLAlchemy's execution layer costs several times
+  the statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the
+  statement again the ordinary way.
 """,
-                "",
-            ),
-            (
-                """        if self._fast is not None:
-            self._fast.close()
-""",
-                "",
-            ),
-            (
-                """        if self._fast is not None:
-            with contextlib.suppress(FastPathFailed):
-                row = self._fast.row(key, self.timeout_s)
-                return None if row is None else loaded(row, now)
-
-""",
-                "",
-            ),
-            (
-                """            if self._fast is not None:
-                with contextlib.suppress(FastPathFailed):
-                    return bool(self._fast.update(self._fast.touch, common, self.timeout_s))
-""",
-                "",
-            ),
-            (
-                """        if self._fast is not None:
-            with contextlib.suppress(FastPathFailed):
-                return bool(self._fast.update(self._fast.save_seen, values, self.timeout_s))
-""",
-                "",
             ),
             # A sync connection runs schema functions directly.
             ("lambda connection: connection.run_sync(self.metadata.create_all)", "self.metadata.create_all"),
             ("lambda connection: connection.run_sync(self.metadata.drop_all)", "self.metadata.drop_all"),
         ),
-        names={"open_engine": "open_sync_engine"},
+        names={"open_engine": "open_sync_engine", "FastPath": "BlockingFastPath"},
     ),
     Source("stores/redis.py"),
     Source(

@@ -25,10 +25,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from faults.targets import through, upstream_of
 from faults.tcp_proxy import TcpProxy
+from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.core.records import Entry, SessionRecord, Tombstone, Update
 from sessionward.stores._sql_dialects import tables
-from sessionward.stores._sql_fast import SQLITE_CONNECTIONS, AsyncpgPath, FastPathFailed, SqlitePath
+from sessionward.stores._sql_fast import (
+    SQLITE_CONNECTIONS,
+    AsyncpgPath,
+    BlockingFastPath,
+    FastPathFailed,
+    SqlitePath,
+)
 from sessionward.stores._sql_rows import COLUMNS
 from sessionward.stores.sql import SqlStore
 
@@ -415,3 +422,146 @@ async def test_sqlite_driver_connections_are_bounded_shared_and_closed_with_the_
         thread.join(timeout=5)
         assert not thread.is_alive()
     assert path._opened == 0
+
+
+# -- the blocking store (WSGI): sqlite3 and psycopg, borrowed from its pool ----------------
+
+
+@pytest.fixture(params=DRIVERS)
+def blocking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncSqlStore]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        opened = SyncSqlStore.from_url(url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_", timeout_s=1.0)
+    else:
+        opened = SyncSqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=0.5)
+    opened.setup()
+    try:
+        yield opened
+    finally:
+        opened.drop()
+        opened.close()
+
+
+@contextlib.contextmanager
+def blocking_ordinary(store: SyncSqlStore) -> Iterator[None]:
+    fast, store._fast = store._fast, None
+    try:
+        yield
+    finally:
+        store._fast = fast
+
+
+@pytest.mark.postgres
+def test_the_blocking_store_takes_the_driver_path_on_sqlite3_and_psycopg(postgres_url: str, tmp_path: Path) -> None:
+    assert isinstance(SyncSqlStore.from_url(postgres_url)._fast, BlockingFastPath)
+    assert isinstance(SyncSqlStore.from_url(f"sqlite:///{tmp_path / 'x.db'}")._fast, BlockingFastPath)
+    # The pool hands its one connection to one thread at a time: nothing to keep apart.
+    assert isinstance(SyncSqlStore.from_url("sqlite://")._fast, BlockingFastPath)
+
+
+def test_the_blocking_driver_path_reads_and_writes_as_the_ordinary_path(blocking_store: SyncSqlStore) -> None:
+    store = blocking_store
+    fast_one = make_record(user="alice", data={"n": 1, "cart": [1, 2.5, "é"]})
+    slow_one = make_record(user="alice", data={"n": 1, "cart": [1, 2.5, "é"]})
+    ended = make_record(user="bob")
+    for record in (fast_one, slow_one, ended):
+        store.establish(record)
+    store.end(make_tombstone(ended.key, user="bob"))
+
+    fast = store.load(fast_one.key, NOW + 1)
+    with blocking_ordinary(store):
+        slow = store.load(fast_one.key, NOW + 1)
+        ended_slow = store.load(ended.key, NOW + 1)
+    assert isinstance(fast, SessionRecord)
+    assert fast == slow
+    assert isinstance(store.load(ended.key, NOW + 1), Tombstone)
+    assert store.load(ended.key, NOW + 1) == ended_slow
+    assert store.load("0" * 64, NOW) is None
+
+    def write_both(make: Callable[[SessionRecord], Update]) -> tuple[Entry | None, Entry | None]:
+        fast_loaded, slow_loaded = store.load(fast_one.key, NOW + 1), store.load(slow_one.key, NOW + 1)
+        assert isinstance(fast_loaded, SessionRecord)
+        assert isinstance(slow_loaded, SessionRecord)
+        assert store.save(fast_one.key, make(fast_loaded)) is True
+        with blocking_ordinary(store):
+            assert store.save(slow_one.key, make(slow_loaded)) is True
+        return store.load(fast_one.key, NOW + 9), store.load(slow_one.key, NOW + 9)
+
+    def unkeyed(entry: Entry | None) -> Entry | None:
+        return replace(entry, key="") if isinstance(entry, SessionRecord) else entry
+
+    touched, touched_slow = write_both(lambda loaded: make_update(loaded, now=NOW + 5))
+    assert isinstance(touched, SessionRecord)
+    assert touched.meta.last_access_at == NOW + 5
+    assert unkeyed(touched) == unkeyed(touched_slow)
+    written, written_slow = write_both(lambda loaded: make_update(loaded, set={"n": 2}, now=NOW + 6))
+    assert isinstance(written, SessionRecord)
+    assert written.data == {"n": 2, "cart": [1, 2.5, "é"]}
+    assert written.version == 1
+    assert unkeyed(written) == unkeyed(written_slow)
+
+    # A write that lost its version keeps both writers' keys; one to an ended session brings nothing back.
+    first, second = store.load(fast_one.key, NOW + 7), store.load(fast_one.key, NOW + 7)
+    assert isinstance(first, SessionRecord)
+    assert isinstance(second, SessionRecord)
+    assert store.save(fast_one.key, make_update(first, set={"a": 1}, now=NOW + 8)) is True
+    assert store.save(fast_one.key, make_update(second, set={"b": 2}, now=NOW + 8)) is True
+    both = store.load(fast_one.key, NOW + 9)
+    assert isinstance(both, SessionRecord)
+    assert (both.data["a"], both.data["b"], both.version) == (1, 2, 3)
+    store.end(make_tombstone(fast_one.key, user="alice", now=NOW + 10))
+    assert store.save(fast_one.key, make_update(both, set={"n": 3}, now=NOW + 11)) is False
+    assert isinstance(store.load(fast_one.key, NOW + 12), Tombstone)
+
+    assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert store._reader.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_sqlite_write_lock_held_elsewhere_fails_the_blocking_store_once_not_twice(tmp_path: Path) -> None:
+    store = SyncSqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=0.5)
+    store.setup()
+    try:
+        record = make_record(data={"n": 1})
+        store.establish(record)
+        loaded_now = store.load(record.key, NOW + 1)
+        assert isinstance(loaded_now, SessionRecord)
+        other = sqlite3.connect(tmp_path / "sessions.db", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailableError, match="locked"):
+                store.save(record.key, make_update(loaded_now, set={"n": 2}, now=NOW + 2))
+            # One busy wait of 0.5 s, not a second one on the ordinary path.
+            assert time.monotonic() - started < 0.95
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.save(record.key, make_update(loaded_now, set={"n": 3}, now=NOW + 3)) is True
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_postgres_row_lock_held_elsewhere_fails_the_blocking_store_at_its_statement_timeout(
+    postgres_url: str,
+) -> None:
+    store = SyncSqlStore.from_url(postgres_url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_", timeout_s=1.0)
+    store.setup()
+    try:
+        record = make_record(data={"n": 1})
+        store.establish(record)
+        loaded_now = store.load(record.key, NOW + 1)
+        assert isinstance(loaded_now, SessionRecord)
+        with store.engine.connect() as holder:
+            holder.execute(sa.select(store.sessions).where(store.sessions.c.key == record.key).with_for_update())
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailableError):
+                store.save(record.key, make_update(loaded_now, set={"n": 2}, now=NOW + 2))
+            assert time.monotonic() - started < 1.9  # one statement timeout, not two
+            holder.rollback()
+        assert store.save(record.key, make_update(loaded_now, set={"n": 3}, now=NOW + 3)) is True
+        with store.engine.connect() as connection:  # every pooled connection is back out of autocommit
+            assert connection.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+    finally:
+        store.drop()
+        store.close()

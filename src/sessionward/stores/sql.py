@@ -190,7 +190,7 @@ class SqlStore(SessionStore):
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
         self._q = Statements(self.sql, self.sessions, self.locks, self.counters)
-        # On asyncpg and aiosqlite, a request's own statements skip SQLAlchemy's execution layer.
+        # A request's own statements skip SQLAlchemy's execution layer where the driver allows.
         self._fast = FastPath.on(
             self._reader,
             self._q.load,

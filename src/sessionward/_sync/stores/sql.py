@@ -60,6 +60,11 @@ Round trips:
   cut may or may not have happened and is not repeated: it is
   :class:`StoreUnavailableError`, never a write lost or made twice.
 * Statements are built once per store, with bound parameters.
+* On SQLite (sqlite3) and PostgreSQL with psycopg, a request's own statements (the read
+  of its session, a touch, a data write that finds its version) are sent on the driver's
+  own connection, from the same pool: SQLAlchemy's execution layer costs several times
+  the statement (:mod:`sessionward.stores._sql_fast`). Any failure there sends the
+  statement again the ordinary way.
 
 The schema is created by :meth:`SqlStore.setup` (``sessionward store init``), not on a
 first request: an operation that finds a table missing raises
@@ -72,6 +77,7 @@ for development) creates it then, once, and carries on. Dialect differences live
 from __future__ import annotations
 
 from sessionward.io import _blocking
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -107,6 +113,7 @@ from sessionward.stores._sql_dialects import (
     open_sync_engine,
     tables,
 )
+from sessionward.stores._sql_fast import BlockingFastPath, FastPathFailed
 from sessionward.stores._sql_rows import (
     decoded,
     expired,
@@ -182,6 +189,15 @@ class SqlStore(SessionStore):
         self.metadata, self.sessions, self.locks = tables(table_prefix)
         self.counters = counter_table(self.metadata, table_prefix)
         self._q = Statements(self.sql, self.sessions, self.locks, self.counters)
+        # A request's own statements skip SQLAlchemy's execution layer where the driver allows.
+        self._fast = BlockingFastPath.on(
+            self._reader,
+            self._q.load,
+            self._q.touch,
+            self._q.save_seen,
+            write_gate=self._write_gate,
+            timeout_s=timeout_s,
+        )
 
     @classmethod
     def from_url(
@@ -321,6 +337,8 @@ class SqlStore(SessionStore):
         self._run(self.metadata.drop_all)
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         self.engine.dispose()
         if self._own_reader is not None:
             self._own_reader.dispose()
@@ -329,6 +347,11 @@ class SqlStore(SessionStore):
     # Each read is one statement: it needs no transaction to see one consistent state.
 
     def load(self, key: str, now: float) -> Entry | None:
+        if self._fast is not None:
+            with contextlib.suppress(FastPathFailed):
+                row = self._fast.row(key, self.timeout_s)
+                return None if row is None else loaded(row, now)
+
         def work(connection: Connection) -> Entry | None:
             row = (connection.execute(self._q.load, {"p_key": key})).first()
             return None if row is None else loaded(row, now)
@@ -420,6 +443,9 @@ class SqlStore(SessionStore):
             "p_kept_until": update.kept_until,
         }
         if not update.touches_data:
+            if self._fast is not None:
+                with contextlib.suppress(FastPathFailed):
+                    return bool(self._fast.update(self._fast.touch, common, self.timeout_s))
 
             def touch(connection: Connection) -> bool:
                 return bool((connection.execute(self._q.touch, common)).rowcount)
@@ -448,6 +474,9 @@ class SqlStore(SessionStore):
         seen = update.base_version
         values = common | {"p_data": dumps(merged(base_data, update)).decode()}
         values |= {"p_seen": seen, "p_version": seen + 1}
+        if self._fast is not None:
+            with contextlib.suppress(FastPathFailed):
+                return bool(self._fast.update(self._fast.save_seen, values, self.timeout_s))
 
         def optimistic(connection: Connection) -> int:
             return int((connection.execute(self._q.save_seen, values)).rowcount)
