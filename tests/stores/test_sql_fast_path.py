@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from faults.tcp_proxy import TcpProxy
 from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.core.records import Entry, SessionRecord, Tombstone, Update
+from sessionward.stores import _sql_fast
 from sessionward.stores._sql_dialects import tables
 from sessionward.stores._sql_fast import (
     SQLITE_CONNECTIONS,
@@ -339,10 +341,13 @@ async def test_the_sqlite_driver_path_never_creates_the_database_file(tmp_path: 
     missing = tmp_path / "never-set-up.db"
     store = SqlStore.from_url(f"sqlite:///{missing}")
     try:
+        threads = threading.active_count()
         with pytest.raises(FastPathFailed) as failed:
             await sqlite_path(store).row("0" * 64, 1.0)
         assert isinstance(failed.value.__cause__, sqlite3.OperationalError)
         assert not missing.exists()
+        # The failed connection's thread is gone: it cannot call back into a closed loop.
+        assert threading.active_count() == threads
     finally:
         await store.close()
 
@@ -565,3 +570,97 @@ def test_a_postgres_row_lock_held_elsewhere_fails_the_blocking_store_at_its_stat
     finally:
         store.drop()
         store.close()
+
+
+async def parked(path: SqlitePath, count: int) -> None:
+    """Return once ``count`` statements wait for a connection (a few loop turns)."""
+    for _ in range(200):
+        if sum(not waiter.done() for waiter in path._waiting) >= count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{count} waiters never parked")
+
+
+async def test_a_waiter_cancelled_as_it_is_woken_passes_the_connection_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sql_fast, "SQLITE_CONNECTIONS", 1)
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=1.0)
+    await store.setup()
+    record = make_record(data={"n": 1})
+    await store.establish(record)
+    path = sqlite_path(store)
+    try:
+        held = await path._borrow()  # a statement holds the only connection
+        first = asyncio.create_task(store.load(record.key, NOW + 1))
+        await parked(path, 1)
+        second = asyncio.create_task(store.load(record.key, NOW + 1))
+        await parked(path, 2)
+        first.cancel()  # its client went away in the same loop turn as the connection came back
+        path._return(held)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert same(await second, record)  # not a 503 after a second's wait beside an idle connection
+    finally:
+        await store.close()
+
+
+async def test_first_reads_racing_on_a_missing_database_all_get_the_schema_answer(tmp_path: Path) -> None:
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=1.0)
+    try:
+        found = await asyncio.gather(*(store.load("0" * 64, NOW) for _ in range(8)), return_exceptions=True)
+        # Each failed connect frees its slot for a waiter, which fails over too: no 503.
+        assert all(isinstance(answer, StoreSchemaMissingError) for answer in found), found
+    finally:
+        await store.close()
+
+
+async def test_close_waits_for_a_statement_in_flight_and_stops_its_connection(tmp_path: Path) -> None:
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=2.0)
+    await store.setup()
+    path = sqlite_path(store)
+    lent = await path._borrow()  # a request's statement is in flight
+    closing = asyncio.create_task(store.close())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not closing.done()
+    path._return(lent)  # the statement ends
+    await closing
+    lent._thread.join(timeout=5)
+    assert not lent._thread.is_alive()
+    assert path._idle == []
+    assert path._opened == 0
+
+
+async def test_a_write_cut_at_its_deadline_is_stopped_before_close_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda failed: thread_errors.append(failed.exc_value))
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}", timeout_s=0.3)
+    await store.setup()
+    record = make_record(data={"n": 1})
+    await store.establish(record)
+    loaded_now = await store.load(record.key, NOW + 1)
+    assert isinstance(loaded_now, SessionRecord)
+    path = sqlite_path(store)
+    (connection,) = path._idle
+    other = sqlite3.connect(tmp_path / "sessions.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreUnavailableError):
+            await store.save(record.key, make_update(loaded_now, set={"n": 2}, now=NOW + 2))
+        # The cut statement may still wait in SQLite's busy handler, in its thread: close
+        # waits for it, so no thread is left to call back into a closed event loop.
+        await store.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    connection._thread.join(timeout=5)
+    assert not connection._thread.is_alive()
+    assert path._opened == 0
+    assert thread_errors == []
+
+
+def test_a_sqlite_uri_filename_keeps_the_ordinary_path(tmp_path: Path) -> None:
+    assert SqlStore.from_url(f"sqlite:///file:{tmp_path / 'x.db'}?uri=true")._fast is None

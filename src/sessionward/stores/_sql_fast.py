@@ -39,6 +39,7 @@ runs out of time is not sent again: it is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -130,8 +131,10 @@ class FastPath:
         if driver == "asyncpg":
             return AsyncpgPath(engine, load, touch, save_seen)
         database = engine.url.database or ""
-        if driver == "aiosqlite" and database not in ("", ":memory:") and write_gate is not None:
+        plain_file = database not in ("", ":memory:") and not engine.url.query.get("uri")
+        if driver == "aiosqlite" and plain_file and write_gate is not None:
             # An in-memory database lives in its one pooled connection: nothing to share.
+            # A URI filename (?uri=true) is SQLite's to parse: left to the ordinary path.
             busy_timeout_ms = int(timeout_s * 1000)
             return SqlitePath(engine, load, touch, save_seen, write_gate=write_gate, busy_timeout_ms=busy_timeout_ms)
         return None
@@ -205,6 +208,11 @@ class AsyncpgPath(FastPath):
 class SqlitePath(FastPath):
     """SQLite on aiosqlite, with a few connections of its own (see the module docstring).
 
+    A connection is idle (``_idle``), lent to one statement (``_lent``), or stopping: one
+    whose statement was cut or failed is never reused, and one lent when the store closed
+    is stopped when it comes back. :meth:`close` waits for every one of them, so no
+    connection thread outlives the store's event loop.
+
     Args:
         write_gate: The lock the store's writers queue on; the writes here queue on it too.
         busy_timeout_ms: How long a statement waits for another process's write lock.
@@ -223,18 +231,41 @@ class SqlitePath(FastPath):
         super().__init__(engine, load, touch, save_seen)
         self._write_gate = write_gate
         self._busy_timeout_ms = busy_timeout_ms
-        # mode=rw: the file is opened, never created (creating it is setup's work).
-        self._uri = Path(engine.url.database or "").expanduser().absolute().as_uri() + "?mode=rw"
+        # The file SQLAlchemy opens (a relative path from the working directory, no ``~``),
+        # read-write: it is opened, never created (creating it is setup's work).
+        self._uri = Path(engine.url.database or "").absolute().as_uri() + "?mode=rw"
         self._idle: list[Any] = []
-        self._opened = 0
+        self._lent: set[Any] = set()
+        self._opening = 0
+        self._epoch = 0  # how many times the store closed: a connection opened before is retiring
+        self._retiring: set[Any] = set()
+        self._stopping: set[asyncio.Future[Any]] = set()
+        self._all_back: asyncio.Event | None = None
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._pid = os.getpid()
 
+    @property
+    def _opened(self) -> int:
+        return len(self._idle) + len(self._lent) + self._opening
+
     async def close(self) -> None:
+        if self._pid != os.getpid():
+            self._forget_parents()  # a forked child: the parent's threads are not here to wait for
+            return
+        self._epoch += 1
         idle, self._idle = self._idle, []
-        self._opened -= len(idle)
         for connection in idle:
-            await connection.close()
+            self._stop(connection)
+        self._retiring |= self._lent  # stopped as they come back
+        # A statement in flight ends within SQLite's busy timeout.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._busy_timeout_ms / 1000 + 1.0):
+                if self._lent or self._opening:
+                    self._all_back = asyncio.Event()
+                    await self._all_back.wait()
+                if self._stopping:
+                    await asyncio.wait(list(self._stopping))
+        self._all_back = None
 
     async def _fetch(self, sql: str, arguments: list[Any]) -> Any:
         connection = await self._borrow()
@@ -259,35 +290,63 @@ class SqlitePath(FastPath):
 
     async def _borrow(self) -> Any:
         if self._pid != os.getpid():
-            # A forked child: the parent's connection threads do not exist here.
-            self._idle, self._opened, self._pid = [], 0, os.getpid()
+            self._forget_parents()
         while not self._idle:
             if self._opened < SQLITE_CONNECTIONS:
-                self._opened += 1
+                epoch = self._epoch
+                self._opening += 1
                 try:
-                    return await self._connect()
+                    connection = await self._connect()
                 except BaseException:
-                    self._opened -= 1
+                    self._opening -= 1
+                    self._settled()
                     raise
+                self._opening -= 1
+                self._lent.add(connection)
+                if epoch != self._epoch:
+                    self._retiring.add(connection)  # the store closed while it opened
+                return connection
             waiter = asyncio.get_running_loop().create_future()
             self._waiting.append(waiter)
             try:
                 await waiter
-            finally:
+            except BaseException:
                 if not waiter.done():
                     self._waiting.remove(waiter)
-        return self._idle.pop()
+                elif not waiter.cancelled():
+                    self._wake()  # woken, then cancelled before it ran: pass the turn on
+                raise
+        connection = self._idle.pop()
+        self._lent.add(connection)
+        return connection
 
     def _return(self, connection: Any) -> None:
-        self._idle.append(connection)
-        self._wake()
+        self._lent.discard(connection)
+        if connection in self._retiring:
+            self._stop(connection)  # lent when the store closed
+        else:
+            self._idle.append(connection)
+        self._settled()
 
     def _discard(self, connection: Any) -> None:
         # Cut, cancelled or refused: its state is unknown, so it is closed, not reused.
         # Its thread closes it once the statement it runs is done.
-        self._opened -= 1
-        connection.stop()
+        self._lent.discard(connection)
+        self._stop(connection)
+        self._settled()
+
+    def _settled(self) -> None:
+        """A connection came back or a slot freed: wake a waiter, and a closing store."""
         self._wake()
+        if self._all_back is not None and not self._lent and not self._opening:
+            self._all_back.set()
+
+    def _stop(self, connection: Any) -> None:
+        self._retiring.discard(connection)
+        stopped = connection.stop()
+        if stopped is not None:
+            self._stopping.add(stopped)
+            stopped.add_done_callback(self._stopping.discard)
 
     def _wake(self) -> None:
         while self._waiting:
@@ -296,14 +355,24 @@ class SqlitePath(FastPath):
                 waiter.set_result(None)
                 return
 
+    def _forget_parents(self) -> None:
+        # A forked child: the parent's connection threads do not exist here.
+        self._idle, self._lent, self._retiring, self._stopping = [], set(), set(), set()
+        self._opening = 0
+        self._waiting.clear()
+        self._pid = os.getpid()
+
     async def _connect(self) -> Any:
         import aiosqlite  # the store's own driver: installed with the sqlite extra
 
         uri, busy_timeout_ms = self._uri, self._busy_timeout_ms
 
         def connect() -> sqlite3.Connection:
-            # As the store's pool sets up its connections: autocommit, WAL, the busy timeout.
-            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            # As the store's pool sets up its connections: autocommit, WAL, the busy timeout
+            # (from the start: switching to WAL may wait for another process's lock).
+            connection = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
             connection.row_factory = sqlite3.Row
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
@@ -312,7 +381,18 @@ class SqlitePath(FastPath):
 
         connection = aiosqlite.Connection(connect, iter_chunk_size=64)
         connection._thread.daemon = True  # as SQLAlchemy does: exiting never waits on it
-        return await connection
+        try:
+            return await connection
+        except BaseException:
+            # aiosqlite stops the thread of a failed connect without waiting for it; wait
+            # (a moment: it has nothing left to do), so that it never calls back into an
+            # event loop that has closed meanwhile.
+            for _ in range(1000):
+                if not connection._thread.is_alive():
+                    break
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)  # and let its last callback run
+            raise
 
 
 class BlockingFastPath:
