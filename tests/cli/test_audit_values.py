@@ -23,7 +23,7 @@ from itsdangerous import Signer, TimestampSigner
 
 from sessionward.audit.checks import Status
 from sessionward.audit.ids import check_ids
-from sessionward.audit.values import ValueKind, forge_value, read_cookie_value
+from sessionward.audit.values import ValueKind, forge_value, read_cookie_value, read_sample
 
 SECRET = b"a secret the auditor never knows"
 
@@ -198,3 +198,22 @@ def test_a_forged_value_keeps_the_format_but_is_new(make: object) -> None:
     assert read_cookie_value(forged).percent_encoded == original.percent_encoded
     assert read_cookie_value(forged).format == original.format
     assert read_cookie_value(forged).session_id != original.session_id
+
+
+def test_a_random_id_shaped_like_a_rails_cookie_stays_in_a_sample_of_opaque_ids() -> None:
+    # A base64url ID holds "--" twice about once in 10^5: it reads as Rails' data--iv--tag.
+    rails_shaped = "2pnVRsGC3FB4qW9--hsuv1K6lvG9150pq--xr4VlpuM"
+    assert read_cookie_value(rails_shaped).format.startswith("Rails")
+    ids = [secrets.token_hex(16) for _ in range(79)]
+    sample = read_sample([*ids, rails_shaped])
+    assert sample.format.format == "opaque"
+    assert sample.formats == 1
+    assert sample.ids == [*ids, rails_shaped]  # all 80 measured, as the report says
+
+
+def test_a_stray_opaque_value_does_not_join_a_sample_of_a_framework_format() -> None:
+    signed = [f"s%3A{secrets.token_urlsafe(24)}.{'A' * 43}" for _ in range(10)]
+    sample = read_sample([*signed, secrets.token_hex(16)])
+    assert sample.format.format.startswith("express-session")
+    assert len(sample.ids) == 10
+    assert sample.formats == 2

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sessionward.audit.checks import CheckResult, Status
 from sessionward.audit.randomness import FIPS_BITS, IdBits, fips_140_2_value, id_bits, independence
 from sessionward.audit.stats import FALSE_ALARM_RATE, binomial_upper_threshold, rate_text
-from sessionward.audit.values import SampleFormat, ValueKind, data_keys, data_strings, read_sample
+from sessionward.audit.values import OPAQUE, SampleFormat, ValueKind, data_keys, data_strings, read_sample
 
 MIN_ID_BITS = 64
 """Below this, an ID is guessable (at least 64 bits of entropy)."""
@@ -129,7 +129,7 @@ def check_entropy(ids: Sequence[str], bits: IdBits, sample: SampleFormat) -> Che
     length = min(len(i) for i in ids)
     entropy = min(bits.widths) if exact else length * bits.bits_per_char
     where = (
-        "" if sample.format.format == "opaque" and not sample.format.percent_encoded else f"{sample.format.described}; "
+        "" if sample.format.format == OPAQUE and not sample.format.percent_encoded else f"{sample.format.described}; "
     )
     described = f"{where}{length} chars, {bits.encoding}: about {entropy:.0f} bits"
     if entropy >= RECOMMENDED_ID_BITS:

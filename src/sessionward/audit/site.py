@@ -60,7 +60,7 @@ from sessionward.audit.ids import ID_ITEMS, check_ids
 from sessionward.audit.login import LoginResult, LoginVia, LogoutError, SignIn
 from sessionward.audit.randomness import FIPS_BITS, id_bits
 from sessionward.audit.report import AuditOptions, AuditReport
-from sessionward.audit.values import ValueKind, forge_value, read_cookie_value, read_sample
+from sessionward.audit.values import OPAQUE, ValueKind, forge_value, read_cookie_value, read_sample
 
 if TYPE_CHECKING:
     from sessionward.audit.browser import BrowserSignIn
@@ -402,7 +402,7 @@ class SiteAuditor:
         target = source.target if source is not None else (self.probe or "")
         planted = forge_value(read)
         answer = await self.fetcher.fetch("GET", target, cookies={name: planted})
-        signed = read.format != "opaque"
+        signed = read.format != OPAQUE
         report.checks.append(
             check_strict_mode(planted, answer, name, issues_sessions=source is not None, signed=signed)
         )

@@ -88,16 +88,31 @@ _RAILS_ENCRYPTED = re.compile(rf"(?P<data>{_B64_PART})--(?P<iv>{_B64_PART})--(?P
 _RAILS_SIGNED = re.compile(rf"(?P<data>{_B64_PART})--(?P<digest>[0-9a-f]{{40,128}})")
 
 
+OPAQUE = "opaque"
+"""The format of a value that matches no known shape: an ID, measured whole."""
+
+
 def read_cookie_value(raw: str) -> CookieValue:
     """Read a session cookie's value: undo percent-encoding, tell its format, find the ID."""
-    value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
-    decoded = unquote(value) if "%" in value else value
-    encoded = decoded != value
+    decoded, encoded = _decoded(raw)
     for reader in (_express, _jwt, _itsdangerous, _django, _rails, _laravel):
         found = reader(decoded)
         if found is not None:
             return CookieValue(raw, found[0], found[1], found[2], found[3], encoded)
-    return CookieValue(raw, "opaque", ValueKind.ID, decoded, None, encoded)
+    return CookieValue(raw, OPAQUE, ValueKind.ID, decoded, None, encoded)
+
+
+def _decoded(raw: str) -> tuple[str, bool]:
+    """Return ``raw`` without its quotes and percent-encoding, and whether it was percent-encoded."""
+    value = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
+    decoded = unquote(value) if "%" in value else value
+    return decoded, decoded != value
+
+
+def _as_opaque(value: CookieValue) -> CookieValue:
+    """Read ``value`` again as an opaque ID, whatever shape it happened to have."""
+    decoded, encoded = _decoded(value.raw)
+    return CookieValue(value.raw, OPAQUE, ValueKind.ID, decoded, None, encoded)
 
 
 _Found = tuple[str, ValueKind, str | None, object]
@@ -220,10 +235,18 @@ class SampleFormat:
 
 
 def read_sample(values: Sequence[str]) -> SampleFormat:
-    """Read every value; the sample's format is the commonest one, and its IDs are those of that format."""
+    """Read every value; the sample's format is the commonest one, and its IDs are those of that format.
+
+    In a sample of opaque IDs, a value of another shape is an opaque ID too: a random
+    base64url ID holds ``--`` twice about once in 10⁵ (Rails' ``data--iv--tag``), and a
+    site that issues opaque IDs issues nothing else. Dropping it would shrink the sample.
+    """
     read = [read_cookie_value(v) for v in values]
     counts = Counter(r.format for r in read)
     common = counts.most_common(1)[0][0]
+    if common == OPAQUE:
+        read = [r if r.format == OPAQUE else _as_opaque(r) for r in read]
+        counts = Counter(r.format for r in read)
     kept = [r for r in read if r.format == common]
     ids = [r.session_id for r in kept if r.session_id]
     return SampleFormat(kept[0], kept, ids, len(counts))
