@@ -251,7 +251,7 @@ def test_a_logout_that_sets_a_new_anonymous_id_in_place_of_the_signed_in_one_cle
     # express-session's documented logout: regenerate() sends a new connect.sid.
     result = check_logout_clearing([logout_answer("sid=fresh-anonymous-id; Path=/; HttpOnly")], "sid", "signed-in-id")
     assert result.status is Status.PASS
-    assert "replaces the signed-in ID" in result.detail
+    assert "replaces the signed-in value" in result.detail
 
 
 def test_a_logout_that_sets_the_signed_in_id_again_or_nothing_leaves_it_in_the_browser() -> None:

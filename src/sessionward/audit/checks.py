@@ -393,7 +393,8 @@ def check_logout_clearing(responses: Sequence[Observed], cookie_name: str, signe
     """Logging out should also take the ID out of the browser, not only end the session.
 
     Deleting the cookie, ``Clear-Site-Data``, or setting the cookie to a new (anonymous)
-    value in place of ``signed_in_value`` all do: the signed-in ID is no longer there.
+    value in place of ``signed_in_value`` all do: the signed-in value (an ID, or the
+    session data itself) is no longer there.
     """
     item = "logout clears the cookie"
     for response in responses:
@@ -402,7 +403,7 @@ def check_logout_clearing(responses: Sequence[Observed], cookie_name: str, signe
             return CheckResult(item, Status.PASS, f"{response.method} {response.path} deletes it")
         if cleared is not None and unquote(cleared.value) != unquote(signed_in_value):
             return CheckResult(
-                item, Status.PASS, f"{response.method} {response.path} replaces the signed-in ID with a new one"
+                item, Status.PASS, f"{response.method} {response.path} replaces the signed-in value with a new one"
             )
         clear_site = response.headers.get("clear-site-data", "").lower()
         if '"cookies"' in clear_site or '"*"' in clear_site:
