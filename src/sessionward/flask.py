@@ -379,4 +379,3 @@ def _login_throttled(error: LoginThrottledError) -> tuple[Response, int, dict[st
 def _session_ended(error: SessionEndedError) -> tuple[Response, int, dict[str, str]]:
     del error  # a racing request ended the session; the middleware clears the cookie
     return jsonify(error="session_invalid", reason="session_ended"), 401, {"Cache-Control": "no-store"}
-

@@ -419,4 +419,3 @@ def _session_ended(error: SessionEndedError) -> tuple[bytes, int, dict[str, str]
         return b"", interruption.status, {"Location": interruption.location, "Cache-Control": "no-store"}
     body = orjson.dumps({"error": "session_invalid", "reason": interruption.reason})
     return body, interruption.status, {"Cache-Control": "no-store", "Content-Type": "application/json"}
-
