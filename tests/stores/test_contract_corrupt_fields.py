@@ -119,6 +119,10 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
     ),
     "sqlite_kept_until_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, kept_until="abc")),
     "sqlite_version_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, version="abc")),
+    # A version no count reaches (SQLite keeps any 64-bit integer; the others declare 32 bits):
+    # the next write's version would not fit.
+    "sqlite_version_past_any_count": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, version=2**63 - 1)),
+    "sql_version_negative": (SQL, False, lambda b, s, k: _sql_set(b, s, k, version=-1)),
     "sqlite_expires_at_text": (("sqlite",), False, lambda b, s, k: _sql_set(b, s, k, expires_at="abc")),
     "sqlite_meta_invalid_utf8": (
         ("sqlite",),
@@ -161,6 +165,7 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
     "redis_expiry_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, e=b"soon")),
     "redis_expiry_nan": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, e=b"nan")),
     "redis_version_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, v=b"abc")),
+    "redis_version_past_any_count": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, v=b"9223372036854775807")),
     "redis_retention_infinite": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, r=b"inf")),
     "redis_meta_created_at_text": (
         REDIS,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import sqlite3
 import threading
 import time
@@ -30,7 +31,7 @@ from sessionward._sync.stores.sql import SqlStore as SyncSqlStore
 from sessionward.core.errors import StoreError, StoreSchemaMissingError, StoreUnavailableError
 from sessionward.core.records import Entry, SessionRecord, Tombstone, Update
 from sessionward.stores import _sql_fast
-from sessionward.stores._sql_dialects import tables
+from sessionward.stores._sql_dialects import open_sync_engine, tables
 from sessionward.stores._sql_fast import (
     SQLITE_CONNECTIONS,
     AsyncpgPath,
@@ -460,8 +461,8 @@ def blocking_ordinary(store: SyncSqlStore) -> Iterator[None]:
 def test_the_blocking_store_takes_the_driver_path_on_sqlite3_and_psycopg(postgres_url: str, tmp_path: Path) -> None:
     assert isinstance(SyncSqlStore.from_url(postgres_url)._fast, BlockingFastPath)
     assert isinstance(SyncSqlStore.from_url(f"sqlite:///{tmp_path / 'x.db'}")._fast, BlockingFastPath)
-    # The pool hands its one connection to one thread at a time: nothing to keep apart.
-    assert isinstance(SyncSqlStore.from_url("sqlite://")._fast, BlockingFastPath)
+    # An in-memory database lives in its one pooled connection, which an error must never drop.
+    assert SyncSqlStore.from_url("sqlite://")._fast is None
 
 
 def test_the_blocking_driver_path_reads_and_writes_as_the_ordinary_path(blocking_store: SyncSqlStore) -> None:
@@ -664,3 +665,108 @@ async def test_a_write_cut_at_its_deadline_is_stopped_before_close_returns(
 
 def test_a_sqlite_uri_filename_keeps_the_ordinary_path(tmp_path: Path) -> None:
     assert SqlStore.from_url(f"sqlite:///file:{tmp_path / 'x.db'}?uri=true")._fast is None
+
+
+def write_raw_text(store: SyncSqlStore, key: str, raw: bytes) -> None:
+    """Put bytes that are not UTF-8 into a SQLite row's data column (a corrupt row)."""
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"UPDATE {store.sessions.name} SET data = CAST(X'{raw.hex()}' AS TEXT) WHERE key = ?", (key,)
+        )
+
+
+def test_a_corrupt_row_in_an_in_memory_database_leaves_the_other_sessions_alone() -> None:
+    store = SyncSqlStore.from_url("sqlite://")
+    store.setup()
+    try:
+        good, bad = make_record(data={"n": 1}), make_record(data={"n": 1})
+        store.establish(good)
+        store.establish(bad)
+        write_raw_text(store, bad.key, b'{"n":\xff}')
+        with pytest.raises(StoreError, match="corrupt"):
+            store.load(bad.key, NOW + 1)
+        assert same(store.load(good.key, NOW + 1), good)  # the database lives on in its one connection
+    finally:
+        store.close()
+
+
+def test_a_corrupt_row_whose_text_says_busy_is_corrupt_not_an_outage(tmp_path: Path) -> None:
+    store = SyncSqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}")
+    store.setup()
+    try:
+        record = make_record(data={"status": "x"})
+        store.establish(record)
+        write_raw_text(store, record.key, b'{"status":"busy, locked\xff"}')  # sqlite3 quotes it in its error
+        with pytest.raises(StoreError, match="corrupt"):
+            store.load(record.key, NOW + 1)
+    finally:
+        store.close()
+
+
+def test_an_exhausted_pool_is_waited_for_once_by_the_blocking_store(tmp_path: Path) -> None:
+    store = SyncSqlStore.from_url(f"sqlite:///{tmp_path / 'sessions.db'}?pool_size=1&max_overflow=0", timeout_s=0.5)
+    store.setup()
+    held = store.engine.connect()  # another thread holds the pool's only connection
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            store.load("0" * 64, NOW)
+        assert time.monotonic() - started < 0.9  # one wait of 0.5 s, not a second one
+    finally:
+        held.close()
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_reader_in_autocommit_stays_in_autocommit_and_its_writes_are_kept(postgres_url: str) -> None:
+    url = postgres_url + ("&" if "?" in postgres_url else "?") + "pool_size=1&max_overflow=0"
+    engine = open_sync_engine(url, setting="S", timeout_s=2.0)
+    reader = open_sync_engine(url, setting="S", timeout_s=2.0, autocommit=True)
+    store = SyncSqlStore(engine, reader=reader, table_prefix=f"sw_fast_{secrets.token_hex(4)}_")
+    store.setup()
+    try:
+        record = make_record()
+        store.establish(record)
+        loaded_now = store.load(record.key, NOW + 1)  # the driver path, on the reader's only connection
+        assert isinstance(loaded_now, SessionRecord)
+        with blocking_ordinary(store):  # as after any FastPathFailed: a single statement, no COMMIT
+            assert store.save(record.key, make_update(loaded_now, now=NOW + 500)) is True
+        after = store.load(record.key, NOW + 501)
+        assert isinstance(after, SessionRecord)
+        assert after.meta.last_access_at == NOW + 500
+    finally:
+        store.drop()
+        store.close()
+
+
+class Interrupted(BaseException):
+    """What a watchdog or a green-thread timeout raises in the middle of a statement."""
+
+
+@pytest.mark.postgres
+def test_an_interruption_mid_statement_goes_through_and_the_statement_is_not_sent_again(
+    postgres_url: str,
+) -> None:
+    store = SyncSqlStore.from_url(postgres_url, table_prefix=f"sw_fast_{secrets.token_hex(4)}_", timeout_s=3.0)
+    store.setup()
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        record = make_record()
+        store.establish(record)
+        fast = store._fast
+        assert isinstance(fast, BlockingFastPath)
+        fast.load.sql = "SELECT pg_sleep(0.5), " + fast.load.sql.removeprefix("SELECT ")
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Interrupted):
+            store.load(record.key, NOW + 1)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert store._reader.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        store.drop()
+        store.close()

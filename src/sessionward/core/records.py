@@ -340,9 +340,14 @@ def stored_time(value: object, name: str) -> float:
     raise StoreError(f"corrupt {name}: {_shown(value)}")
 
 
+MAX_COUNT = 2**62
+"""A version past this was never written by counting: a session cannot make 2⁶² writes, and
+the next one would not fit a database's 64-bit integer."""
+
+
 def stored_count(value: object, name: str) -> int:
-    """Check a whole number a store returned (a version): an ``int``, else :class:`StoreError`."""
-    if type(value) is int:
+    """Check a whole number a store returned (a version): an ``int`` from 0 to :data:`MAX_COUNT`."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
         return value
     raise StoreError(f"corrupt {name}: {_shown(value)}")
 
@@ -357,11 +362,12 @@ def time_from_text(raw: bytes | str, name: str) -> float:
 
 
 def count_from_text(raw: bytes | str, name: str) -> int:
-    """Parse a whole number a store keeps as text: ``int``, else :class:`StoreError`."""
+    """Parse a whole number a store keeps as text, as :func:`stored_count` checks it."""
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise StoreError(f"corrupt {name}: {_shown(raw)}") from None
+    return stored_count(value, name)
 
 
 def _shown(value: object) -> str:

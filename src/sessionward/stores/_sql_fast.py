@@ -399,8 +399,9 @@ class BlockingFastPath:
     """The blocking store's read and common-case writes sent on sqlite3 or psycopg.
 
     The connections come from the store's SQLAlchemy pool, which hands one to one thread
-    at a time (an in-memory SQLite database included). SQLite's writes queue on the
-    store's write gate, as its other writers do.
+    at a time. SQLite's writes queue on the store's write gate, as its other writers do.
+    A connection goes back to the pool after an error when its state is known (sqlite3's
+    always is; psycopg's when it is idle), and is dropped otherwise.
 
     Args:
         engine: The store's blocking engine.
@@ -440,7 +441,12 @@ class BlockingFastPath:
     ) -> BlockingFastPath | None:
         """Return the fast path for ``engine``'s driver (sqlite3, psycopg), or ``None``."""
         del timeout_s  # the drivers' own timeouts bound a blocking statement
-        if engine.dialect.driver in ("pysqlite", "psycopg"):
+        driver = engine.dialect.driver
+        if driver == "psycopg":
+            return cls(engine, load, touch, save_seen, write_gate=write_gate)
+        database = engine.url.database or ""
+        if driver == "pysqlite" and database not in ("", ":memory:") and not engine.url.query.get("uri"):
+            # An in-memory database lives in its one pooled connection: never risk it.
             return cls(engine, load, touch, save_seen, write_gate=write_gate)
         return None
 
@@ -448,7 +454,7 @@ class BlockingFastPath:
         """Return the row of ``key``, or ``None`` if there is none.
 
         Raises:
-            StoreUnavailableError: the driver's timeout ran out.
+            StoreUnavailableError: the driver's timeout ran out, or no connection came.
             FastPathFailed: anything else went wrong; read the ordinary way.
         """
         del timeout_s
@@ -459,7 +465,7 @@ class BlockingFastPath:
         """Run one of the ``UPDATE`` statements; return how many rows it matched.
 
         Raises:
-            StoreUnavailableError: the driver's timeout ran out.
+            StoreUnavailableError: the driver's timeout ran out, or no connection came.
             FastPathFailed: anything else went wrong; write the ordinary way.
         """
         del timeout_s
@@ -474,39 +480,71 @@ class BlockingFastPath:
 
     def _send(self, sql: str, arguments: Any, *, fetch: bool) -> tuple[tuple[str, ...], Any]:
         """Run ``sql``; return the column names and the first row, or ``((), rowcount)``."""
+        connection = self._checkout()
+        driver: Any = connection.driver_connection
+        reusable = False
+        # psycopg: autocommit for this statement alone (no BEGIN before it, no COMMIT or
+        # ROLLBACK after it); a connection already in autocommit is left as it is.
+        switched = self._psycopg and not driver.autocommit
         try:
-            connection = self._engine.raw_connection()
-        except Exception as error:
-            raise FastPathFailed from error
-        try:
-            driver: Any = connection.driver_connection
-            if self._psycopg:
-                # Autocommit for this statement alone: no BEGIN before it, no COMMIT or
-                # ROLLBACK after it (setting it outside a transaction is local).
+            if switched:
                 driver.autocommit = True
-            try:
-                cursor = driver.execute(sql, arguments)
-                if not fetch:
-                    return (), cursor.rowcount
+            cursor = driver.execute(sql, arguments)
+            if fetch:
                 names = tuple(column[0] for column in cursor.description)
                 rows = cursor.fetchall()
-                return names, rows[0] if rows else None
-            finally:
-                if self._psycopg:
-                    driver.autocommit = False
+                result: tuple[tuple[str, ...], Any] = (names, rows[0] if rows else None)
+            else:
+                result = ((), cursor.rowcount)
+            if switched:
+                driver.autocommit = False
+            reusable = True
+            return result
         except Exception as error:
-            connection.invalidate()  # its state is unknown: never back to the pool
+            reusable = self._idle(driver, switched)
             if _ran_out_of_time(error):
                 raise StoreUnavailableError(f"SQL store ({self._name}) unavailable: {error}") from None
             logger.debug("SQL store (%s): the driver's statement failed (%s); sending it again", self._name, error)
             raise FastPathFailed from error
         finally:
+            # Anything else (an interruption mid-statement) leaves its state unknown.
+            if not reusable:
+                connection.invalidate()
             connection.close()
+
+    def _checkout(self) -> Any:
+        """A connection from the pool; a timeout or refused connect is an outage at once.
+
+        Sending the statement the ordinary way would wait for the same pool or server again.
+        """
+        try:
+            return self._engine.raw_connection()
+        except sa.exc.TimeoutError:
+            raise StoreUnavailableError(f"SQL store ({self._name}): no connection free in time") from None
+        except Exception as error:
+            if self._name == "sqlite":
+                raise FastPathFailed from error  # e.g. a missing folder: the ordinary path says what to do
+            raise StoreUnavailableError(f"SQL store ({self._name}) unavailable: {error}") from None
+
+    def _idle(self, driver: Any, switched: bool) -> bool:
+        """Tell whether a connection whose statement failed is idle and fit for the pool again."""
+        if not self._psycopg:
+            return True  # sqlite3 in autocommit: a failed statement leaves nothing open
+        try:
+            if driver.broken or driver.info.transaction_status.name != "IDLE":
+                return False
+            if switched:
+                driver.autocommit = False
+        except Exception:
+            return False
+        return True
 
 
 def _ran_out_of_time(error: Exception) -> bool:
     """Tell whether a blocking driver gave up waiting (a lock, a statement timeout)."""
-    if isinstance(error, sqlite3.OperationalError):
-        text = str(error).lower()
-        return "locked" in text or "busy" in text
-    return getattr(error, "sqlstate", None) == "57014"  # psycopg: query_canceled (statement_timeout)
+    if isinstance(error, sqlite3.Error):
+        # By SQLite's code, not the message (it may quote the row's text).
+        code = getattr(error, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    # psycopg: query_canceled (statement_timeout), lock_not_available (lock_timeout)
+    return getattr(error, "sqlstate", None) in ("57014", "55P03")
