@@ -68,6 +68,15 @@ CPU and their p99 was a quarter lower (fewer threads taking turns at the GIL). P
 statement waits for a connection to come back."""
 
 
+def sqlite_file(url: sa.URL) -> bool:
+    """Tell whether a SQLite URL names a plain database file, which a driver path may share.
+
+    An in-memory database lives in its one pooled connection, which nothing else may use
+    or an error drop; a URI filename (``?uri=true``) is SQLite's to parse.
+    """
+    return (url.database or "") not in ("", ":memory:") and not url.query.get("uri")
+
+
 class FastPathFailed(Exception):
     """The driver gave no answer; send the statement the ordinary way instead."""
 
@@ -130,11 +139,7 @@ class FastPath:
         driver = engine.dialect.driver
         if driver == "asyncpg":
             return AsyncpgPath(engine, load, touch, save_seen)
-        database = engine.url.database or ""
-        plain_file = database not in ("", ":memory:") and not engine.url.query.get("uri")
-        if driver == "aiosqlite" and plain_file and write_gate is not None:
-            # An in-memory database lives in its one pooled connection: nothing to share.
-            # A URI filename (?uri=true) is SQLite's to parse: left to the ordinary path.
+        if driver == "aiosqlite" and sqlite_file(engine.url) and write_gate is not None:
             busy_timeout_ms = int(timeout_s * 1000)
             return SqlitePath(engine, load, touch, save_seen, write_gate=write_gate, busy_timeout_ms=busy_timeout_ms)
         return None
@@ -444,9 +449,7 @@ class BlockingFastPath:
         driver = engine.dialect.driver
         if driver == "psycopg":
             return cls(engine, load, touch, save_seen, write_gate=write_gate)
-        database = engine.url.database or ""
-        if driver == "pysqlite" and database not in ("", ":memory:") and not engine.url.query.get("uri"):
-            # An in-memory database lives in its one pooled connection: never risk it.
+        if driver == "pysqlite" and sqlite_file(engine.url):
             return cls(engine, load, touch, save_seen, write_gate=write_gate)
         return None
 
