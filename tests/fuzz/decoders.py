@@ -53,6 +53,7 @@ from sessionward.core.records import (
     dumps,
     meta_from_json,
     meta_to_json,
+    meta_to_packed,
     tombstone_from_json,
     tombstone_to_json,
 )
@@ -135,7 +136,7 @@ def check_json_case(case: JsonCase) -> None:
 
 # -- Redis: stores/_redis_layout.py::decode_entry --------------------------------------------------
 
-_REDIS_NAMES = (b"m", b"e", b"v", b"r", b"t", b"g", b"a", b"u", b"d:x")
+_REDIS_NAMES = (b"m", b"m1", b"m2", b"e", b"v", b"r", b"t", b"g", b"a", b"u", b"d:x")
 _NUMERIC_FIELDS = (b"e", b"v", b"r", b"a")
 
 
@@ -172,8 +173,16 @@ def redis_fields(entry: Entry, *, with_seal: bool) -> list[tuple[bytes, bytes]]:
 def _redis_value(draw: st.DrawFn, name: bytes) -> bytes:
     if name in _NUMERIC_FIELDS:
         return draw(hostile_number_text)
+    if name == b"m" and draw(st.booleans()):
+        # Compact metadata, whole or cut, with bytes flipped: a MessagePack array behind its mark.
+        packed = bytearray(meta_to_packed(draw(metas())))
+        for _ in range(draw(st.integers(min_value=0, max_value=3))):
+            packed[draw(st.integers(min_value=0, max_value=len(packed) - 1))] = draw(st.integers(0, 255))
+        return bytes(packed[: draw(st.integers(min_value=1, max_value=len(packed)))])
     if name == b"m":
         return draw(corrupted(encode_pairs(draw(mutated_pairs(pairs_of(draw(metas())), META_FIELDS, least=1)))))
+    if name in (b"m1", b"m2"):
+        return draw(st.binary(max_size=70))
     if name == b"t":
         members = tuple((n, v) for n, v in pairs_of(draw(tombstones(draw(subjects)))) if n != "key")
         return draw(corrupted(encode_pairs(draw(mutated_pairs(members, TOMB_FIELDS, least=1)))))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 import sqlalchemy as sa
@@ -21,8 +22,8 @@ import sqlalchemy as sa
 from sessionward import ManualClock
 from sessionward.core.errors import StoreError, StoreUnavailableError
 from sessionward.core.ids import seal_successor, storage_key
-from sessionward.core.records import EndReason, SessionRecord, Tombstone
-from sessionward.stores._redis_layout import session_key
+from sessionward.core.records import PACKED_META_MARK, EndReason, SessionRecord, Tombstone
+from sessionward.stores._redis_layout import decode_meta, meta_chunks, session_key
 from sessionward.stores.base import SessionStore
 from sessionward.stores.sql import SqlStore
 from support.helpers import client_for, make_app, set_cookie_value
@@ -91,6 +92,41 @@ async def _redis_json(backend: Backend, store: SessionStore, key: str, field: st
     text = await _maybe(client.hget(name, field))
     assert text is not None
     await _maybe(client.hset(name, field, orjson.dumps({**orjson.loads(text), **change})))
+
+
+async def _redis_meta_chunks(store: SessionStore, key: str) -> tuple[Any, str, dict[bytes, bytes]]:
+    client, name = await _redis_hash(store, key)
+    fields = await _maybe(client.hgetall(name))
+    return client, name, {field: value for field, value in fields.items() if field[:1] == b"m"}
+
+
+async def _redis_packed(backend: Backend, store: SessionStore, key: str, position: int | slice, value: Any) -> None:
+    """Change item ``position`` of the compact metadata (see ``meta_to_packed``), keeping it compact."""
+    client, name, chunks = await _redis_meta_chunks(store, key)
+    packed = b"".join(chunks[b"m%d" % i if i else b"m"] for i in range(len(chunks)))
+    assert packed[:1] == PACKED_META_MARK
+    items = msgspec.msgpack.decode(packed[1:])
+    items[position] = value
+    await _maybe(client.hdel(name, *chunks))
+    await _maybe(client.hset(name, mapping=_flat_pairs(meta_chunks(PACKED_META_MARK + msgspec.msgpack.encode(items)))))
+
+
+def _flat_pairs(flat: list[Any]) -> dict[Any, Any]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def _redis_as_json(backend: Backend, store: SessionStore, key: str, change: dict[str, Any]) -> None:
+    """Write the metadata as sessionward 0.1 did (one JSON field ``m``), with ``change`` made."""
+    client, name, chunks = await _redis_meta_chunks(store, key)
+    meta = decode_meta(chunks.pop(b"m"), chunks)
+    await _maybe(client.hdel(name, *chunks))
+    await _maybe(client.hset(name, "m", orjson.dumps({**msgspec.structs.asdict(meta), **change})))
+
+
+async def _redis_meta_fields(backend: Backend, store: SessionStore, key: str, **fields: bytes | None) -> None:
+    client, name, _ = await _redis_meta_chunks(store, key)
+    for field, value in fields.items():
+        await _maybe(client.hdel(name, field) if value is None else client.hset(name, field, value))
 
 
 def _file_path(store: SessionStore, key: str) -> Any:
@@ -167,10 +203,18 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
     "redis_version_text": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, v=b"abc")),
     "redis_version_past_any_count": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, v=b"9223372036854775807")),
     "redis_retention_infinite": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, r=b"inf")),
-    "redis_meta_created_at_text": (
+    "redis_meta_created_at_text": (REDIS, False, lambda b, s, k: _redis_packed(b, s, k, 0, "yesterday")),
+    "redis_meta_created_at_nan": (REDIS, False, lambda b, s, k: _redis_packed(b, s, k, 0, float("nan"))),
+    "redis_meta_user_number": (REDIS, False, lambda b, s, k: _redis_packed(b, s, k, 4, 5)),
+    "redis_meta_a_field_short": (REDIS, False, lambda b, s, k: _redis_packed(b, s, k, slice(10, None), [])),
+    # The metadata spans fields m, m1, m2...: one missing, or one after a gap, is corrupt.
+    "redis_meta_middle_field_missing": (REDIS, False, lambda b, s, k: _redis_meta_fields(b, s, k, m1=None)),
+    "redis_meta_stray_field_after_a_gap": (REDIS, False, lambda b, s, k: _redis_meta_fields(b, s, k, m9=b"\x00")),
+    "redis_meta_unknown_format": (REDIS, False, lambda b, s, k: _redis_meta_fields(b, s, k, m=b"\x07\x90")),
+    "redis_json_meta_created_at_text": (
         REDIS,
         False,
-        lambda b, s, k: _redis_json(b, s, k, "m", {"created_at": "yesterday"}),
+        lambda b, s, k: _redis_as_json(b, s, k, {"created_at": "yesterday"}),
     ),
     "redis_tombstone_grace_until_text": (
         REDIS,

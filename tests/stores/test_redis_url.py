@@ -30,6 +30,12 @@ def test_standalone_url() -> None:
     assert parse_url("rediss://cache.internal").tls
 
 
+def test_record_format_is_compact_unless_the_url_asks_for_json() -> None:
+    assert parse_url("redis://cache.internal").record_format == "compact"
+    target = parse_url("redis+cluster://a:1,b:2?record_format=json")
+    assert (target.record_format, target.options) == ("json", {})
+
+
 def test_cluster_url_with_several_seed_nodes() -> None:
     target = parse_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002")
     assert target.kind == "cluster"
@@ -60,6 +66,7 @@ def test_sentinel_url() -> None:
         "redis+cluster://host/1",  # a cluster has only database 0
         "redis://a:1,b:2/0",
         "redis://host/0?key_prefix=x{y}",
+        "redis://host/0?record_format=pickle",
         "redis+unknown://host",
     ],
 )

@@ -5,8 +5,9 @@ manages (:class:`SessionMeta`), so no user key can shadow or forge a library fie
 A :class:`Tombstone` stands where a session ended, remembering why until it
 expires; after a renewal it also points to the successor for the grace period.
 
-Everything is JSON: records are never pickled, because unpickling turns a store
-compromise into code execution.
+Everything is JSON, or MessagePack where every byte counts (:func:`meta_to_packed`, for
+Redis): records are never pickled, because unpickling turns a store compromise into code
+execution.
 
 The record types are :class:`msgspec.Struct` classes rather than dataclasses: one or more
 of each is made, decoded or copied on every request, and a struct is created, decoded
@@ -269,6 +270,79 @@ def meta_from_json(data: bytes | str) -> SessionMeta:
         return _META_DECODER.decode(data)
     except (msgspec.DecodeError, UnicodeError) as error:  # malformed JSON, a field of the wrong type, a lone surrogate
         raise StoreError(f"corrupt session metadata: {error}") from None
+
+
+PACKED_META_MARK = b"\x01"
+"""The first byte of :func:`meta_to_packed`'s output; JSON metadata starts with ``{``."""
+
+_PACKED_ENCODER = msgspec.msgpack.Encoder()
+# SessionMeta's fields in their order: created_at, last_access_at, rotated_at, absolute_deadline,
+# user, auth_at, elevated_until, ip, user_agent, binding, csrf_token.
+_PACKED_DECODER = msgspec.msgpack.Decoder(
+    tuple[
+        float,
+        float,
+        float,
+        float,
+        str | None,
+        float | None,
+        float | None,
+        str | None,
+        str | None,
+        str | None,
+        str | None,
+    ]
+)
+
+
+def meta_to_packed(meta: SessionMeta) -> bytes:
+    """Encode metadata compactly: :data:`PACKED_META_MARK`, then a MessagePack array.
+
+    The fields go by position, without their names, and times as 8-byte doubles (exact,
+    as in JSON); about half the size of :func:`meta_to_json`. A new metadata field needs
+    a new mark, so that what was stored before still decodes.
+    """
+    return PACKED_META_MARK + _PACKED_ENCODER.encode(
+        (
+            meta.created_at,
+            meta.last_access_at,
+            meta.rotated_at,
+            meta.absolute_deadline,
+            meta.user,
+            meta.auth_at,
+            meta.elevated_until,
+            meta.ip,
+            meta.user_agent,
+            meta.binding,
+            meta.csrf_token,
+        )
+    )
+
+
+def meta_from_packed(data: bytes) -> SessionMeta:
+    """Decode :func:`meta_to_packed`'s output; raise :class:`StoreError` if it is corrupt."""
+    if data[:1] != PACKED_META_MARK:
+        raise StoreError(f"corrupt session metadata: unknown format {_shown(data[:1])}")
+    try:
+        created, accessed, rotated, deadline, user, auth, elevated, ip, agent, binding, csrf = _PACKED_DECODER.decode(
+            data[1:]
+        )
+    except (msgspec.DecodeError, UnicodeError) as error:
+        raise StoreError(f"corrupt session metadata: {error}") from None
+    # MessagePack holds NaN and the infinities, which JSON cannot: refuse them here.
+    return SessionMeta(
+        created_at=stored_time(created, "creation time"),
+        last_access_at=stored_time(accessed, "access time"),
+        rotated_at=stored_time(rotated, "rotation time"),
+        absolute_deadline=stored_time(deadline, "absolute deadline"),
+        user=user,
+        auth_at=None if auth is None else stored_time(auth, "authentication time"),
+        elevated_until=None if elevated is None else stored_time(elevated, "elevation"),
+        ip=ip,
+        user_agent=agent,
+        binding=binding,
+        csrf_token=csrf,
+    )
 
 
 def data_from_json(data: bytes | str) -> dict[str, JSONValue]:

@@ -5,7 +5,7 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
 ``{`` and ``}`` percent-escaped so that it never breaks a hash tag):
 
 * ``P s:{H}K``: the session, a HASH (the whole key is in its name, for operators' tools).
-  A live session has ``m`` (metadata JSON, unset fields left out), ``e`` (``expires_at``),
+  A live session has ``m`` (its metadata: see below), ``e`` (``expires_at``),
   ``r`` (``retain_until``: Redis keeps the hash until ``kept_until`` so the reason it
   ended can be told), ``v`` (version), ``u`` (the user's tag, when authenticated) and
   one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
@@ -22,6 +22,14 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
 
 The hash tags put a session with its handle key, and a user's two index keys together,
 in one Redis Cluster slot each.
+
+Redis keeps a small hash as one compact ``listpack`` only while every value is at most
+``hash-max-listpack-value`` bytes (64 by default); one longer value turns it into a
+hashtable at about twice the memory. So the metadata is written compact
+(:func:`~sessionward.core.records.meta_to_packed`) and split into fields of at most 64
+bytes: ``m``, ``m1``, ``m2``... in order. A store opened with ``record_format="json"``
+writes ``m`` as one JSON document instead, which sessionward 0.1 also reads (for a fleet
+upgraded server by server); both formats are always read.
 """
 
 from __future__ import annotations
@@ -37,15 +45,19 @@ from msgspec.structs import asdict, replace
 from sessionward.core.engine import SessionLimit
 from sessionward.core.errors import StoreError
 from sessionward.core.records import (
+    PACKED_META_MARK,
     EndReason,
     Entry,
     JSONValue,
+    SessionMeta,
     SessionRecord,
     Tombstone,
     count_from_text,
     dumps,
     meta_from_json,
+    meta_from_packed,
     meta_to_json,
+    meta_to_packed,
     time_from_text,
     tombstone_from_json,
 )
@@ -126,9 +138,34 @@ def number(value: float) -> str:
     return repr(float(value))
 
 
-def record_fields(record: SessionRecord) -> list[bytes | str]:
+RECORD_FORMATS = ("compact", "json")
+"""How a Redis store writes metadata: ``compact`` (the default) or ``json`` (as 0.1 did)."""
+
+META_CHUNK_BYTES = 64
+"""The longest metadata field written: Redis' default ``hash-max-listpack-value``."""
+
+
+def _meta_name(number_: int) -> bytes:
+    return b"m%d" % number_ if number_ else b"m"
+
+
+def meta_fields(meta: SessionMeta, *, compact: bool) -> list[bytes | str]:
+    """Return the metadata's hash fields and values, flat: ``m``, ``m1``... (see the module docstring)."""
+    return meta_chunks(meta_to_packed(meta)) if compact else ["m", meta_to_json(meta)]
+
+
+def meta_chunks(packed: bytes) -> list[bytes | str]:
+    """Split compact metadata into hash fields ``m``, ``m1``... of at most :data:`META_CHUNK_BYTES`, flat."""
+    fields: list[bytes | str] = []
+    for number_, start in enumerate(range(0, len(packed), META_CHUNK_BYTES)):
+        fields += [_meta_name(number_), packed[start : start + META_CHUNK_BYTES]]
+    return fields
+
+
+def record_fields(record: SessionRecord, *, compact: bool = True) -> list[bytes | str]:
     """Return the hash fields and values of a live record, flat (for HSET)."""
-    fields: list[bytes | str] = ["m", meta_to_json(record.meta), "e", number(record.expires_at)]
+    fields = meta_fields(record.meta, compact=compact)
+    fields += ["e", number(record.expires_at)]
     fields += ["v", str(record.version), "r", number(record.retain_until)]
     if record.meta.user is not None:
         fields += ["u", user_tag(record.meta.user)]
@@ -201,12 +238,15 @@ def decode_entry(
     meta = expires = tomb = touched = sealed = tag = None
     version, retain = b"0", b"0"
     data: dict[str, JSONValue] = {}
+    chunks: dict[bytes, bytes] = {}
     try:
         for name, value in pairs_in:
             if name[:_DATA_AT] == DATA_PREFIX:
                 data[name[_DATA_AT:].decode()] = orjson.loads(value)
             elif name == b"m":
                 meta = value
+            elif name[:1] == b"m":
+                chunks[name] = value
             elif name == b"a":
                 touched = value
             elif name == b"e":
@@ -232,7 +272,7 @@ def decode_entry(
             return tombstone
         if meta is None:
             raise StoreError("no metadata field")
-        decoded_meta = meta_from_json(meta)
+        decoded_meta = decode_meta(meta, chunks)
         if tag != (None if decoded_meta.user is None else user_tag(decoded_meta.user).encode()):
             # ``u`` is what the user-wide scripts go by: one that names someone else would
             # have this session ended as theirs.
@@ -253,6 +293,25 @@ def decode_entry(
         raise StoreError(f"corrupt session record {key[:16]} in Redis: {type(error).__name__}: {error}") from None
     except StoreError as error:
         raise StoreError(f"corrupt session record {key[:16]} in Redis: {error}") from None
+
+
+def decode_meta(first: bytes, rest: Mapping[bytes, bytes]) -> SessionMeta:
+    """Decode metadata from its first field ``m`` and the others (``m1``, ``m2``...) by name.
+
+    JSON stands alone in ``m``: chunks beside it are left from a compact write that a
+    server writing JSON replaced (a fleet mid-upgrade), and the next compact write removes
+    them. Compact metadata must come whole, every chunk in turn and none stray.
+    """
+    if first[:1] != PACKED_META_MARK:
+        return meta_from_json(first)
+    if not rest:
+        return meta_from_packed(first)
+    parts = [first]
+    while (part := rest.get(_meta_name(len(parts)))) is not None:
+        parts.append(part)
+    if len(parts) != len(rest) + 1:
+        raise StoreError("a metadata field out of turn")
+    return meta_from_packed(b"".join(parts))
 
 
 def is_live(fields: list[bytes | None], now: float, tag: bytes | None = None) -> bool:

@@ -154,20 +154,43 @@ end
 
 SAVE = """
 -- The hot write path: it needs none of LIBRARY's helpers, so Redis does not define them
--- on every call. KEYS: session, handle. ARGV: P, meta ('' when unchanged), expires, retain until, ttl,
--- bump version (0/1), n set, n pairs, deletes. With the metadata unchanged only the data
--- fields move (expiry and TTL stay). Writes only into a live session: a concurrent logout
--- left a tombstone, never resurrected.
+-- on every call. KEYS: session, handle. ARGV: P, n meta (0 when unchanged), expires,
+-- retain until, ttl, bump version (0/1), n set, then n meta pairs (metadata fields 'm',
+-- 'm1'...), n set pairs (data fields) and the data fields to delete. With the metadata
+-- unchanged only the data fields move (expiry and TTL stay). Writes only into a live
+-- session: a concurrent logout left a tombstone, never resurrected.
 if redis.call('HEXISTS', KEYS[1], 'm') == 0 then return 0 end
-local nset = tonumber(ARGV[7])
+local nmeta, nset = tonumber(ARGV[2]), tonumber(ARGV[7])
+local first_delete = 8 + 2 * (nmeta + nset)
+if nmeta > 0 and string.byte(ARGV[9], 1) == 1 and string.byte(redis.call('HGET', KEYS[1], 'm'), 1) == 123 then
+  -- Compact metadata over JSON (written by an earlier version): the hash is written anew,
+  -- as Redis never turns a hashtable back into the listpack it now fits in.
+  local kept, all = {}, redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 1) ~= 'm' then
+      kept[#kept + 1] = all[i]
+      kept[#kept + 1] = all[i + 1]
+    end
+  end
+  redis.call('DEL', KEYS[1])
+  if #kept > 0 then redis.call('HSET', KEYS[1], unpack(kept)) end
+end
 local fields = {}
-if ARGV[2] ~= '' then fields = {'m', ARGV[2], 'e', ARGV[3], 'r', ARGV[4]} end
-for i = 8, 7 + 2 * nset do fields[#fields + 1] = ARGV[i] end
+for i = 8, first_delete - 1 do fields[#fields + 1] = ARGV[i] end
+if nmeta > 0 then
+  fields[#fields + 1] = 'e'
+  fields[#fields + 1] = ARGV[3]
+  fields[#fields + 1] = 'r'
+  fields[#fields + 1] = ARGV[4]
+end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if #ARGV > 7 + 2 * nset then redis.call('HDEL', KEYS[1], unpack(ARGV, 8 + 2 * nset)) end
+if #ARGV >= first_delete then redis.call('HDEL', KEYS[1], unpack(ARGV, first_delete)) end
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], 'v', 1) end
-if ARGV[2] ~= '' then
-  -- 'a' and 'x' mirrored the idle clock for an earlier load-and-touch script: 'm' holds it now.
+if nmeta > 0 then
+  -- Metadata fields past the new last one belonged to longer metadata: they go. 'a' and
+  -- 'x' mirrored the idle clock for an earlier load-and-touch script: 'm' holds it now.
+  local i = nmeta
+  while redis.call('HDEL', KEYS[1], 'm' .. i) == 1 do i = i + 1 end
   redis.call('HDEL', KEYS[1], 'a', 'x')
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[5])

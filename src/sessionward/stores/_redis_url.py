@@ -6,9 +6,11 @@ Accepted (``SESSIONWARD_STORE``)::
     redis+cluster://[:password@]host[:port][,host[:port]...]   rediss+cluster:// for TLS
     redis+sentinel://[:password@]host[:port][,host[:port]...]/service_name[/db]
 
-A ``key_prefix`` query parameter sets the prefix of every key (default ``sw:``); other
-query parameters go to redis-py. There is no default host: a URL without one is refused
-rather than silently connecting to localhost. Passwords never appear in error messages.
+A ``key_prefix`` query parameter sets the prefix of every key (default ``sw:``) and
+``record_format`` how sessions are written (``compact``, the default, or ``json``: see
+:class:`~sessionward.stores.redis.RedisStore`); other query parameters go to redis-py.
+There is no default host: a URL without one is refused rather than silently connecting
+to localhost. Passwords never appear in error messages.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sessionward.core.errors import ConfigError
+from sessionward.stores._redis_layout import RECORD_FORMATS
 
 DEFAULT_PREFIX = "sw:"
 DEFAULT_PORT = 6379
@@ -41,6 +44,7 @@ class RedisTarget:
         username: ACL user name, if any.
         password: Password, if any.
         key_prefix: The prefix of every key the store writes.
+        record_format: How the store writes sessions (one of ``RECORD_FORMATS``).
         options: Further query parameters, passed to redis-py.
     """
 
@@ -52,6 +56,7 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     key_prefix: str = DEFAULT_PREFIX
+    record_format: str = RECORD_FORMATS[0]
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,11 +113,15 @@ def parse_url(url: str, *, setting: str = "SESSIONWARD_STORE") -> RedisTarget:
     prefix = query.pop("key_prefix", DEFAULT_PREFIX)
     if "{" in prefix or "}" in prefix:
         raise ConfigError(setting, f"{shown!r}: key_prefix must not contain '{{' or '}}'")
+    record_format = query.pop("record_format", RECORD_FORMATS[0])
+    if record_format not in RECORD_FORMATS:
+        raise ConfigError(setting, f"{shown!r}: record_format must be one of {', '.join(RECORD_FORMATS)}")
     common: dict[str, Any] = {
         "tls": base == "rediss",
         "username": unquote(username) or None,
         "password": unquote(password) or None,
         "key_prefix": prefix,
+        "record_format": record_format,
         "options": query,
     }
     path = parts.path.strip("/")

@@ -39,13 +39,14 @@ from redis.exceptions import NoScriptError, RedisError
 from sessionward.core.engine import Hits, SessionLimit
 from sessionward.core.errors import ConfigError, LoginRefusedError, StoreError
 from sessionward.core.ids import is_handle, is_key
-from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps, meta_to_json
+from sessionward.core.records import EndReason, Entry, Expected, SessionRecord, Tombstone, Update, dumps
 from sessionward.stores import _redis_lua as lua
 from sessionward.stores._contract import Established, StoreStats, check_counter
 from sessionward.stores._redis_direct import direct_link
 from sessionward.stores._redis_errors import TRANSLATED, translate, translated
 from sessionward.stores._redis_layout import (
     DATA_PREFIX,
+    RECORD_FORMATS,
     Arg,
     check_prefix,
     counter_key,
@@ -56,6 +57,7 @@ from sessionward.stores._redis_layout import (
     handle_key,
     live_record,
     members,
+    meta_fields,
     not_applied,
     number,
     pairs,
@@ -133,20 +135,31 @@ class RedisStore(SessionStore):
             nothing connects to a default host. A ``RedisCluster`` client needs
             :class:`~sessionward.stores.redis_cluster.RedisClusterStore`.
         key_prefix: Prefix of every key; lets several applications share one Redis.
+        record_format: ``"compact"`` (the default) writes metadata in about half the
+            memory; ``"json"`` writes it as sessionward 0.1 did, so that 0.1 servers
+            sharing the Redis can still read every session while a fleet is upgraded
+            one server at a time. Both are always read.
 
     Raises:
         TypeError: the client is a Redis Cluster client.
+        ValueError: ``record_format`` is neither.
     """
 
     cluster: ClassVar[bool] = False
     """Whether the store talks to a Redis Cluster (then every script stays within one slot)."""
 
-    def __init__(self, client: Redis | RedisCluster, *, key_prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self, client: Redis | RedisCluster, *, key_prefix: str = DEFAULT_PREFIX, record_format: str = "compact"
+    ) -> None:
         if isinstance(client, RedisCluster) is not self.cluster:
             wanted = "RedisClusterStore" if isinstance(client, RedisCluster) else "RedisStore"
             raise TypeError(f"{type(self).__name__} cannot use a {type(client).__name__} client; use {wanted}")
+        if record_format not in RECORD_FORMATS:
+            raise ValueError(f"record_format must be one of {', '.join(RECORD_FORMATS)}, not {record_format!r}")
         self.client = client
         self.prefix = check_prefix(key_prefix)
+        self.record_format = record_format
+        self.compact = record_format == "compact"
         self._ready = True
         register = client.register_script
         self._save = register(lua.SAVE)
@@ -176,8 +189,8 @@ class RedisStore(SessionStore):
         if isinstance(client, RedisCluster):
             from sessionward.stores.redis_cluster import RedisClusterStore
 
-            return RedisClusterStore(client, key_prefix=target.key_prefix)
-        return cls(client, key_prefix=target.key_prefix)
+            return RedisClusterStore(client, key_prefix=target.key_prefix, record_format=target.record_format)
+        return cls(client, key_prefix=target.key_prefix, record_format=target.record_format)
 
     async def setup(self) -> None:
         """Check that Redis answers and load the scripts (there is no schema).
@@ -387,15 +400,17 @@ class RedisStore(SessionStore):
     async def save(self, key: str, update: Update) -> bool:
         if not self._ready:
             await self._connect()
-        args: list[Arg] = [self.prefix]
+        args: list[Arg]
         if update.meta_changed:
             meta = update.meta
-            args += [meta_to_json(meta), number(update.expires_at), number(update.retain_until)]
+            written = meta_fields(meta, compact=self.compact)
+            args = [self.prefix, len(written) // 2, number(update.expires_at), number(update.retain_until)]
             args += [ttl_ms(update.kept_until, meta.last_access_at), "1" if update.touches_data else "0"]
             args.append(len(update.set))
+            args += written
         else:
             # Only data changed: the script leaves metadata, expiry and TTL as they are.
-            args += ["", "", "", "", "1" if update.touches_data else "0", len(update.set)]
+            args = [self.prefix, 0, "", "", "", "1" if update.touches_data else "0", len(update.set)]
         for name, value in update.set.items():
             args += [DATA_PREFIX + name.encode(), dumps(value)]
         args += [DATA_PREFIX + name.encode() for name in update.delete]
@@ -485,7 +500,7 @@ class RedisStore(SessionStore):
         retired = retire.unsealed() if retire is not None else None
         args += [*tomb_args(displacement(user, limit)), retire.key if retire else "", *tomb_args(retired)]
         args += [expect.key, str(expect.version)] if expect is not None else ["", ""]
-        args += [*seal_args(retire), *record_fields(record)]
+        args += [*seal_args(retire), *record_fields(record, compact=self.compact)]
         with translate():
             result = await self._login(keys=self._session_keys(record.key), args=args)
         if result[0] == 2:

@@ -77,6 +77,7 @@ class RedisClusterStore(RedisStore):
             ``decode_responses=False``. It is used as given: nothing connects to a
             default host.
         key_prefix: Prefix of every key; lets several applications share one cluster.
+        record_format: As for :class:`~sessionward.stores.redis.RedisStore`.
 
     Raises:
         TypeError: the client is not a Redis Cluster client.
@@ -85,8 +86,10 @@ class RedisClusterStore(RedisStore):
     cluster: ClassVar[bool] = True
     client: RedisCluster
 
-    def __init__(self, client: RedisCluster, *, key_prefix: str = DEFAULT_PREFIX) -> None:
-        super().__init__(client, key_prefix=key_prefix)
+    def __init__(
+        self, client: RedisCluster, *, key_prefix: str = DEFAULT_PREFIX, record_format: str = "compact"
+    ) -> None:
+        super().__init__(client, key_prefix=key_prefix, record_format=record_format)
         self._ready = False
         self._ready_lock = asyncio.Lock()
         register = client.register_script
@@ -148,7 +151,7 @@ class RedisClusterStore(RedisStore):
         if expect is not None and expect.key == record.key:
             # A login that keeps its ID: the check and the write are on one key, one step.
             ttl = ttl_ms(record.kept_until, record.meta.last_access_at)
-            reply = await self._claim(expect, ["write", ttl, *record_fields(record)])
+            reply = await self._claim(expect, ["write", ttl, *record_fields(record, compact=self.compact)])
             if reply[0] == 0:
                 return not_applied(expect.key, reply[1])
             expect = None
@@ -255,7 +258,8 @@ class RedisClusterStore(RedisStore):
         ttl = ttl_ms(record.kept_until, record.meta.last_access_at)
         with translate():
             previous: bytes | None = await self._write(
-                keys=self._session_keys(record.key), args=[self.prefix, record.key, ttl, *record_fields(record)]
+                keys=self._session_keys(record.key),
+                args=[self.prefix, record.key, ttl, *record_fields(record, compact=self.compact)],
             )
         return previous
 
