@@ -56,6 +56,7 @@ from sessionward.core.records import (
     meta_to_packed,
     tombstone_from_json,
     tombstone_to_json,
+    tombstone_to_packed,
 )
 from sessionward.stores import _file_io as file_io
 from sessionward.stores import _redis_layout as redis_layout
@@ -136,7 +137,7 @@ def check_json_case(case: JsonCase) -> None:
 
 # -- Redis: stores/_redis_layout.py::decode_entry --------------------------------------------------
 
-_REDIS_NAMES = (b"m", b"m1", b"m2", b"e", b"v", b"r", b"t", b"g", b"a", b"u", b"d:x")
+_REDIS_NAMES = (b"m", b"m1", b"m2", b"e", b"v", b"r", b"t", b"t1", b"t2", b"g", b"a", b"u", b"d:x")
 _NUMERIC_FIELDS = (b"e", b"v", b"r", b"a")
 
 
@@ -155,18 +156,26 @@ def _raw(value: bytes | str | int) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def redis_fields(entry: Entry, *, with_seal: bool) -> list[tuple[bytes, bytes]]:
+def redis_fields(entry: Entry, *, with_seal: bool, compact: bool = True) -> list[tuple[bytes, bytes]]:
     """Return the hash fields the Redis store writes for ``entry`` (a script's reply adds ``g``)."""
     if isinstance(entry, Tombstone):
-        fields = [
-            (b"t", redis_layout.tombstone_json(entry.unsealed())),
-            (b"e", redis_layout.number(entry.expires_at).encode()),
-        ]
+        value = redis_layout.tombstone_value(entry.unsealed(), compact=compact)
+        flat: list[bytes | str] = redis_layout.chunks(b"t", value) if compact else [b"t", value]
+        flat += [b"e", redis_layout.number(entry.expires_at)]
         if with_seal and entry.sealed_successor is not None:
-            fields.append((b"g", entry.sealed_successor.encode()))
-        return fields
-    flat = [_raw(item) for item in redis_layout.record_fields(entry)]
-    return list(zip(flat[::2], flat[1::2], strict=True))
+            flat += [b"g", entry.sealed_successor]
+    else:
+        flat = list(redis_layout.record_fields(entry, compact=compact))
+    items = [_raw(item) for item in flat]
+    return list(zip(items[::2], items[1::2], strict=True))
+
+
+def _flipped(draw: st.DrawFn, packed: bytes) -> bytes:
+    """A compact value, whole or cut, with up to three bytes changed."""
+    edited = bytearray(packed)
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        edited[draw(st.integers(min_value=0, max_value=len(edited) - 1))] = draw(st.integers(0, 255))
+    return bytes(edited[: draw(st.integers(min_value=1, max_value=len(edited)))])
 
 
 @st.composite
@@ -175,13 +184,12 @@ def _redis_value(draw: st.DrawFn, name: bytes) -> bytes:
         return draw(hostile_number_text)
     if name == b"m" and draw(st.booleans()):
         # Compact metadata, whole or cut, with bytes flipped: a MessagePack array behind its mark.
-        packed = bytearray(meta_to_packed(draw(metas())))
-        for _ in range(draw(st.integers(min_value=0, max_value=3))):
-            packed[draw(st.integers(min_value=0, max_value=len(packed) - 1))] = draw(st.integers(0, 255))
-        return bytes(packed[: draw(st.integers(min_value=1, max_value=len(packed)))])
+        return _flipped(draw, meta_to_packed(draw(metas())))
+    if name == b"t" and draw(st.booleans()):
+        return _flipped(draw, tombstone_to_packed(draw(tombstones(draw(subjects)))))
     if name == b"m":
         return draw(corrupted(encode_pairs(draw(mutated_pairs(pairs_of(draw(metas())), META_FIELDS, least=1)))))
-    if name in (b"m1", b"m2"):
+    if name in (b"m1", b"m2", b"t1", b"t2"):
         return draw(st.binary(max_size=70))
     if name == b"t":
         members = tuple((n, v) for n, v in pairs_of(draw(tombstones(draw(subjects)))) if n != "key")
@@ -197,7 +205,7 @@ def redis_cases(draw: st.DrawFn) -> RedisCase:
     subject = draw(subjects)
     entry = draw(entries(subject))
     with_seal = draw(st.booleans())
-    pristine = redis_fields(entry, with_seal=with_seal)
+    pristine = redis_fields(entry, with_seal=with_seal, compact=draw(st.booleans()))
     # First the JSON the entry itself keeps (its tombstone ``t`` or metadata ``m``), edited
     # member by member: most corrupt or forged hashes look like this.
     inner: SessionMeta | Tombstone = entry if isinstance(entry, Tombstone) else entry.meta
@@ -205,7 +213,11 @@ def redis_cases(draw: st.DrawFn) -> RedisCase:
     members = tuple((name, value) for name, value in pairs_of(inner) if name != "key")
     json = draw(corrupted(encode_pairs(draw(mutated_pairs(members, names)))))
     edited = json != encode_pairs(members)  # unedited: the store's own encoding stays
-    fields = [(name, json if edited and name == slot else value) for name, value in pristine]
+    if edited:  # the JSON takes the place of the value's first field, and of the others
+        pristine_rest = [(name, value) for name, value in pristine if name[:1] != slot or name == slot]
+        fields = [(name, json if name == slot else value) for name, value in pristine_rest]
+    else:
+        fields = list(pristine)
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
         action = draw(st.sampled_from(("set", "drop", "add")))
         if action == "add":

@@ -76,7 +76,7 @@ def test_sqlite_rows_with_hostile_columns_load_typed_or_raise_store_error() -> N
     ids=["grace_until-soon", "sealed_successor-5", "successor_key-list", "ended_at-nan"],
 )
 def test_redis_tombstone_with_a_mistyped_member_is_corrupt_not_a_500(member: str, value: object) -> None:
-    tomb = orjson.loads(redis_layout.tombstone_json(_renewed()))
+    tomb = orjson.loads(redis_layout.tombstone_value(_renewed(), compact=False))
     tomb[member] = value
     fields = ((b"t", orjson.dumps(tomb)), (b"e", redis_layout.number(NOW + 3600).encode()))
     check_redis_case(RedisCase(SUBJECT, fields, "flat", NOW + 1))

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sessionward import ManualClock
 from sessionward.core.errors import StoreError, StoreUnavailableError
 from sessionward.core.ids import seal_successor, storage_key
-from sessionward.core.records import PACKED_META_MARK, EndReason, SessionRecord, Tombstone
-from sessionward.stores._redis_layout import decode_meta, meta_chunks, session_key
+from sessionward.core.records import PACKED_MARK, EndReason, SessionRecord, Tombstone
+from sessionward.stores._redis_layout import chunks, decode_meta, decode_tombstone, session_key
 from sessionward.stores.base import SessionStore
 from sessionward.stores.sql import SqlStore
 from support.helpers import client_for, make_app, set_cookie_value
@@ -87,28 +87,24 @@ async def _redis_set(backend: Backend, store: SessionStore, key: str, **fields: 
     await _maybe(client.hset(name, mapping=fields))
 
 
-async def _redis_json(backend: Backend, store: SessionStore, key: str, field: str, change: dict[str, Any]) -> None:
-    client, name = await _redis_hash(store, key)
-    text = await _maybe(client.hget(name, field))
-    assert text is not None
-    await _maybe(client.hset(name, field, orjson.dumps({**orjson.loads(text), **change})))
-
-
-async def _redis_meta_chunks(store: SessionStore, key: str) -> tuple[Any, str, dict[bytes, bytes]]:
+async def _redis_chunks(store: SessionStore, key: str, first: bytes = b"m") -> tuple[Any, str, dict[bytes, bytes]]:
+    """The fields of a value split from field ``first`` on (``m``, ``m1``... or ``t``, ``t1``...)."""
     client, name = await _redis_hash(store, key)
     fields = await _maybe(client.hgetall(name))
-    return client, name, {field: value for field, value in fields.items() if field[:1] == b"m"}
+    return client, name, {field: value for field, value in fields.items() if field[:1] == first}
 
 
-async def _redis_packed(backend: Backend, store: SessionStore, key: str, position: int | slice, value: Any) -> None:
-    """Change item ``position`` of the compact metadata (see ``meta_to_packed``), keeping it compact."""
-    client, name, chunks = await _redis_meta_chunks(store, key)
-    packed = b"".join(chunks[b"m%d" % i if i else b"m"] for i in range(len(chunks)))
-    assert packed[:1] == PACKED_META_MARK
+async def _redis_packed(
+    backend: Backend, store: SessionStore, key: str, position: int | slice, value: Any, first: bytes = b"m"
+) -> None:
+    """Change item ``position`` of the compact metadata (or tombstone: ``first`` ``t``), keeping it compact."""
+    client, name, parts = await _redis_chunks(store, key, first)
+    packed = b"".join(parts[first + b"%d" % i if i else first] for i in range(len(parts)))
+    assert packed[:1] == PACKED_MARK
     items = msgspec.msgpack.decode(packed[1:])
     items[position] = value
-    await _maybe(client.hdel(name, *chunks))
-    await _maybe(client.hset(name, mapping=_flat_pairs(meta_chunks(PACKED_META_MARK + msgspec.msgpack.encode(items)))))
+    await _maybe(client.hdel(name, *parts))
+    await _maybe(client.hset(name, mapping=_flat_pairs(chunks(first, PACKED_MARK + msgspec.msgpack.encode(items)))))
 
 
 def _flat_pairs(flat: list[Any]) -> dict[Any, Any]:
@@ -117,14 +113,29 @@ def _flat_pairs(flat: list[Any]) -> dict[Any, Any]:
 
 async def _redis_as_json(backend: Backend, store: SessionStore, key: str, change: dict[str, Any]) -> None:
     """Write the metadata as sessionward 0.1 did (one JSON field ``m``), with ``change`` made."""
-    client, name, chunks = await _redis_meta_chunks(store, key)
-    meta = decode_meta(chunks.pop(b"m"), chunks)
-    await _maybe(client.hdel(name, *chunks))
+    client, name, parts = await _redis_chunks(store, key)
+    meta = decode_meta(parts.pop(b"m"), parts)
+    await _maybe(client.hdel(name, *parts))
     await _maybe(client.hset(name, "m", orjson.dumps({**msgspec.structs.asdict(meta), **change})))
 
 
-async def _redis_meta_fields(backend: Backend, store: SessionStore, key: str, **fields: bytes | None) -> None:
-    client, name, _ = await _redis_meta_chunks(store, key)
+async def _redis_tomb_as_json(backend: Backend, store: SessionStore, key: str, change: dict[str, Any]) -> None:
+    """Write the tombstone as sessionward 0.1 did (one JSON field ``t``, no key), with ``change`` made."""
+    client, name, parts = await _redis_chunks(store, key, b"t")
+    fields = msgspec.structs.asdict(decode_tombstone(key, parts.pop(b"t"), parts))
+    del fields["key"]
+    await _maybe(client.hdel(name, *parts))
+    await _maybe(client.hset(name, "t", orjson.dumps({**fields, **change})))
+
+
+async def _redis_json_tomb_and(backend: Backend, store: SessionStore, key: str, **fields: bytes) -> None:
+    """A 0.1 JSON tombstone, with ``fields`` beside it (sessionward writes a tombstone whole)."""
+    await _redis_tomb_as_json(backend, store, key, {})
+    await _redis_hash_fields(backend, store, key, **fields)
+
+
+async def _redis_hash_fields(backend: Backend, store: SessionStore, key: str, **fields: bytes | None) -> None:
+    client, name = await _redis_hash(store, key)
     for field, value in fields.items():
         await _maybe(client.hdel(name, field) if value is None else client.hset(name, field, value))
 
@@ -208,28 +219,38 @@ CASES: dict[str, tuple[tuple[str, ...], bool, Corrupter]] = {
     "redis_meta_user_number": (REDIS, False, lambda b, s, k: _redis_packed(b, s, k, 4, 5)),
     "redis_meta_a_field_short": (REDIS, False, lambda b, s, k: _redis_packed(b, s, k, slice(10, None), [])),
     # The metadata spans fields m, m1, m2...: one missing, or one after a gap, is corrupt.
-    "redis_meta_middle_field_missing": (REDIS, False, lambda b, s, k: _redis_meta_fields(b, s, k, m1=None)),
-    "redis_meta_stray_field_after_a_gap": (REDIS, False, lambda b, s, k: _redis_meta_fields(b, s, k, m9=b"\x00")),
-    "redis_meta_unknown_format": (REDIS, False, lambda b, s, k: _redis_meta_fields(b, s, k, m=b"\x07\x90")),
+    "redis_meta_middle_field_missing": (REDIS, False, lambda b, s, k: _redis_hash_fields(b, s, k, m1=None)),
+    "redis_meta_stray_field_after_a_gap": (REDIS, False, lambda b, s, k: _redis_hash_fields(b, s, k, m9=b"\x00")),
+    "redis_meta_unknown_format": (REDIS, False, lambda b, s, k: _redis_hash_fields(b, s, k, m=b"\x07\x90")),
     "redis_json_meta_created_at_text": (
         REDIS,
         False,
         lambda b, s, k: _redis_as_json(b, s, k, {"created_at": "yesterday"}),
     ),
-    "redis_tombstone_grace_until_text": (
+    # A compact tombstone: successor, reason, user, ended_at, expires_at, grace_until.
+    "redis_tombstone_grace_until_text": (REDIS, True, lambda b, s, k: _redis_packed(b, s, k, 5, "soon", b"t")),
+    "redis_tombstone_reason_number": (REDIS, True, lambda b, s, k: _redis_packed(b, s, k, 1, 5, b"t")),
+    "redis_tombstone_reason_unknown": (REDIS, True, lambda b, s, k: _redis_packed(b, s, k, 1, "bored", b"t")),
+    "redis_tombstone_ended_at_nan": (REDIS, True, lambda b, s, k: _redis_packed(b, s, k, 3, float("nan"), b"t")),
+    "redis_tombstone_successor_number": (REDIS, True, lambda b, s, k: _redis_packed(b, s, k, 0, 5, b"t")),
+    "redis_tombstone_a_field_short": (REDIS, True, lambda b, s, k: _redis_packed(b, s, k, slice(5, None), [], b"t")),
+    "redis_tombstone_middle_field_missing": (REDIS, True, lambda b, s, k: _redis_hash_fields(b, s, k, t1=None)),
+    "redis_tombstone_stray_field_after_a_gap": (REDIS, True, lambda b, s, k: _redis_hash_fields(b, s, k, t7=b"\x00")),
+    "redis_json_tombstone_with_a_field_t1": (REDIS, True, lambda b, s, k: _redis_json_tomb_and(b, s, k, t1=b"\x00")),
+    "redis_json_tombstone_grace_until_text": (
         REDIS,
         True,
-        lambda b, s, k: _redis_json(b, s, k, "t", {"grace_until": "soon"}),
+        lambda b, s, k: _redis_tomb_as_json(b, s, k, {"grace_until": "soon"}),
     ),
-    "redis_tombstone_sealed_successor_number": (
+    "redis_json_tombstone_sealed_successor_number": (
         REDIS,
         True,
-        lambda b, s, k: _redis_json(b, s, k, "t", {"sealed_successor": 5}),
+        lambda b, s, k: _redis_tomb_as_json(b, s, k, {"sealed_successor": 5}),
     ),
-    "redis_tombstone_reason_number": (
+    "redis_json_tombstone_reason_number": (
         REDIS,
         True,
-        lambda b, s, k: _redis_json(b, s, k, "t", {"reason": 5}),
+        lambda b, s, k: _redis_tomb_as_json(b, s, k, {"reason": 5}),
     ),
     # The user tag that "end all of a user's sessions" and the login limit go by.
     "redis_user_tag_of_another_user": (REDIS, False, lambda b, s, k: _redis_set(b, s, k, u=b"mallory")),

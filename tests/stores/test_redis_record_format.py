@@ -1,10 +1,11 @@
-"""How the Redis stores write a session's metadata: compact by default, JSON for 0.1 servers.
+"""How the Redis stores write metadata and tombstones: compact by default, JSON for 0.1 servers.
 
 Redis keeps a hash as a listpack (about half the memory of a hashtable) only while every
-value is at most 64 bytes; a browser's User-Agent alone is longer. The compact format
-packs the metadata and splits it into fields of at most 64 bytes. ``record_format=json``
-writes it as sessionward 0.1 did, one JSON field that 0.1 reads, for a fleet upgraded
-server by server; either store reads what the other wrote.
+value is at most 64 bytes; a browser's User-Agent alone is longer, and so is a renewal's
+tombstone with its successor's key. The compact format packs each and splits it into
+fields of at most 64 bytes. ``record_format=json`` writes them as sessionward 0.1 did,
+one JSON field each that 0.1 reads, for a fleet upgraded server by server; either store
+reads what the other wrote.
 """
 
 from __future__ import annotations
@@ -16,8 +17,17 @@ import pytest
 from msgspec.structs import replace
 
 from sessionward.core.errors import ConfigError
-from sessionward.core.ids import generate_id, storage_key
-from sessionward.core.records import SessionMeta, SessionRecord, Update, meta_from_json
+from sessionward.core.ids import generate_id, seal_successor, storage_key
+from sessionward.core.records import (
+    EndReason,
+    SessionMeta,
+    SessionRecord,
+    Tombstone,
+    Update,
+    meta_from_json,
+    meta_to_json,
+    tombstone_from_json,
+)
 from sessionward.stores import open_store
 from sessionward.stores._redis_layout import session_key
 from sessionward.stores.redis import RedisStore
@@ -151,7 +161,7 @@ async def test_a_json_field_beside_stale_compact_fields_reads_as_the_json(
     compact, _as_json = stores
     record = browser_record()
     await compact.establish(record)
-    await compact.client.hset(session_key(compact.prefix, record.key), "m", as_json_meta(record.meta))
+    await compact.client.hset(session_key(compact.prefix, record.key), "m", meta_to_json(record.meta))
 
     loaded = await compact.load(record.key, NOW + 1)
     assert isinstance(loaded, SessionRecord)
@@ -163,10 +173,64 @@ async def test_a_json_field_beside_stale_compact_fields_reads_as_the_json(
     )
 
 
-def as_json_meta(meta: SessionMeta) -> bytes:
-    from sessionward.core.records import meta_to_json
+async def test_a_logout_leaves_a_tombstone_of_one_short_field(stores: tuple[RedisStore, RedisStore]) -> None:
+    compact, _ = stores
+    record = browser_record()
+    await compact.establish(record)
+    tomb = Tombstone(
+        key=record.key, reason=EndReason.LOGGED_OUT, user="alice", ended_at=NOW + 5, expires_at=NOW + 86_400
+    )
 
-    return meta_to_json(meta)
+    await compact.end(tomb)
+
+    fields = await fields_of(compact, record.key)
+    assert set(fields) == {b"t", b"e"}
+    assert len(fields[b"t"]) <= 64
+    assert await encoding_of(compact, record.key) == b"listpack"
+    assert await compact.load(record.key, NOW + 6) == tomb
+
+
+def renewal_of(record: SessionRecord) -> tuple[SessionRecord, Tombstone]:
+    successor = replace(browser_record(), meta=replace(record.meta, rotated_at=NOW + 10))
+    tomb = Tombstone(
+        key=record.key,
+        reason=EndReason.RENEWED,
+        user="alice",
+        ended_at=NOW + 10,
+        expires_at=NOW + 86_400,
+        successor_key=successor.key,
+        sealed_successor=seal_successor("old-id-" + "x" * 40, "new-id-" + "y" * 40),
+        grace_until=NOW + 40,
+    )
+    return successor, tomb
+
+
+@pytest.mark.parametrize("writer", ["compact", "json"])
+async def test_a_renewal_tombstone_keeps_its_successor_and_the_old_handle_leads_there(
+    stores: tuple[RedisStore, RedisStore], writer: str
+) -> None:
+    compact, as_json = stores
+    store = compact if writer == "compact" else as_json
+    record = browser_record()
+    await store.establish(record)
+    successor, tomb = renewal_of(record)
+
+    await store.establish(successor, retire=tomb)
+
+    fields = await fields_of(store, record.key)
+    if writer == "compact":
+        assert set(fields) == {b"t", b"t1", b"e"}  # the successor's 64-hex key makes it long
+        assert await encoding_of(store, record.key) == b"listpack"
+    else:
+        assert set(fields) == {b"t", b"e"}
+        assert tombstone_from_json(fields[b"t"], record.key) == tomb.unsealed()  # as 0.1 reads it
+    for reader in (compact, as_json):
+        assert await reader.load(record.key, NOW + 11) == tomb  # the seal joined back, in the grace
+        # A device list drawn before the renewal revokes by the old handle: it must still
+        # find where the session went.
+        moved = await reader.find_moved(record.handle, NOW + 11)
+        assert moved is not None
+        assert moved.successor_key == successor.key
 
 
 def test_an_unknown_record_format_is_refused() -> None:

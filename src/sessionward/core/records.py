@@ -272,8 +272,8 @@ def meta_from_json(data: bytes | str) -> SessionMeta:
         raise StoreError(f"corrupt session metadata: {error}") from None
 
 
-PACKED_META_MARK = b"\x01"
-"""The first byte of :func:`meta_to_packed`'s output; JSON metadata starts with ``{``."""
+PACKED_MARK = b"\x01"
+"""The first byte of :func:`meta_to_packed`'s and :func:`tombstone_to_packed`'s output; JSON starts with ``{``."""
 
 _PACKED_ENCODER = msgspec.msgpack.Encoder()
 # SessionMeta's fields in their order: created_at, last_access_at, rotated_at, absolute_deadline,
@@ -296,13 +296,13 @@ _PACKED_DECODER = msgspec.msgpack.Decoder(
 
 
 def meta_to_packed(meta: SessionMeta) -> bytes:
-    """Encode metadata compactly: :data:`PACKED_META_MARK`, then a MessagePack array.
+    """Encode metadata compactly: :data:`PACKED_MARK`, then a MessagePack array.
 
     The fields go by position, without their names, and times as 8-byte doubles (exact,
     as in JSON); about half the size of :func:`meta_to_json`. A new metadata field needs
     a new mark, so that what was stored before still decodes.
     """
-    return PACKED_META_MARK + _PACKED_ENCODER.encode(
+    return PACKED_MARK + _PACKED_ENCODER.encode(
         (
             meta.created_at,
             meta.last_access_at,
@@ -321,7 +321,7 @@ def meta_to_packed(meta: SessionMeta) -> bytes:
 
 def meta_from_packed(data: bytes) -> SessionMeta:
     """Decode :func:`meta_to_packed`'s output; raise :class:`StoreError` if it is corrupt."""
-    if data[:1] != PACKED_META_MARK:
+    if data[:1] != PACKED_MARK:
         raise StoreError(f"corrupt session metadata: unknown format {_shown(data[:1])}")
     try:
         created, accessed, rotated, deadline, user, auth, elevated, ip, agent, binding, csrf = _PACKED_DECODER.decode(
@@ -342,6 +342,44 @@ def meta_from_packed(data: bytes) -> SessionMeta:
         user_agent=agent,
         binding=binding,
         csrf_token=csrf,
+    )
+
+
+# A compact tombstone's fields in their order: the successor first, so that a Lua script
+# tells a move from its third byte (after the mark and the array's one-byte header, 0xc0
+# is MessagePack's nil), then reason, user, ended_at, expires_at, grace_until.
+_PACKED_TOMBSTONE_DECODER = msgspec.msgpack.Decoder(
+    tuple[str | None, EndReason, str | None, float, float, float | None]
+)
+
+
+def tombstone_to_packed(tomb: Tombstone) -> bytes:
+    """Encode a tombstone compactly, without its key: :data:`PACKED_MARK`, then a MessagePack array.
+
+    The key and the sealed successor are left out: the Redis store names a tombstone by its
+    key, and keeps a seal in a key of its own, for the grace period only.
+    """
+    return PACKED_MARK + _PACKED_ENCODER.encode(
+        (tomb.successor_key, tomb.reason, tomb.user, tomb.ended_at, tomb.expires_at, tomb.grace_until)
+    )
+
+
+def tombstone_from_packed(data: bytes, key: str) -> Tombstone:
+    """Decode :func:`tombstone_to_packed`'s output as the tombstone of ``key``; :class:`StoreError` if corrupt."""
+    if data[:1] != PACKED_MARK:
+        raise StoreError(f"corrupt tombstone: unknown format {_shown(data[:1])}")
+    try:
+        successor, reason, user, ended, expires, grace = _PACKED_TOMBSTONE_DECODER.decode(data[1:])
+    except (msgspec.DecodeError, UnicodeError) as error:
+        raise StoreError(f"corrupt tombstone: {error}") from None
+    return Tombstone(
+        key=key,
+        reason=reason,
+        user=user,
+        ended_at=stored_time(ended, "end time"),
+        expires_at=stored_time(expires, "tombstone expiry"),
+        successor_key=successor,
+        grace_until=None if grace is None else stored_time(grace, "grace"),
     )
 
 

@@ -9,7 +9,8 @@ hex digits of its storage key ``K``; ``T`` the user's tag, the user name with ``
   ``r`` (``retain_until``: Redis keeps the hash until ``kept_until`` so the reason it
   ended can be told), ``v`` (version), ``u`` (the user's tag, when authenticated) and
   one field ``d:<name>`` per data key (its JSON value), so a per-key write is a native
-  HSET/HDEL. A tombstone has only ``t`` (its JSON, without the key) and ``e``.
+  HSET/HDEL. A tombstone has only ``t`` (what ended and why, without the key: see
+  below) and ``e``.
 * ``P h:{H}``: the handle's key ``K`` (a string), for revocation by handle.
 * ``P g:{H}K``: after a renewal, the successor sealed under the old ID (a string), kept
   only for the grace period (its TTL): the tombstone's ``t`` never holds it.
@@ -25,11 +26,13 @@ in one Redis Cluster slot each.
 
 Redis keeps a small hash as one compact ``listpack`` only while every value is at most
 ``hash-max-listpack-value`` bytes (64 by default); one longer value turns it into a
-hashtable at about twice the memory. So the metadata is written compact
-(:func:`~sessionward.core.records.meta_to_packed`) and split into fields of at most 64
-bytes: ``m``, ``m1``, ``m2``... in order. A store opened with ``record_format="json"``
-writes ``m`` as one JSON document instead, which sessionward 0.1 also reads (for a fleet
-upgraded server by server); both formats are always read.
+hashtable at about twice the memory. So the metadata and a tombstone are written compact
+(:func:`~sessionward.core.records.meta_to_packed`,
+:func:`~sessionward.core.records.tombstone_to_packed`) and split into fields of at most 64
+bytes: ``m``, ``m1``, ``m2``... (by this module) and ``t``, ``t1``... (by the scripts,
+which receive a tombstone whole), in order. A store opened with ``record_format="json"``
+writes ``m`` and ``t`` as one JSON document each instead, which sessionward 0.1 also
+reads (for a fleet upgraded server by server); both formats are always read.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from msgspec.structs import asdict, replace
 from sessionward.core.engine import SessionLimit
 from sessionward.core.errors import StoreError
 from sessionward.core.records import (
-    PACKED_META_MARK,
+    PACKED_MARK,
     EndReason,
     Entry,
     JSONValue,
@@ -60,6 +63,8 @@ from sessionward.core.records import (
     meta_to_packed,
     time_from_text,
     tombstone_from_json,
+    tombstone_from_packed,
+    tombstone_to_packed,
 )
 from sessionward.stores._contract import Established
 
@@ -141,25 +146,42 @@ def number(value: float) -> str:
 RECORD_FORMATS = ("compact", "json")
 """How a Redis store writes metadata: ``compact`` (the default) or ``json`` (as 0.1 did)."""
 
-META_CHUNK_BYTES = 64
-"""The longest metadata field written: Redis' default ``hash-max-listpack-value``."""
+CHUNK_BYTES = 64
+"""The longest field written for compact metadata or a tombstone: Redis' default
+``hash-max-listpack-value``."""
 
 
-def _meta_name(number_: int) -> bytes:
-    return b"m%d" % number_ if number_ else b"m"
+def chunk_name(first: bytes, number_: int) -> bytes:
+    """Return the name of field ``number_`` of a value split from field ``first`` on: ``m``, ``m1``..."""
+    return first + b"%d" % number_ if number_ else first
 
 
 def meta_fields(meta: SessionMeta, *, compact: bool) -> list[bytes | str]:
     """Return the metadata's hash fields and values, flat: ``m``, ``m1``... (see the module docstring)."""
-    return meta_chunks(meta_to_packed(meta)) if compact else ["m", meta_to_json(meta)]
+    return chunks(b"m", meta_to_packed(meta)) if compact else ["m", meta_to_json(meta)]
 
 
-def meta_chunks(packed: bytes) -> list[bytes | str]:
-    """Split compact metadata into hash fields ``m``, ``m1``... of at most :data:`META_CHUNK_BYTES`, flat."""
+def chunks(first: bytes, packed: bytes) -> list[bytes | str]:
+    """Split a compact value into hash fields ``first``, ``first`` 1... of at most :data:`CHUNK_BYTES`, flat."""
     fields: list[bytes | str] = []
-    for number_, start in enumerate(range(0, len(packed), META_CHUNK_BYTES)):
-        fields += [_meta_name(number_), packed[start : start + META_CHUNK_BYTES]]
+    for number_, start in enumerate(range(0, len(packed), CHUNK_BYTES)):
+        fields += [chunk_name(first, number_), packed[start : start + CHUNK_BYTES]]
     return fields
+
+
+def joined(first: bytes, value: bytes, rest: Mapping[bytes, bytes]) -> bytes:
+    """Join a compact value from its field ``first`` (holding ``value``) and the others, by name.
+
+    Every field must come in turn and none stray: a missing or an extra one is corrupt.
+    """
+    if not rest:
+        return value
+    parts = [value]
+    while (part := rest.get(chunk_name(first, len(parts)))) is not None:
+        parts.append(part)
+    if len(parts) != len(rest) + 1:
+        raise StoreError(f"a field {first.decode()}<n> out of turn")
+    return b"".join(parts)
 
 
 def record_fields(record: SessionRecord, *, compact: bool = True) -> list[bytes | str]:
@@ -174,8 +196,14 @@ def record_fields(record: SessionRecord, *, compact: bool = True) -> list[bytes 
     return fields
 
 
-def tombstone_json(tomb: Tombstone) -> bytes:
-    """Encode a tombstone without its key (the Redis key names it; victims share one JSON)."""
+def tombstone_value(tomb: Tombstone, *, compact: bool) -> bytes:
+    """Encode a tombstone without its key (the Redis key names it; victims share one value).
+
+    Compact, or JSON as sessionward 0.1 wrote it; the scripts split a compact one into
+    fields of at most :data:`CHUNK_BYTES`.
+    """
+    if compact:
+        return tombstone_to_packed(tomb)
     fields = asdict(tomb)
     del fields["key"]
     return orjson.dumps(fields)  # the reason is a StrEnum: orjson writes its value
@@ -238,7 +266,8 @@ def decode_entry(
     meta = expires = tomb = touched = sealed = tag = None
     version, retain = b"0", b"0"
     data: dict[str, JSONValue] = {}
-    chunks: dict[bytes, bytes] = {}
+    meta_rest: dict[bytes, bytes] = {}
+    tomb_rest: dict[bytes, bytes] = {}
     try:
         for name, value in pairs_in:
             if name[:_DATA_AT] == DATA_PREFIX:
@@ -246,7 +275,7 @@ def decode_entry(
             elif name == b"m":
                 meta = value
             elif name[:1] == b"m":
-                chunks[name] = value
+                meta_rest[name] = value
             elif name == b"a":
                 touched = value
             elif name == b"e":
@@ -257,6 +286,8 @@ def decode_entry(
                 retain = value
             elif name == b"t":
                 tomb = value
+            elif name[:1] == b"t":
+                tomb_rest[name] = value
             elif name == b"u":
                 tag = value
             elif name == b"g":
@@ -264,15 +295,15 @@ def decode_entry(
         if expires is None:
             raise StoreError("no expiry field")
         if tomb is not None:
-            if meta is not None or data:
+            if meta is not None or meta_rest or data:
                 raise StoreError("a tombstone beside session fields")  # sessionward never writes both
-            tombstone = tombstone_from_json(tomb, key)
+            tombstone = decode_tombstone(key, tomb, tomb_rest)
             if sealed is not None:
                 tombstone = replace(tombstone, sealed_successor=sealed.decode())
             return tombstone
-        if meta is None:
-            raise StoreError("no metadata field")
-        decoded_meta = decode_meta(meta, chunks)
+        if meta is None or tomb_rest:
+            raise StoreError("no metadata field" if meta is None else "tombstone fields beside a session")
+        decoded_meta = decode_meta(meta, meta_rest)
         if tag != (None if decoded_meta.user is None else user_tag(decoded_meta.user).encode()):
             # ``u`` is what the user-wide scripts go by: one that names someone else would
             # have this session ended as theirs.
@@ -302,16 +333,21 @@ def decode_meta(first: bytes, rest: Mapping[bytes, bytes]) -> SessionMeta:
     server writing JSON replaced (a fleet mid-upgrade), and the next compact write removes
     them. Compact metadata must come whole, every chunk in turn and none stray.
     """
-    if first[:1] != PACKED_META_MARK:
+    if first[:1] != PACKED_MARK:
         return meta_from_json(first)
-    if not rest:
-        return meta_from_packed(first)
-    parts = [first]
-    while (part := rest.get(_meta_name(len(parts)))) is not None:
-        parts.append(part)
-    if len(parts) != len(rest) + 1:
-        raise StoreError("a metadata field out of turn")
-    return meta_from_packed(b"".join(parts))
+    return meta_from_packed(joined(b"m", first, rest))
+
+
+def decode_tombstone(key: str, first: bytes, rest: Mapping[bytes, bytes]) -> Tombstone:
+    """Decode the tombstone of ``key`` from its first field ``t`` and the others (``t1``...) by name.
+
+    A tombstone is written whole (the hash replaced), so JSON has no fields beside it.
+    """
+    if first[:1] != PACKED_MARK:
+        if rest:
+            raise StoreError("a field t<n> beside a JSON tombstone")
+        return tombstone_from_json(first, key)
+    return tombstone_from_packed(joined(b"t", first, rest), key)
 
 
 def is_live(fields: list[bytes | None], now: float, tag: bytes | None = None) -> bool:
@@ -333,11 +369,11 @@ def ends_after(ends: bytes | str | None, now: float) -> bool:
         return False
 
 
-def tomb_args(tomb: Tombstone | None) -> list[Arg]:
-    """Return a tombstone's script arguments: its JSON, expiry and TTL (or none)."""
+def tomb_args(tomb: Tombstone | None, *, compact: bool) -> list[Arg]:
+    """Return a tombstone's script arguments: its value, expiry and TTL (or none)."""
     if tomb is None:
         return ["", "0", 1]
-    return [tombstone_json(tomb), number(tomb.expires_at), ttl_ms(tomb.expires_at, tomb.ended_at)]
+    return [tombstone_value(tomb, compact=compact), number(tomb.expires_at), ttl_ms(tomb.expires_at, tomb.ended_at)]
 
 
 def displacement(user: str | None, limit: SessionLimit | None) -> Tombstone | None:

@@ -15,11 +15,12 @@ is one atomic step.
 
 from __future__ import annotations
 
-from sessionward.stores._redis_layout import TTL_SLACK_MS
+from sessionward.stores._redis_layout import CHUNK_BYTES, TTL_SLACK_MS
 
 LIBRARY = f"""
 local P = ARGV[1]
 local SLACK = {TTL_SLACK_MS}
+local CHUNK = {CHUNK_BYTES}
 local function skey(k) return P .. 's:{{' .. string.sub(k, 1, 16) .. '}}' .. k end
 local function hkey(k) return P .. 'h:{{' .. string.sub(k, 1, 16) .. '}}' end
 local function gkey(k) return P .. 'g:{{' .. string.sub(k, 1, 16) .. '}}' .. k end
@@ -55,6 +56,27 @@ local function elsewhere(s, tag)
   return redis.call('HGET', s, 'u') ~= tag
 end
 
+-- A compact tombstone (its first byte 1) goes in fields of at most CHUNK bytes, t, t1,
+-- t2..., so that Redis keeps the hash a listpack; JSON (sessionward 0.1's) stays whole in t.
+local function tomb_fields(tomb)
+  if string.byte(tomb, 1) ~= 1 then return {{'t', tomb}} end
+  local fields = {{'t', string.sub(tomb, 1, CHUNK)}}
+  local n = 1
+  for i = CHUNK + 1, #tomb, CHUNK do
+    fields[#fields + 1] = 't' .. n
+    fields[#fields + 1] = string.sub(tomb, i, i + CHUNK - 1)
+    n = n + 1
+  end
+  return fields
+end
+
+-- Whether a tombstone names a successor (a move). A compact one holds it first: after the
+-- mark and the array's header, byte 3 is 0xc0 (MessagePack's nil) when there is none.
+local function names_successor(tomb)
+  if string.byte(tomb, 1) == 1 then return string.byte(tomb, 3) ~= 0xc0 end
+  return string.find(tomb, '"successor_key":"', 1, true) ~= nil
+end
+
 -- Turn the session under s into a tombstone; return its previous fields when it was live.
 -- An existing tombstone stays (the first reason wins); a non-hash value is corrupt and goes.
 local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing, discard)
@@ -73,10 +95,10 @@ local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing, discard)
     redis.call('DEL', s)
   end
   if redis.pcall('GET', h) == key then redis.call('DEL', h) end
-  redis.call('HSET', s, 't', tomb, 'e', tomb_e)
+  redis.call('HSET', s, 'e', tomb_e, unpack(tomb_fields(tomb)))
   redis.call('PEXPIRE', s, ttl)
   -- A move (renewal, rotation) keeps the handle: revoking it still reaches the successor.
-  if string.find(tomb, '"successor_key":"', 1, true) then redis.call('SET', h, key, 'PX', ttl) end
+  if names_successor(tomb) then redis.call('SET', h, key, 'PX', ttl) end
   return prev
 end
 

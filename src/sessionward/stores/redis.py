@@ -67,7 +67,7 @@ from sessionward.stores._redis_layout import (
     session_key,
     text,
     tomb_args,
-    tombstone_json,
+    tombstone_value,
     ttl_ms,
     user_keys,
     user_tag,
@@ -135,8 +135,8 @@ class RedisStore(SessionStore):
             nothing connects to a default host. A ``RedisCluster`` client needs
             :class:`~sessionward.stores.redis_cluster.RedisClusterStore`.
         key_prefix: Prefix of every key; lets several applications share one Redis.
-        record_format: ``"compact"`` (the default) writes metadata in about half the
-            memory; ``"json"`` writes it as sessionward 0.1 did, so that 0.1 servers
+        record_format: ``"compact"`` (the default) writes metadata and tombstones in
+            about half the memory; ``"json"`` writes them as sessionward 0.1 did, so that 0.1 servers
             sharing the Redis can still read every session while a fleet is upgraded
             one server at a time. Both are always read.
 
@@ -462,7 +462,7 @@ class RedisStore(SessionStore):
         args: list[Arg] = [
             self.prefix,
             key,
-            tombstone_json(tomb.unsealed()),
+            tombstone_value(tomb.unsealed(), compact=self.compact),
             number(tomb.expires_at),
             ttl_ms(tomb.expires_at, tomb.ended_at),
             "1" if unindex else "0",
@@ -498,7 +498,8 @@ class RedisStore(SessionStore):
             number(record.meta.absolute_deadline),
         ]
         retired = retire.unsealed() if retire is not None else None
-        args += [*tomb_args(displacement(user, limit)), retire.key if retire else "", *tomb_args(retired)]
+        args += [*tomb_args(displacement(user, limit), compact=self.compact), retire.key if retire else ""]
+        args += tomb_args(retired, compact=self.compact)
         args += [expect.key, str(expect.version)] if expect is not None else ["", ""]
         args += [*seal_args(retire), *record_fields(record, compact=self.compact)]
         with translate():
@@ -525,7 +526,7 @@ class RedisStore(SessionStore):
         await self._connect()
         tomb = Tombstone(key="", reason=reason, user=user, ended_at=now, expires_at=tombstone_expires_at)
         tag = user_tag(user)
-        args: list[Arg] = [self.prefix, keep_key or "", *tomb_args(tomb), tag]
+        args: list[Arg] = [self.prefix, keep_key or "", *tomb_args(tomb, compact=self.compact), tag]
         with translate():
             result = await self._end_user(keys=self._user_keys(tag), args=args)
         records = [live_record(text(result[i]), pairs(result[i + 1])) for i in range(0, len(result), 2)]

@@ -193,7 +193,8 @@ class RedisClusterStore(RedisStore):
             # The precondition and the retirement, atomic on the old key's slot. The new
             # session is already written (and admitted): a concurrent "end all sessions"
             # finds it through the index or through this tombstone's successor key.
-            reply = self._claim(expect, ["end", *tomb_args(retire.unsealed()), *seal_args(retire)])
+            end = ["end", *tomb_args(retire.unsealed(), compact=self.compact), *seal_args(retire)]
+            reply = self._claim(expect, end)
             if reply[0] == 0:
                 self._withdraw(record.key, tag, victims)
                 return not_applied(expect.key, reply[1])
