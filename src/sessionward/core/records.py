@@ -22,7 +22,7 @@ strictness the session data rules rely on.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
@@ -275,18 +275,26 @@ def meta_from_json(data: bytes | str) -> SessionMeta:
 PACKED_MARK = b"\x01"
 """The first byte of :func:`meta_to_packed`'s and :func:`tombstone_to_packed`'s output; JSON starts with ``{``."""
 
+# Stored times are seconds since the epoch; anything outside this range (and NaN or an
+# infinity, which no comparison would catch) was not written by sessionward.
+_TIME_BOUND = 1e15
+
+
 _PACKED_ENCODER = msgspec.msgpack.Encoder()
+# MessagePack holds NaN and the infinities, which JSON cannot: the bounds refuse them (as
+# stored_time does), checked by the decoder itself.
+_Time = Annotated[float, msgspec.Meta(gt=-_TIME_BOUND, lt=_TIME_BOUND)]
 # SessionMeta's fields in their order: created_at, last_access_at, rotated_at, absolute_deadline,
 # user, auth_at, elevated_until, ip, user_agent, binding, csrf_token.
 _PACKED_DECODER = msgspec.msgpack.Decoder(
     tuple[
-        float,
-        float,
-        float,
-        float,
+        _Time,
+        _Time,
+        _Time,
+        _Time,
         str | None,
-        float | None,
-        float | None,
+        _Time | None,
+        _Time | None,
         str | None,
         str | None,
         str | None,
@@ -327,17 +335,16 @@ def meta_from_packed(data: bytes) -> SessionMeta:
         created, accessed, rotated, deadline, user, auth, elevated, ip, agent, binding, csrf = _PACKED_DECODER.decode(
             data[1:]
         )
-    except (msgspec.DecodeError, UnicodeError) as error:
+    except (msgspec.DecodeError, UnicodeError) as error:  # ValidationError included: a time out of bounds
         raise StoreError(f"corrupt session metadata: {error}") from None
-    # MessagePack holds NaN and the infinities, which JSON cannot: refuse them here.
     return SessionMeta(
-        created_at=stored_time(created, "creation time"),
-        last_access_at=stored_time(accessed, "access time"),
-        rotated_at=stored_time(rotated, "rotation time"),
-        absolute_deadline=stored_time(deadline, "absolute deadline"),
+        created_at=created,
+        last_access_at=accessed,
+        rotated_at=rotated,
+        absolute_deadline=deadline,
         user=user,
-        auth_at=None if auth is None else stored_time(auth, "authentication time"),
-        elevated_until=None if elevated is None else stored_time(elevated, "elevation"),
+        auth_at=auth,
+        elevated_until=elevated,
         ip=ip,
         user_agent=agent,
         binding=binding,
@@ -349,7 +356,7 @@ def meta_from_packed(data: bytes) -> SessionMeta:
 # tells a move from its third byte (after the mark and the array's one-byte header, 0xc0
 # is MessagePack's nil), then reason, user, ended_at, expires_at, grace_until.
 _PACKED_TOMBSTONE_DECODER = msgspec.msgpack.Decoder(
-    tuple[str | None, EndReason, str | None, float, float, float | None]
+    tuple[str | None, EndReason, str | None, _Time, _Time, _Time | None]
 )
 
 
@@ -370,16 +377,16 @@ def tombstone_from_packed(data: bytes, key: str) -> Tombstone:
         raise StoreError(f"corrupt tombstone: unknown format {_shown(data[:1])}")
     try:
         successor, reason, user, ended, expires, grace = _PACKED_TOMBSTONE_DECODER.decode(data[1:])
-    except (msgspec.DecodeError, UnicodeError) as error:
+    except (msgspec.DecodeError, UnicodeError) as error:  # ValidationError included
         raise StoreError(f"corrupt tombstone: {error}") from None
     return Tombstone(
         key=key,
         reason=reason,
         user=user,
-        ended_at=stored_time(ended, "end time"),
-        expires_at=stored_time(expires, "tombstone expiry"),
+        ended_at=ended,
+        expires_at=expires,
         successor_key=successor,
-        grace_until=None if grace is None else stored_time(grace, "grace"),
+        grace_until=grace,
     )
 
 
@@ -434,11 +441,6 @@ def meta_from_fields(fields: object) -> SessionMeta:
         return msgspec.convert(fields, SessionMeta)
     except msgspec.ValidationError as error:
         raise StoreError(f"corrupt session metadata: {error}") from None
-
-
-# Stored times are seconds since the epoch; anything outside this range (and NaN or an
-# infinity, which no comparison would catch) was not written by sessionward.
-_TIME_BOUND = 1e15
 
 
 def stored_time(value: object, name: str) -> float:

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
@@ -176,12 +176,17 @@ def joined(first: bytes, value: bytes, rest: Mapping[bytes, bytes]) -> bytes:
     """
     if not rest:
         return value
-    parts = [value]
-    while (part := rest.get(chunk_name(first, len(parts)))) is not None:
-        parts.append(part)
-    if len(parts) != len(rest) + 1:
-        raise StoreError(f"a field {first.decode()}<n> out of turn")
-    return b"".join(parts)
+    count = len(rest)
+    names = _LATER_NAMES[first][:count] if count < _NAMED else [chunk_name(first, n) for n in range(1, count + 1)]
+    try:  # n fields named first1..firstn, all there: none is missing, so none is stray
+        return value + b"".join([rest[name] for name in names])
+    except KeyError:
+        raise StoreError(f"a field {first.decode()}<n> out of turn") from None
+
+
+# Read on every load of a compact session: the usual names are made once.
+_NAMED = 64
+_LATER_NAMES = {first: tuple(chunk_name(first, n) for n in range(1, _NAMED)) for first in (b"m", b"t")}
 
 
 def record_fields(record: SessionRecord, *, compact: bool = True) -> list[bytes | str]:
@@ -254,44 +259,32 @@ def decode_entry(
     """
     if not fields:
         return None
-    pairs_in: Iterable[tuple[bytes, bytes]]
+    hash_: dict[bytes, bytes]
     if isinstance(fields, list) and type(fields[0]) is bytes:
         items = iter(fields)
-        pairs_in = zip(items, items, strict=False)
+        hash_ = dict(zip(items, items, strict=False))
     else:
         mapping = pairs(fields) if isinstance(fields, list) else fields
         if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
             mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
-        pairs_in = cast(Mapping[bytes, bytes], mapping).items()
-    meta = expires = tomb = touched = sealed = tag = None
-    version, retain = b"0", b"0"
+        hash_ = dict(cast(Mapping[bytes, bytes], mapping))
+    # The fields sessionward writes by name, taken out; what is left is data (d:<name>),
+    # the later fields of a compact value (m1..., t1...) and anything else, ignored.
+    pop = hash_.pop
+    meta, expires, tomb, tag = pop(b"m", None), pop(b"e", None), pop(b"t", None), pop(b"u", None)
+    version, retain = pop(b"v", b"0"), pop(b"r", b"0")
+    touched, sealed = pop(b"a", None), pop(b"g", None)  # g: only in a script's reply (the seal's key)
     data: dict[str, JSONValue] = {}
     meta_rest: dict[bytes, bytes] = {}
     tomb_rest: dict[bytes, bytes] = {}
     try:
-        for name, value in pairs_in:
+        for name, value in hash_.items():
             if name[:_DATA_AT] == DATA_PREFIX:
                 data[name[_DATA_AT:].decode()] = orjson.loads(value)
-            elif name == b"m":
-                meta = value
             elif name[:1] == b"m":
                 meta_rest[name] = value
-            elif name == b"a":
-                touched = value
-            elif name == b"e":
-                expires = value
-            elif name == b"v":
-                version = value
-            elif name == b"r":
-                retain = value
-            elif name == b"t":
-                tomb = value
             elif name[:1] == b"t":
                 tomb_rest[name] = value
-            elif name == b"u":
-                tag = value
-            elif name == b"g":
-                sealed = value  # only in a script's reply: the seal's own key, joined
         if expires is None:
             raise StoreError("no expiry field")
         if tomb is not None:
