@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ast
 import io
+import subprocess
 import sys
 import tokenize
 from dataclasses import dataclass, field
@@ -313,7 +314,18 @@ def generate(output: Path) -> list[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(generate_module(source), encoding="utf-8")
         written.append(target)
+    format_as_the_project(written)
     return written
+
+
+def format_as_the_project(paths: list[Path]) -> None:
+    """Run ``ruff format`` (the project's settings) over ``paths``: removing ``async`` and
+    ``await`` shortens lines that the formatter would then join."""
+    command = [sys.executable, "-m", "ruff", "format", "--quiet", "--config", str(ROOT / "pyproject.toml")]
+    # Our own interpreter and the files this script just wrote: no outside input.
+    result = subprocess.run([*command, *map(str, paths)], capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise SystemExit(f"ruff format failed (is the dev group installed?):\n{result.stderr}")
 
 
 def stale(output: Path, fresh: Path) -> list[str]:

@@ -359,8 +359,6 @@ def _table(cls: type, rows: list[Setting], errors: list[str]) -> str:
     return "\n".join(out)
 
 
-
-
 def render_variables() -> str:
     """Return the Markdown table of every ``SESSIONWARD_*`` variable."""
     from sessionward.core.env import VARIABLES

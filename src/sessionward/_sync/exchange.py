@@ -692,9 +692,7 @@ class Exchange:
             return self.policy.creation is Creation.ALWAYS
         return self.touch_due or self.rotate_due or self.meta_dirty is not None
 
-    def _save_to_successor(
-        self, entry: Entry | None, written: dict[str, object], deleted: frozenset[str]
-    ) -> None:
+    def _save_to_successor(self, entry: Entry | None, written: dict[str, object], deleted: frozenset[str]) -> None:
         """Write this request's data changes where the session moved; never resurrect.
 
         The session moved (renewed or rotated by a concurrent request) or ended while this

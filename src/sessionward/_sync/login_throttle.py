@@ -115,9 +115,7 @@ class LoginThrottle:
                 raise LoginThrottledError(wait, subject.kind)
         return throttling.earlier_attempts(counted)
 
-    def failed(
-        self, username: str, client: ClientInfo, *, path: str | None = None, method: str | None = None
-    ) -> None:
+    def failed(self, username: str, client: ClientInfo, *, path: str | None = None, method: str | None = None) -> None:
         """Record that the attempt :meth:`check` let through failed (emits ``login_failed``).
 
         The attempt was already counted by :meth:`check`: this only reports it.

@@ -448,9 +448,7 @@ class RedisStore(SessionStore):
         Returns:
             The fields it held when it was live, else ``None``.
         """
-        previous = self._run_end(
-            key, tomb, only_existing=only_existing, discard=discard, unindex=True, owner=owner
-        )
+        previous = self._run_end(key, tomb, only_existing=only_existing, discard=discard, unindex=True, owner=owner)
         return pairs(previous) if previous else None
 
     def _run_end(

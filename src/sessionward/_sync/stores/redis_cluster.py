@@ -124,9 +124,7 @@ class RedisClusterStore(RedisStore):
         self, key: str, tomb: Tombstone, *, only_existing: bool = False, discard: bool = False, owner: str = ""
     ) -> dict[bytes, bytes] | None:
         """Tombstone ``key``, then take it out of its user's index: two steps, two slots."""
-        previous = self._run_end(
-            key, tomb, only_existing=only_existing, discard=discard, unindex=False, owner=owner
-        )
+        previous = self._run_end(key, tomb, only_existing=only_existing, discard=discard, unindex=False, owner=owner)
         if not previous:
             return None
         fields = pairs(previous)

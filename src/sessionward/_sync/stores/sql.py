@@ -245,9 +245,7 @@ class SqlStore(SessionStore):
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _run(
-        self, work: Callable[[Connection], T], *, read_only: bool = False, single: bool = False
-    ) -> T:
+    def _run(self, work: Callable[[Connection], T], *, read_only: bool = False, single: bool = False) -> T:
         """Run ``work`` in one transaction, under the timeout, retrying deadlocks.
 
         ``read_only`` work and ``single`` work (one statement that is safe to send twice)
@@ -296,9 +294,7 @@ class SqlStore(SessionStore):
             except (exc.TimeoutError, OSError) as error:
                 raise StoreUnavailableError(f"SQL store ({self.dialect}) unavailable: {brief(error)}") from error
 
-    def _transaction(
-        self, work: Callable[[Connection], T], read_only: bool, single: bool, progress: _Attempt, /
-    ) -> T:
+    def _transaction(self, work: Callable[[Connection], T], read_only: bool, single: bool, progress: _Attempt, /) -> T:
         """Run ``work``: a read or a single statement in autocommit, a write in one transaction.
 
         SQLite's writers, single statements included, queue on the write gate first.
@@ -462,9 +458,7 @@ class SqlStore(SessionStore):
                 return False
             changed = merged(data_from_json(row.data), update)
             version = stored_count(row.version, "version") + 1
-            connection.execute(
-                self._q.save_locked, common | {"p_data": dumps(changed).decode(), "p_version": version}
-            )
+            connection.execute(self._q.save_locked, common | {"p_data": dumps(changed).decode(), "p_version": version})
             return True
 
         return self._run(locked)
@@ -516,9 +510,7 @@ class SqlStore(SessionStore):
 
         return self._run(work)
 
-    def _claim(
-        self, connection: Connection, expect: Expected, record: SessionRecord, retire: Tombstone | None
-    ) -> bool:
+    def _claim(self, connection: Connection, expect: Expected, record: SessionRecord, retire: Tombstone | None) -> bool:
         """Make a move's first write only if its precondition holds; tell whether it did.
 
         One conditional ``UPDATE`` on the expected row: it retires the old key (a move to
