@@ -143,7 +143,7 @@ _NUMERIC_FIELDS = (b"e", b"v", b"r", b"a")
 
 @dataclass(frozen=True)
 class RedisCase:
-    """A session hash as Redis returns it (``shape``: flat list, bytes dict, or decoded text)."""
+    """A session hash as Redis returns it (``shape``: a flat list, or a dict)."""
 
     subject: Subject
     fields: tuple[tuple[bytes, bytes], ...]
@@ -230,9 +230,7 @@ def redis_cases(draw: st.DrawFn) -> RedisCase:
         fields = [(n, v) for n, v in fields if n != name]
         if action == "set":
             fields.append((name, draw(_redis_value(name))))
-    shape = draw(st.sampled_from(("flat", "dict", "text")))
-    if shape == "text" and not all(_utf8(n) and _utf8(v) for n, v in fields):
-        shape = "flat"
+    shape = draw(st.sampled_from(("flat", "dict")))
     original: Entry | None = None
     if fields == pristine:
         original = entry if with_seal or not isinstance(entry, Tombstone) else entry.unsealed()
@@ -249,13 +247,7 @@ def _utf8(raw: bytes) -> bool:
 
 def check_redis_case(case: RedisCase) -> None:
     """Decode the hash as the store does; the result must be well typed and engine-safe."""
-    given: Any
-    if case.shape == "flat":
-        given = [item for pair in case.fields for item in pair]
-    elif case.shape == "dict":
-        given = dict(case.fields)
-    else:
-        given = {name.decode(): value.decode() for name, value in case.fields}
+    given: Any = [item for pair in case.fields for item in pair] if case.shape == "flat" else dict(case.fields)
     try:
         entry = redis_layout.decode_entry(case.subject.key, given)
     except StoreError:

@@ -242,3 +242,69 @@ def test_an_unknown_record_format_is_refused() -> None:
 
     with pytest.raises(ValueError, match="record_format"):
         RedisStore(Redis(), record_format="pickle")
+
+
+async def test_a_session_of_thousands_of_fields_is_rewritten_compact_over_json(
+    stores: tuple[RedisStore, RedisStore],
+) -> None:
+    # Compact over JSON rewrites the whole hash; Lua's unpack() stops near 8,000 values,
+    # so a big session must be written back in batches, not fail every save from then on.
+    compact, as_json = stores
+    record = browser_record()
+    await as_json.establish(record)
+    data: dict[str, Any] = {}
+    for batch in range(5):
+        added = {f"k{batch}-{i}": i for i in range(1000)}
+        data.update(added)
+        only_data = Update(
+            set=added, delete=frozenset(), meta=record.meta, expires_at=record.expires_at, meta_changed=False
+        )
+        assert await as_json.save(record.key, only_data)
+    meta = replace(record.meta, last_access_at=NOW + 60)
+
+    assert await compact.save(record.key, touch(record, meta))
+
+    loaded = await compact.load(record.key, NOW + 61)
+    assert isinstance(loaded, SessionRecord)
+    assert loaded.meta == meta
+    assert loaded.data == {**data, "n": 2}
+    assert b"m1" in await fields_of(compact, record.key)
+
+
+async def test_a_user_name_of_thousands_of_metadata_fields_signs_in_and_ends(
+    stores: tuple[RedisStore, RedisStore],
+) -> None:
+    compact, _ = stores
+    user = "u" * 300_000  # about 4,700 fields of 64 bytes, in the metadata and the tombstone
+    record = browser_record(user)
+
+    await compact.establish(record)
+    assert await compact.load(record.key, NOW + 1) == record
+    tomb = Tombstone(key=record.key, reason=EndReason.LOGGED_OUT, user=user, ended_at=NOW + 2, expires_at=NOW + 3600)
+    await compact.end(tomb)
+    assert await compact.load(record.key, NOW + 3) == tomb
+
+
+async def test_a_far_absolute_deadline_reads_back_as_written(stores: tuple[RedisStore, RedisStore]) -> None:
+    # An absolute timeout of "never" (1e15 s) is finite: JSON kept it, so must the compact format.
+    compact, _ = stores
+    record = browser_record()
+    record = replace(record, meta=replace(record.meta, absolute_deadline=1e15))
+
+    await compact.establish(record)
+
+    assert await compact.load(record.key, NOW + 1) == record
+
+
+@pytest.mark.parametrize("kind", ["async", "blocking"])
+def test_a_client_that_decodes_replies_to_text_is_refused_at_once(kind: str) -> None:
+    # Compact records are binary: such a client would fail on every read, mid-request.
+    import redis
+    import redis.asyncio
+
+    from sessionward._sync.stores.redis import RedisStore as BlockingRedisStore
+
+    store_type: Any = RedisStore if kind == "async" else BlockingRedisStore
+    client: Any = (redis.asyncio.Redis if kind == "async" else redis.Redis)(decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        store_type(client)

@@ -21,6 +21,7 @@ strictness the session data rules rely on.
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -281,9 +282,10 @@ _TIME_BOUND = 1e15
 
 
 _PACKED_ENCODER = msgspec.msgpack.Encoder()
-# MessagePack holds NaN and the infinities, which JSON cannot: the bounds refuse them (as
-# stored_time does), checked by the decoder itself.
-_Time = Annotated[float, msgspec.Meta(gt=-_TIME_BOUND, lt=_TIME_BOUND)]
+# MessagePack holds NaN and the infinities, which JSON cannot: these bounds refuse them
+# (NaN fails every comparison), checked by the decoder itself. Any finite time passes, as
+# in JSON: a far deadline (an absolute timeout of "never") must read back as written.
+_Time = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 # SessionMeta's fields in their order: created_at, last_access_at, rotated_at, absolute_deadline,
 # user, auth_at, elevated_until, ip, user_agent, binding, csrf_token.
 _PACKED_DECODER = msgspec.msgpack.Decoder(

@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from msgspec.structs import asdict, replace
@@ -243,31 +243,21 @@ def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
-def decode_entry(
-    key: str, fields: list[bytes] | Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]
-) -> Entry | None:
+def decode_entry(key: str, fields: list[bytes] | Mapping[bytes, bytes]) -> Entry | None:
     """Decode a session hash into a record or tombstone; ``None`` if the hash is empty.
 
     Args:
         key: The session's storage key.
         fields: The hash as a mapping (``HGETALL`` in RESP3, redis-py's ``hgetall``) or
-            flat, name after value (``HGETALL`` in RESP2, the scripts' replies): the hot
-            path decodes that without building a dict first.
+            flat, name after value (``HGETALL`` in RESP2, the scripts' replies), as bytes:
+            the stores refuse clients that decode replies to text.
 
     Raises:
         StoreError: the hash is corrupt (then the caller treats the session as invalid).
     """
     if not fields:
         return None
-    hash_: dict[bytes, bytes]
-    if isinstance(fields, list) and type(fields[0]) is bytes:
-        items = iter(fields)
-        hash_ = dict(zip(items, items, strict=False))
-    else:
-        mapping = pairs(fields) if isinstance(fields, list) else fields
-        if type(next(iter(mapping))) is not bytes:  # a client that decodes replies to text
-            mapping = {_raw(name): _raw(value) for name, value in mapping.items()}
-        hash_ = dict(cast(Mapping[bytes, bytes], mapping))
+    hash_ = pairs(fields) if isinstance(fields, list) else dict(fields)
     # The fields sessionward writes by name, taken out; what is left is data (d:<name>),
     # the later fields of a compact value (m1..., t1...) and anything else, ignored.
     pop = hash_.pop

@@ -17,7 +17,19 @@ from __future__ import annotations
 
 from sessionward.stores._redis_layout import CHUNK_BYTES, TTL_SLACK_MS
 
-LIBRARY = f"""
+# Lua's unpack() stops near 8,000 values: a command is sent in batches of this many
+# arguments, so no hash is too big to write (a session's data, a huge user name).
+WRITE_IN_BATCHES = """
+local function batched(command, key, flat, first, last)
+  for i = first, last, 1000 do
+    redis.call(command, key, unpack(flat, i, math.min(i + 999, last)))
+  end
+end
+"""
+
+LIBRARY = (
+    WRITE_IN_BATCHES
+    + f"""
 local P = ARGV[1]
 local SLACK = {TTL_SLACK_MS}
 local CHUNK = {CHUNK_BYTES}
@@ -95,7 +107,10 @@ local function end_session(s, h, key, tomb, tomb_e, ttl, only_existing, discard)
     redis.call('DEL', s)
   end
   if redis.pcall('GET', h) == key then redis.call('DEL', h) end
-  redis.call('HSET', s, 'e', tomb_e, unpack(tomb_fields(tomb)))
+  local fields = tomb_fields(tomb)
+  fields[#fields + 1] = 'e'
+  fields[#fields + 1] = tomb_e
+  batched('HSET', s, fields, 1, #fields)
   redis.call('PEXPIRE', s, ttl)
   -- A move (renewal, rotation) keeps the handle: revoking it still reaches the successor.
   if names_successor(tomb) then redis.call('SET', h, key, 'PX', ttl) end
@@ -132,7 +147,7 @@ local function write_session(s, h, key, ttl, fields)
   local prev_tag = false
   if redis.call('TYPE', s)['ok'] == 'hash' then prev_tag = redis.call('HGET', s, 'u') end
   redis.call('DEL', s)
-  redis.call('HSET', s, unpack(fields))
+  batched('HSET', s, fields, 1, #fields)
   redis.call('PEXPIRE', s, ttl)
   redis.call('SET', h, key, 'PX', ttl)
   return prev_tag
@@ -173,10 +188,13 @@ local function admit(u, ux, now, maxn, prevent, key, created, deadline, skip, de
   return victims
 end
 """
+)
 
-SAVE = """
--- The hot write path: it needs none of LIBRARY's helpers, so Redis does not define them
--- on every call. KEYS: session, handle. ARGV: P, n meta (0 when unchanged), expires,
+SAVE = (
+    WRITE_IN_BATCHES
+    + """
+-- The hot write path: it needs none of LIBRARY's other helpers, so Redis does not define
+-- them on every call. KEYS: session, handle. ARGV: P, n meta (0 when unchanged), expires,
 -- retain until, ttl, bump version (0/1), n set, then n meta pairs (metadata fields 'm',
 -- 'm1'...), n set pairs (data fields) and the data fields to delete. With the metadata
 -- unchanged only the data fields move (expiry and TTL stay). Writes only into a live
@@ -195,7 +213,7 @@ if nmeta > 0 and string.byte(ARGV[9], 1) == 1 and string.byte(redis.call('HGET',
     end
   end
   redis.call('DEL', KEYS[1])
-  if #kept > 0 then redis.call('HSET', KEYS[1], unpack(kept)) end
+  batched('HSET', KEYS[1], kept, 1, #kept)
 end
 local fields = {}
 for i = 8, first_delete - 1 do fields[#fields + 1] = ARGV[i] end
@@ -205,8 +223,8 @@ if nmeta > 0 then
   fields[#fields + 1] = 'r'
   fields[#fields + 1] = ARGV[4]
 end
-if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if #ARGV >= first_delete then redis.call('HDEL', KEYS[1], unpack(ARGV, first_delete)) end
+batched('HSET', KEYS[1], fields, 1, #fields)
+batched('HDEL', KEYS[1], ARGV, first_delete, #ARGV)
 if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], 'v', 1) end
 if nmeta > 0 then
   -- Metadata fields past the new last one belonged to longer metadata: they go. 'a' and
@@ -219,6 +237,7 @@ if nmeta > 0 then
 end
 return 1
 """
+)
 
 END = (
     LIBRARY

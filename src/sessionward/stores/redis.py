@@ -142,7 +142,7 @@ class RedisStore(SessionStore):
 
     Raises:
         TypeError: the client is a Redis Cluster client.
-        ValueError: ``record_format`` is neither.
+        ValueError: ``record_format`` is neither, or the client decodes replies to text.
     """
 
     cluster: ClassVar[bool] = False
@@ -156,6 +156,9 @@ class RedisStore(SessionStore):
             raise TypeError(f"{type(self).__name__} cannot use a {type(client).__name__} client; use {wanted}")
         if record_format not in RECORD_FORMATS:
             raise ValueError(f"record_format must be one of {', '.join(RECORD_FORMATS)}, not {record_format!r}")
+        if client.get_encoder().decode_responses:
+            # Compact records are binary: a client decoding replies to text fails on them.
+            raise ValueError(f"{type(self).__name__} needs a client made with decode_responses=False")
         self.client = client
         self.prefix = check_prefix(key_prefix)
         self.record_format = record_format

@@ -82,6 +82,7 @@ class RedisClusterStore(RedisStore):
 
     Raises:
         TypeError: the client is not a Redis Cluster client.
+        ValueError: ``record_format`` is neither, or the client decodes replies to text.
     """
 
     cluster: ClassVar[bool] = True
