@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import orjson
@@ -275,13 +275,8 @@ def meta_from_json(data: bytes | str) -> SessionMeta:
 
 PACKED_MARK = b"\x01"
 """The first byte of :func:`meta_to_packed`'s and :func:`tombstone_to_packed`'s output; JSON starts with ``{``."""
-
-# Stored times are seconds since the epoch; anything outside this range (and NaN or an
-# infinity, which no comparison would catch) was not written by sessionward.
-_TIME_BOUND = 1e15
-
-
 _PACKED_ENCODER = msgspec.msgpack.Encoder()
+_Items = TypeVar("_Items")
 # MessagePack holds NaN and the infinities, which JSON cannot: these bounds refuse them
 # (NaN fails every comparison), checked by the decoder itself. Any finite time passes, as
 # in JSON: a far deadline (an absolute timeout of "never") must read back as written.
@@ -329,16 +324,21 @@ def meta_to_packed(meta: SessionMeta) -> bytes:
     )
 
 
+def _unpacked(data: bytes, decoder: msgspec.msgpack.Decoder[_Items], what: str) -> _Items:
+    """Decode the array behind :data:`PACKED_MARK`; :class:`StoreError` naming ``what`` if corrupt."""
+    if data[:1] != PACKED_MARK:
+        raise StoreError(f"corrupt {what}: unknown format {_shown(data[:1])}")
+    try:
+        return decoder.decode(data[1:])
+    except (msgspec.DecodeError, UnicodeError) as error:  # ValidationError included: a field of the wrong type
+        raise StoreError(f"corrupt {what}: {error}") from None
+
+
 def meta_from_packed(data: bytes) -> SessionMeta:
     """Decode :func:`meta_to_packed`'s output; raise :class:`StoreError` if it is corrupt."""
-    if data[:1] != PACKED_MARK:
-        raise StoreError(f"corrupt session metadata: unknown format {_shown(data[:1])}")
-    try:
-        created, accessed, rotated, deadline, user, auth, elevated, ip, agent, binding, csrf = _PACKED_DECODER.decode(
-            data[1:]
-        )
-    except (msgspec.DecodeError, UnicodeError) as error:  # ValidationError included: a time out of bounds
-        raise StoreError(f"corrupt session metadata: {error}") from None
+    created, accessed, rotated, deadline, user, auth, elevated, ip, agent, binding, csrf = _unpacked(
+        data, _PACKED_DECODER, "session metadata"
+    )
     return SessionMeta(
         created_at=created,
         last_access_at=accessed,
@@ -375,12 +375,7 @@ def tombstone_to_packed(tomb: Tombstone) -> bytes:
 
 def tombstone_from_packed(data: bytes, key: str) -> Tombstone:
     """Decode :func:`tombstone_to_packed`'s output as the tombstone of ``key``; :class:`StoreError` if corrupt."""
-    if data[:1] != PACKED_MARK:
-        raise StoreError(f"corrupt tombstone: unknown format {_shown(data[:1])}")
-    try:
-        successor, reason, user, ended, expires, grace = _PACKED_TOMBSTONE_DECODER.decode(data[1:])
-    except (msgspec.DecodeError, UnicodeError) as error:  # ValidationError included
-        raise StoreError(f"corrupt tombstone: {error}") from None
+    successor, reason, user, ended, expires, grace = _unpacked(data, _PACKED_TOMBSTONE_DECODER, "tombstone")
     return Tombstone(
         key=key,
         reason=reason,
@@ -443,6 +438,11 @@ def meta_from_fields(fields: object) -> SessionMeta:
         return msgspec.convert(fields, SessionMeta)
     except msgspec.ValidationError as error:
         raise StoreError(f"corrupt session metadata: {error}") from None
+
+
+# Stored times are seconds since the epoch; anything outside this range (and NaN or an
+# infinity, which no comparison would catch) was not written by sessionward.
+_TIME_BOUND = 1e15
 
 
 def stored_time(value: object, name: str) -> float:

@@ -229,18 +229,10 @@ def glob_escape(pattern_text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in pattern_text)
 
 
-def _raw(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
-
-
 def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     """Turn a flat HGETALL-style list (as a Lua script returns it) into a dict."""
-    if flat and type(flat[0]) is bytes:
-        # The common case: a client's replies are all bytes (never decoded to text) or all
-        # text, so the first tells; no copy per item.
-        items = iter(flat)
-        return dict(zip(items, items, strict=False))
-    return {_raw(flat[i]): _raw(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+    items = iter(flat)  # bytes: the stores refuse clients that decode replies to text
+    return dict(zip(items, items, strict=False))
 
 
 def decode_entry(key: str, fields: list[bytes] | Mapping[bytes, bytes]) -> Entry | None:

@@ -67,7 +67,6 @@ from sessionward.stores._redis_layout import (
     session_key,
     text,
     tomb_args,
-    tombstone_value,
     ttl_ms,
     user_keys,
     user_tag,
@@ -161,7 +160,6 @@ class RedisStore(SessionStore):
             raise ValueError(f"{type(self).__name__} needs a client made with decode_responses=False")
         self.client = client
         self.prefix = check_prefix(key_prefix)
-        self.record_format = record_format
         self.compact = record_format == "compact"
         self._ready = True
         register = client.register_script
@@ -465,9 +463,7 @@ class RedisStore(SessionStore):
         args: list[Arg] = [
             self.prefix,
             key,
-            tombstone_value(tomb.unsealed(), compact=self.compact),
-            number(tomb.expires_at),
-            ttl_ms(tomb.expires_at, tomb.ended_at),
+            *tomb_args(tomb.unsealed(), compact=self.compact),
             "1" if unindex else "0",
             "1" if only_existing else "0",
             *seal_args(tomb),
